@@ -1,0 +1,377 @@
+// f32 kernels for the float decoder: GEMM/GEMV, elementwise ops, LayerNorm, softmax, gather, argmax.
+// Row-major throughout; leading dimensions (lda, ldb, ldc) are in elements. Twins: src/ref/f32.ts.
+
+import { madd, hsum } from './simd';
+
+// ---------------------------------------------------------------------------------------------
+// GEMM, B transposed ("NT"): C[m, n] = Σ_k A[m, k] · B[n, k] (+ bias[n]).
+// This is the Linear layer with HF weights [out, in], and Q·Kᵀ in attention.
+// Micro-kernel: 2 rows of A × 4 rows of B, dot-product form, 8 v128 accumulators (plus 6 loaded
+// vectors = 14 of x64's 16 xmm registers). Lane layout per accumulator: lanes hold partial sums of
+// k ≡ 0,1,2,3 (mod 4); one horizontal sum at the end. N is blocked so a block of B stays in L2.
+// ---------------------------------------------------------------------------------------------
+
+const L2_BLOCK_BYTES: i32 = 256 * 1024;
+
+/** Dot product of `K` floats at a and b (SIMD main loop + shared scalar tail). */
+// @ts-ignore: decorator
+@inline function dot(a: usize, b: usize, K: i32): f32 {
+  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
+  let k = 0;
+  for (; k + 8 <= K; k += 8) {
+    const o = <usize>k << 2;
+    acc0 = madd(v128.load(a + o), v128.load(b + o), acc0);
+    acc1 = madd(v128.load(a + o + 16), v128.load(b + o + 16), acc1);
+  }
+  for (; k + 4 <= K; k += 4) {
+    const o = <usize>k << 2;
+    acc0 = madd(v128.load(a + o), v128.load(b + o), acc0);
+  }
+  let s = hsum(f32x4.add(acc0, acc1));
+  for (; k < K; k++) s += load<f32>(a + (<usize>k << 2)) * load<f32>(b + (<usize>k << 2));
+  return s;
+}
+
+// @ts-ignore: decorator
+@inline function biasAt(bias: usize, n: i32): f32 {
+  return bias ? load<f32>(bias + (<usize>n << 2)) : 0;
+}
+
+/** One row of A against 4 rows of B. */
+// @ts-ignore: decorator
+@inline function nt1x4(a: usize, b0: usize, ldb4: usize, K: i32, c: usize, bias: usize, n: i32): void {
+  const b1 = b0 + ldb4, b2 = b1 + ldb4, b3 = b2 + ldb4;
+  let c0 = f32x4.splat(0), c1 = f32x4.splat(0), c2 = f32x4.splat(0), c3 = f32x4.splat(0);
+  let k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const o = <usize>k << 2;
+    const x = v128.load(a + o);
+    c0 = madd(x, v128.load(b0 + o), c0);
+    c1 = madd(x, v128.load(b1 + o), c1);
+    c2 = madd(x, v128.load(b2 + o), c2);
+    c3 = madd(x, v128.load(b3 + o), c3);
+  }
+  let s0 = hsum(c0), s1 = hsum(c1), s2 = hsum(c2), s3 = hsum(c3);
+  for (; k < K; k++) {
+    const o = <usize>k << 2;
+    const x = load<f32>(a + o);
+    s0 += x * load<f32>(b0 + o);
+    s1 += x * load<f32>(b1 + o);
+    s2 += x * load<f32>(b2 + o);
+    s3 += x * load<f32>(b3 + o);
+  }
+  store<f32>(c, s0 + biasAt(bias, n));
+  store<f32>(c, s1 + biasAt(bias, n + 1), 4);
+  store<f32>(c, s2 + biasAt(bias, n + 2), 8);
+  store<f32>(c, s3 + biasAt(bias, n + 3), 12);
+}
+
+/** Two rows of A against 4 rows of B. */
+// @ts-ignore: decorator
+@inline function nt2x4(a0: usize, a1: usize, b0: usize, ldb4: usize, K: i32, c0p: usize, c1p: usize, bias: usize, n: i32): void {
+  const b1 = b0 + ldb4, b2 = b1 + ldb4, b3 = b2 + ldb4;
+  let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c02 = f32x4.splat(0), c03 = f32x4.splat(0);
+  let c10 = f32x4.splat(0), c11 = f32x4.splat(0), c12 = f32x4.splat(0), c13 = f32x4.splat(0);
+  let k = 0;
+  for (; k + 4 <= K; k += 4) {
+    const o = <usize>k << 2;
+    const x0 = v128.load(a0 + o), x1 = v128.load(a1 + o);
+    let w = v128.load(b0 + o);
+    c00 = madd(x0, w, c00); c10 = madd(x1, w, c10);
+    w = v128.load(b1 + o);
+    c01 = madd(x0, w, c01); c11 = madd(x1, w, c11);
+    w = v128.load(b2 + o);
+    c02 = madd(x0, w, c02); c12 = madd(x1, w, c12);
+    w = v128.load(b3 + o);
+    c03 = madd(x0, w, c03); c13 = madd(x1, w, c13);
+  }
+  let s00 = hsum(c00), s01 = hsum(c01), s02 = hsum(c02), s03 = hsum(c03);
+  let s10 = hsum(c10), s11 = hsum(c11), s12 = hsum(c12), s13 = hsum(c13);
+  for (; k < K; k++) {
+    const o = <usize>k << 2;
+    const x0 = load<f32>(a0 + o), x1 = load<f32>(a1 + o);
+    const w0 = load<f32>(b0 + o), w1 = load<f32>(b1 + o), w2 = load<f32>(b2 + o), w3 = load<f32>(b3 + o);
+    s00 += x0 * w0; s01 += x0 * w1; s02 += x0 * w2; s03 += x0 * w3;
+    s10 += x1 * w0; s11 += x1 * w1; s12 += x1 * w2; s13 += x1 * w3;
+  }
+  const bb0 = biasAt(bias, n), bb1 = biasAt(bias, n + 1), bb2 = biasAt(bias, n + 2), bb3 = biasAt(bias, n + 3);
+  store<f32>(c0p, s00 + bb0); store<f32>(c0p, s01 + bb1, 4); store<f32>(c0p, s02 + bb2, 8); store<f32>(c0p, s03 + bb3, 12);
+  store<f32>(c1p, s10 + bb0); store<f32>(c1p, s11 + bb1, 4); store<f32>(c1p, s12 + bb2, 8); store<f32>(c1p, s13 + bb3, 12);
+}
+
+/** C[M,N] = A[M,K]·B[N,K]ᵀ (+ bias[N]); bias = 0 means none. Leading dims in elements. */
+export function sgemm_nt(M: i32, N: i32, K: i32, a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, bias: usize): void {
+  const lda4 = <usize>lda << 2, ldb4 = <usize>ldb << 2, ldc4 = <usize>ldc << 2;
+  let nc = (L2_BLOCK_BYTES / max(1, K * 4)) & ~3;
+  if (nc < 4) nc = 4;
+  for (let n0 = 0; n0 < N; n0 += nc) {
+    const n1 = min(N, n0 + nc);
+    let m = 0;
+    for (; m + 2 <= M; m += 2) {
+      const a0 = a + <usize>m * lda4, a1 = a0 + lda4;
+      const c0 = c + <usize>m * ldc4, c1 = c0 + ldc4;
+      let n = n0;
+      for (; n + 4 <= n1; n += 4) nt2x4(a0, a1, b + <usize>n * ldb4, ldb4, K, c0 + (<usize>n << 2), c1 + (<usize>n << 2), bias, n);
+      for (; n < n1; n++) {
+        const bn = b + <usize>n * ldb4, bv = biasAt(bias, n);
+        store<f32>(c0 + (<usize>n << 2), dot(a0, bn, K) + bv);
+        store<f32>(c1 + (<usize>n << 2), dot(a1, bn, K) + bv);
+      }
+    }
+    for (; m < M; m++) {
+      const a0 = a + <usize>m * lda4, c0 = c + <usize>m * ldc4;
+      let n = n0;
+      for (; n + 4 <= n1; n += 4) nt1x4(a0, b + <usize>n * ldb4, ldb4, K, c0 + (<usize>n << 2), bias, n);
+      for (; n < n1; n++) store<f32>(c0 + (<usize>n << 2), dot(a0, b + <usize>n * ldb4, K) + biasAt(bias, n));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// GEMM, B not transposed ("NN"): C[m, n] = Σ_k A[m, k] · B[k, n] (+ bias[n]).
+// Used for probabilities·V in attention and for general Tensor.matmul. Outer-product form:
+// 4 rows × 8 columns, 8 accumulators; per k two vector loads of B and four splats of A.
+// ---------------------------------------------------------------------------------------------
+
+export function sgemm_nn(M: i32, N: i32, K: i32, a: usize, lda: i32, b: usize, ldb: i32, c: usize, ldc: i32, bias: usize): void {
+  const lda4 = <usize>lda << 2, ldb4 = <usize>ldb << 2, ldc4 = <usize>ldc << 2;
+  let m = 0;
+  for (; m + 4 <= M; m += 4) {
+    const a0 = a + <usize>m * lda4, a1 = a0 + lda4, a2 = a1 + lda4, a3 = a2 + lda4;
+    const r0 = c + <usize>m * ldc4, r1 = r0 + ldc4, r2 = r1 + ldc4, r3 = r2 + ldc4;
+    let n = 0;
+    for (; n + 8 <= N; n += 8) {
+      let c00 = f32x4.splat(0), c01 = f32x4.splat(0), c10 = f32x4.splat(0), c11 = f32x4.splat(0);
+      let c20 = f32x4.splat(0), c21 = f32x4.splat(0), c30 = f32x4.splat(0), c31 = f32x4.splat(0);
+      let bp = b + (<usize>n << 2);
+      for (let k = 0; k < K; k++, bp += ldb4) {
+        const o = <usize>k << 2;
+        const w0 = v128.load(bp), w1 = v128.load(bp, 16);
+        let s = v128.load32_splat(a0 + o);
+        c00 = madd(s, w0, c00); c01 = madd(s, w1, c01);
+        s = v128.load32_splat(a1 + o);
+        c10 = madd(s, w0, c10); c11 = madd(s, w1, c11);
+        s = v128.load32_splat(a2 + o);
+        c20 = madd(s, w0, c20); c21 = madd(s, w1, c21);
+        s = v128.load32_splat(a3 + o);
+        c30 = madd(s, w0, c30); c31 = madd(s, w1, c31);
+      }
+      let bv0 = f32x4.splat(0), bv1 = f32x4.splat(0);
+      if (bias) { bv0 = v128.load(bias + (<usize>n << 2)); bv1 = v128.load(bias + (<usize>n << 2), 16); }
+      const o = <usize>n << 2;
+      v128.store(r0 + o, f32x4.add(c00, bv0)); v128.store(r0 + o, f32x4.add(c01, bv1), 16);
+      v128.store(r1 + o, f32x4.add(c10, bv0)); v128.store(r1 + o, f32x4.add(c11, bv1), 16);
+      v128.store(r2 + o, f32x4.add(c20, bv0)); v128.store(r2 + o, f32x4.add(c21, bv1), 16);
+      v128.store(r3 + o, f32x4.add(c30, bv0)); v128.store(r3 + o, f32x4.add(c31, bv1), 16);
+    }
+    for (; n < N; n++) {
+      let s0: f32 = 0, s1: f32 = 0, s2: f32 = 0, s3: f32 = 0;
+      let bp = b + (<usize>n << 2);
+      for (let k = 0; k < K; k++, bp += ldb4) {
+        const w = load<f32>(bp), o = <usize>k << 2;
+        s0 += load<f32>(a0 + o) * w; s1 += load<f32>(a1 + o) * w;
+        s2 += load<f32>(a2 + o) * w; s3 += load<f32>(a3 + o) * w;
+      }
+      const bv = biasAt(bias, n), o = <usize>n << 2;
+      store<f32>(r0 + o, s0 + bv); store<f32>(r1 + o, s1 + bv);
+      store<f32>(r2 + o, s2 + bv); store<f32>(r3 + o, s3 + bv);
+    }
+  }
+  for (; m < M; m++) {
+    const a0 = a + <usize>m * lda4, r0 = c + <usize>m * ldc4;
+    let n = 0;
+    for (; n + 8 <= N; n += 8) {
+      let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
+      let bp = b + (<usize>n << 2);
+      for (let k = 0; k < K; k++, bp += ldb4) {
+        const s = v128.load32_splat(a0 + (<usize>k << 2));
+        c00 = madd(s, v128.load(bp), c00);
+        c01 = madd(s, v128.load(bp, 16), c01);
+      }
+      let bv0 = f32x4.splat(0), bv1 = f32x4.splat(0);
+      if (bias) { bv0 = v128.load(bias + (<usize>n << 2)); bv1 = v128.load(bias + (<usize>n << 2), 16); }
+      v128.store(r0 + (<usize>n << 2), f32x4.add(c00, bv0));
+      v128.store(r0 + (<usize>n << 2), f32x4.add(c01, bv1), 16);
+    }
+    for (; n < N; n++) {
+      let s: f32 = 0;
+      let bp = b + (<usize>n << 2);
+      for (let k = 0; k < K; k++, bp += ldb4) s += load<f32>(a0 + (<usize>k << 2)) * load<f32>(bp);
+      store<f32>(r0 + (<usize>n << 2), s + biasAt(bias, n));
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Elementwise
+// ---------------------------------------------------------------------------------------------
+
+export function add_f32(n: i32, a: usize, b: usize, out: usize): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, f32x4.add(v128.load(a + o), v128.load(b + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(out + o, load<f32>(a + o) + load<f32>(b + o));
+  }
+}
+
+export function mul_f32(n: i32, a: usize, b: usize, out: usize): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, f32x4.mul(v128.load(a + o), v128.load(b + o)));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    store<f32>(out + o, load<f32>(a + o) * load<f32>(b + o));
+  }
+}
+
+/** out[r, c] = x[r, c] + row[c] (bias add / broadcast over rows). */
+export function add_row_f32(rows: i32, cols: i32, x: usize, row: usize, out: usize): void {
+  for (let r = 0; r < rows; r++) {
+    const off = <usize>r * (<usize>cols << 2);
+    add_f32(cols, x + off, row, out + off);
+  }
+}
+
+/** ReLU: max(x, 0). NaN propagates (f32x4.max returns NaN if either lane is NaN), like torch.relu. */
+export function relu_f32(n: i32, x: usize, out: usize): void {
+  const z = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = <usize>i << 2;
+    v128.store(out + o, f32x4.max(v128.load(x + o), z));
+  }
+  for (; i < n; i++) {
+    const o = <usize>i << 2;
+    const v = load<f32>(x + o);
+    store<f32>(out + o, v != v ? v : (v > 0 ? v : 0));
+  }
+}
+
+/**
+ * erf(x) in f64: Numerical Recipes' erfc Chebyshev fit (fractional error < 1.2e-7),
+ * the same formula as the TS twin in src/ref/f32.ts.
+ */
+function erf64(x: f64): f64 {
+  const z = Math.abs(x);
+  const t = 1.0 / (1.0 + 0.5 * z);
+  const r = t * Math.exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+    t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+    t * (-0.82215223 + t * 0.17087277)))))))));
+  return x >= 0 ? 1.0 - r : r - 1.0;
+}
+
+/** GELU (exact, erf form, PyTorch's default): 0.5 · x · (1 + erf(x / √2)). */
+export function gelu_f32(n: i32, x: usize, out: usize): void {
+  for (let i = 0; i < n; i++) {
+    const o = <usize>i << 2;
+    const v = <f64>load<f32>(x + o);
+    store<f32>(out + o, <f32>(0.5 * v * (1.0 + erf64(v * 0.7071067811865476))));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// LayerNorm over the last dim: y = (x − mean) / sqrt(var + eps) · gamma + beta, biased variance
+// (torch.nn.functional.layer_norm). gamma/beta = 0 means none. Two passes: mean, then Σ(x−mean)².
+// ---------------------------------------------------------------------------------------------
+
+export function layer_norm_f32(rows: i32, cols: i32, x: usize, gamma: usize, beta: usize, eps: f32, out: usize): void {
+  const inv = <f32>1.0 / <f32>cols;
+  for (let r = 0; r < rows; r++) {
+    const xr = x + <usize>r * (<usize>cols << 2), yr = out + <usize>r * (<usize>cols << 2);
+    let acc = f32x4.splat(0);
+    let i = 0;
+    for (; i + 4 <= cols; i += 4) acc = f32x4.add(acc, v128.load(xr + (<usize>i << 2)));
+    let s = hsum(acc);
+    for (; i < cols; i++) s += load<f32>(xr + (<usize>i << 2));
+    const mean = s * inv;
+    const mv = f32x4.splat(mean);
+    acc = f32x4.splat(0);
+    i = 0;
+    for (; i + 4 <= cols; i += 4) {
+      const d = f32x4.sub(v128.load(xr + (<usize>i << 2)), mv);
+      acc = madd(d, d, acc);
+    }
+    let ss = hsum(acc);
+    for (; i < cols; i++) { const d = load<f32>(xr + (<usize>i << 2)) - mean; ss += d * d; }
+    const rstd = <f32>1.0 / Mathf.sqrt(ss * inv + eps);
+    const rv = f32x4.splat(rstd);
+    i = 0;
+    for (; i + 4 <= cols; i += 4) {
+      const o = <usize>i << 2;
+      let y = f32x4.mul(f32x4.sub(v128.load(xr + o), mv), rv);
+      if (gamma) y = f32x4.mul(y, v128.load(gamma + o));
+      if (beta) y = f32x4.add(y, v128.load(beta + o));
+      v128.store(yr + o, y);
+    }
+    for (; i < cols; i++) {
+      const o = <usize>i << 2;
+      let y = (load<f32>(xr + o) - mean) * rstd;
+      if (gamma) y *= load<f32>(gamma + o);
+      if (beta) y += load<f32>(beta + o);
+      store<f32>(yr + o, y);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Softmax over the last dim, optionally causal: with causal >= 0, row r keeps columns
+// c <= r + causal and writes 0 to the rest (so r + causal is the last visible key position).
+// Max-subtracted; a fully masked row is impossible (column 0 is always visible when causal >= 0).
+// ---------------------------------------------------------------------------------------------
+
+export function softmax_f32(rows: i32, cols: i32, x: usize, out: usize, causal: i32): void {
+  for (let r = 0; r < rows; r++) {
+    const xr = x + <usize>r * (<usize>cols << 2), yr = out + <usize>r * (<usize>cols << 2);
+    const n = causal < 0 ? cols : min(cols, r + causal + 1);
+    let mx: f32 = -Infinity;
+    for (let i = 0; i < n; i++) {
+      const v = load<f32>(xr + (<usize>i << 2));
+      if (v > mx || v != v) mx = v;
+    }
+    let s: f32 = 0;
+    for (let i = 0; i < n; i++) {
+      const e = Mathf.exp(load<f32>(xr + (<usize>i << 2)) - mx);
+      store<f32>(yr + (<usize>i << 2), e);
+      s += e;
+    }
+    const inv = <f32>1.0 / s;
+    for (let i = 0; i < n; i++) store<f32>(yr + (<usize>i << 2), load<f32>(yr + (<usize>i << 2)) * inv);
+    for (let i = n; i < cols; i++) store<f32>(yr + (<usize>i << 2), 0);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gather and argmax
+// ---------------------------------------------------------------------------------------------
+
+/** out[i, :] = table[ids[i], :]. Ids are validated by the TS caller. */
+export function gather_rows_f32(n: i32, dim: i32, table: usize, ids: usize, out: usize): void {
+  const rowBytes = <usize>dim << 2;
+  for (let i = 0; i < n; i++) {
+    const id = load<i32>(ids + (<usize>i << 2));
+    memory.copy(out + <usize>i * rowBytes, table + <usize>id * rowBytes, rowBytes);
+  }
+}
+
+/** out[r] = index of the first maximum of row r; a NaN counts as the maximum (torch.argmax). */
+export function argmax_f32(rows: i32, cols: i32, x: usize, out: usize): void {
+  for (let r = 0; r < rows; r++) {
+    const xr = x + <usize>r * (<usize>cols << 2);
+    let best = 0;
+    let bv = load<f32>(xr);
+    if (bv == bv) {
+      for (let i = 1; i < cols; i++) {
+        const v = load<f32>(xr + (<usize>i << 2));
+        if (v != v) { best = i; break; }
+        if (v > bv) { bv = v; best = i; }
+      }
+    }
+    store<i32>(out + (<usize>r << 2), best);
+  }
+}

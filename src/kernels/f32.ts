@@ -1,0 +1,114 @@
+// The f32 kernel family: signatures and argument checks. Twins: assembly/f32.ts (WASM),
+// src/ref/f32.ts (plain TS), src/wasm/f32.ts (marshalling).
+
+import { LowbitError } from '../errors.js';
+import { checkDims, checkGemm, checkLen } from './check.js';
+
+/** f32 kernels for the float decoder (twins: assembly/f32.ts, src/ref/f32.ts). */
+export interface F32Kernels {
+  /** C[M,N] = A[M,K] · B[N,K]ᵀ (+ bias[N]). Leading dimensions in elements. */
+  sgemmNT(M: number, N: number, K: number, a: Float32Array, lda: number, b: Float32Array, ldb: number,
+    c: Float32Array, ldc: number, bias: Float32Array | null): void;
+  /** C[M,N] = A[M,K] · B[K,N] (+ bias[N]). Leading dimensions in elements. */
+  sgemmNN(M: number, N: number, K: number, a: Float32Array, lda: number, b: Float32Array, ldb: number,
+    c: Float32Array, ldc: number, bias: Float32Array | null): void;
+
+  /** out = a + b, elementwise over n. */
+  add(n: number, a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /** out = a · b, elementwise over n. */
+  mul(n: number, a: Float32Array, b: Float32Array, out: Float32Array): void;
+  /** out[r, c] = x[r, c] + row[c]. */
+  addRow(rows: number, cols: number, x: Float32Array, row: Float32Array, out: Float32Array): void;
+  /** out = max(x, 0); NaN propagates. */
+  relu(n: number, x: Float32Array, out: Float32Array): void;
+  /** out = 0.5 x (1 + erf(x/√2)). */
+  gelu(n: number, x: Float32Array, out: Float32Array): void;
+  /** Row-wise LayerNorm, biased variance, eps inside the sqrt (torch.nn.functional.layer_norm). */
+  layerNorm(rows: number, cols: number, x: Float32Array, gamma: Float32Array | null, beta: Float32Array | null,
+    eps: number, out: Float32Array): void;
+  /** Row-wise softmax. causal >= 0 keeps columns c <= r + causal and zeroes the rest; causal < 0: no mask. */
+  softmax(rows: number, cols: number, x: Float32Array, out: Float32Array, causal: number): void;
+  /** out[i, :] = table[ids[i], :]. */
+  gatherRows(n: number, dim: number, table: Float32Array, ids: Int32Array, out: Float32Array): void;
+  /** out[r] = first index of the maximum of row r (a NaN counts as the maximum). */
+  argmax(rows: number, cols: number, x: Float32Array, out: Int32Array): void;
+}
+
+
+function checkUnary(kernel: string, n: number, x: Float32Array, out: Float32Array): void {
+  checkDims(kernel, { n });
+  checkLen(kernel, 'x', x, n);
+  checkLen(kernel, 'out', out, n);
+}
+
+/** The f32 kernels of `k`, each preceded by its argument checks. */
+export function checkedF32(k: F32Kernels): F32Kernels {
+  return {
+    sgemmNT(M, N, K, a, lda, b, ldb, c, ldc, bias) {
+      checkGemm('sgemmNT', true, M, N, K, a, lda, b, ldb, c, ldc, bias);
+      k.sgemmNT(M, N, K, a, lda, b, ldb, c, ldc, bias);
+    },
+    sgemmNN(M, N, K, a, lda, b, ldb, c, ldc, bias) {
+      checkGemm('sgemmNN', false, M, N, K, a, lda, b, ldb, c, ldc, bias);
+      k.sgemmNN(M, N, K, a, lda, b, ldb, c, ldc, bias);
+    },
+    add(n, a, b, out) {
+      checkUnary('add', n, a, out);
+      checkLen('add', 'b', b, n);
+      k.add(n, a, b, out);
+    },
+    mul(n, a, b, out) {
+      checkUnary('mul', n, a, out);
+      checkLen('mul', 'b', b, n);
+      k.mul(n, a, b, out);
+    },
+    addRow(rows, cols, x, row, out) {
+      checkDims('addRow', { rows, cols });
+      checkUnary('addRow', rows * cols, x, out);
+      checkLen('addRow', 'row', row, cols);
+      k.addRow(rows, cols, x, row, out);
+    },
+    relu(n, x, out) {
+      checkUnary('relu', n, x, out);
+      k.relu(n, x, out);
+    },
+    gelu(n, x, out) {
+      checkUnary('gelu', n, x, out);
+      k.gelu(n, x, out);
+    },
+    layerNorm(rows, cols, x, gamma, beta, eps, out) {
+      checkDims('layerNorm', { rows, cols });
+      checkUnary('layerNorm', rows * cols, x, out);
+      checkLen('layerNorm', 'gamma', gamma, cols);
+      checkLen('layerNorm', 'beta', beta, cols);
+      if (!(eps > 0) || !Number.isFinite(eps)) throw new LowbitError('E_ARG', `layerNorm: eps must be finite and > 0, got ${eps}`);
+      k.layerNorm(rows, cols, x, gamma, beta, eps, out);
+    },
+    softmax(rows, cols, x, out, causal) {
+      checkDims('softmax', { rows, cols });
+      checkUnary('softmax', rows * cols, x, out);
+      if (!Number.isSafeInteger(causal)) throw new LowbitError('E_ARG', `softmax: causal offset must be an integer, got ${causal}`);
+      k.softmax(rows, cols, x, out, causal);
+    },
+    gatherRows(n, dim, table, ids, out) {
+      checkDims('gatherRows', { n, dim });
+      checkLen('gatherRows', 'ids', ids, n);
+      checkLen('gatherRows', 'out', out, n * dim);
+      const vocab = dim === 0 ? 0 : Math.floor(table.length / dim);
+      for (let i = 0; i < n; i++) {
+        const id = ids[i]!;
+        if (id < 0 || id >= vocab) {
+          throw new LowbitError('E_RANGE', `gatherRows: ids[${i}] = ${id} is outside the table's ${vocab} rows`);
+        }
+      }
+      k.gatherRows(n, dim, table, ids, out);
+    },
+    argmax(rows, cols, x, out) {
+      checkDims('argmax', { rows, cols });
+      if (cols === 0 && rows > 0) throw new LowbitError('E_SHAPE', 'argmax: rows have 0 columns');
+      checkLen('argmax', 'x', x, rows * cols);
+      checkLen('argmax', 'out', out, rows);
+      k.argmax(rows, cols, x, out);
+    },
+  };
+}

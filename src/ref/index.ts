@@ -1,0 +1,8 @@
+// The `js` backend: plain TypeScript reference kernels, always available, the oracle for WASM.
+
+import type { Kernels } from '../kernels/index.js';
+import { refF32 } from './f32.js';
+
+export function refKernels(): Kernels {
+  return { name: 'js', ...refF32 };
+}

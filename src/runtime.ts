@@ -1,0 +1,104 @@
+// Backend selection: `init()` picks relaxed SIMD, baseline SIMD or the js reference, by validating
+// the real binaries and running a known-answer self-test; `backend()` reports what was chosen.
+
+import { LowbitError } from './errors.js';
+import { withChecks, type BackendName, type Kernels } from './kernels/index.js';
+import { refKernels } from './ref/index.js';
+import { instantiate, wasmSupported, type MemoryOptions } from './wasm/loader.js';
+import { wasmKernels } from './wasm/kernels.js';
+import type { Heap } from './wasm/heap.js';
+import { selfTest } from './selftest.js';
+
+export interface InitOptions extends MemoryOptions {
+  /** 'auto' (default): relaxed if it validates and passes its self-test, else simd, else js. */
+  backend?: 'auto' | BackendName;
+}
+
+export interface BackendInfo {
+  /** The backend in use. */
+  name: BackendName;
+  /** What the caller asked for. */
+  requested: 'auto' | BackendName;
+  /** Whether the engine validates each binary. */
+  simdSupported: boolean;
+  relaxedSupported: boolean;
+  /** Why a better backend was not chosen, self-test failures, etc. */
+  notes: string[];
+}
+
+/** One backend instance: its checked kernels and, for WASM, the heap of its linear memory. */
+export interface Backend {
+  kernels: Kernels;
+  heap: Heap | null;
+  info: BackendInfo;
+}
+
+/** Creates an independent backend (tests use several side by side). Throws E_BACKEND if unavailable. */
+export async function createBackend(name: BackendName, opts: MemoryOptions = {}): Promise<Backend> {
+  const info: BackendInfo = {
+    name, requested: name, simdSupported: wasmSupported('simd'), relaxedSupported: wasmSupported('relaxed'), notes: [],
+  };
+  if (name === 'js') return { kernels: withChecks(refKernels()), heap: null, info };
+  const inst = await instantiate(name, opts);
+  return { kernels: withChecks(wasmKernels(inst)), heap: inst.heap, info };
+}
+
+let current: Backend | null = null;
+
+export async function init(opts: InitOptions = {}): Promise<BackendInfo> {
+  const requested = opts.backend ?? 'auto';
+  if (!['auto', 'js', 'simd', 'relaxed'].includes(requested)) {
+    throw new LowbitError('E_ARG', `init: unknown backend '${String(requested)}' (expected auto, simd, relaxed or js)`);
+  }
+  const notes: string[] = [];
+  let chosen: Backend | null = null;
+  if (requested !== 'auto') {
+    chosen = await createBackend(requested, opts);
+    if (requested === 'relaxed') {
+      const failures = selfTest(chosen.kernels);
+      if (failures.length) {
+        throw new LowbitError('E_BACKEND', `relaxed backend failed its self-test: ${failures.join('; ')}`);
+      }
+    }
+  } else {
+    for (const name of ['relaxed', 'simd'] as const) {
+      if (!wasmSupported(name)) {
+        notes.push(`${name}: binary does not validate on this engine` +
+          (name === 'relaxed' ? ' (Node 20 needs --experimental-wasm-relaxed-simd)' : ''));
+        continue;
+      }
+      const b = await createBackend(name, opts);
+      const failures = selfTest(b.kernels);
+      if (failures.length) {
+        notes.push(`${name}: self-test failed (${failures.join('; ')}), falling back`);
+        continue;
+      }
+      chosen = b;
+      break;
+    }
+    chosen ??= await createBackend('js', opts);
+  }
+  chosen.info = { ...chosen.info, requested, notes: [...notes, ...chosen.info.notes] };
+  current = chosen;
+  return chosen.info;
+}
+
+function need(): Backend {
+  if (!current) throw new LowbitError('E_NOT_INIT', 'call `await lowbit.init()` before using kernels or tensor ops');
+  return current;
+}
+
+/** The backend `init()` chose, with notes on why. */
+export function backend(): BackendInfo {
+  return need().info;
+}
+
+/** The current backend's kernels. */
+export function kernels(): Kernels {
+  return need().kernels;
+}
+
+/** The current backend (kernels + heap). */
+export function currentBackend(): Backend {
+  return need();
+}

@@ -1,0 +1,10 @@
+// Kernels on one WASM instance: composes each family's wrappers (src/wasm/f32.ts, ...).
+
+import type { Kernels } from '../kernels/index.js';
+import type { WasmInstance } from './loader.js';
+import { wasmF32 } from './f32.js';
+
+/** Kernels on one instance (unchecked: wrap with `withChecks`). */
+export function wasmKernels(inst: WasmInstance): Kernels {
+  return { name: inst.flavor, ...wasmF32(inst.exports, inst.heap) };
+}

@@ -1,0 +1,44 @@
+// Marshalling typed arrays to WASM pointers. Arrays that already live in this instance's memory
+// (resident tensors) are passed in place; others are copied into per-call scratch and, for
+// outputs, copied back. Scratch is freed before the call returns, even when the kernel throws.
+
+import type { Heap } from './heap.js';
+
+export type View = Float32Array | Int32Array | Uint8Array | Int8Array | Uint16Array | Int16Array;
+export type Mode = 'in' | 'out' | 'inout';
+/** [array, direction, elements used from the start of the array]. */
+export type Arg = [View | null, Mode, number];
+
+/**
+ * Resolves pointers for `args`, runs `fn`, copies outputs back, frees scratch. Resident offsets are
+ * read before any allocation, because growing memory detaches (and zeroes the offsets of) old views.
+ */
+export function marshal(heap: Heap, args: Arg[], fn: (...ptrs: number[]) => void): void {
+  const ptrs = new Array<number>(args.length).fill(0);
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]![0];
+    if (a && heap.owns(a)) ptrs[i] = a.byteOffset;
+  }
+  const scratch: number[] = [];
+  try {
+    for (let i = 0; i < args.length; i++) {
+      const [a, mode, n] = args[i]!;
+      if (!a || heap.owns(a)) continue;
+      const bytes = n * a.BYTES_PER_ELEMENT;
+      const p = heap.alloc(bytes, 'kernel scratch');
+      scratch.push(p);
+      ptrs[i] = p;
+      if (mode !== 'out') heap.u8(p, bytes).set(new Uint8Array(a.buffer, a.byteOffset, bytes));
+    }
+    fn(...ptrs);
+    for (let i = 0; i < args.length; i++) {
+      const [a, mode, n] = args[i]!;
+      if (!a || mode === 'in' || heap.owns(a)) continue;
+      const bytes = n * a.BYTES_PER_ELEMENT;
+      new Uint8Array(a.buffer, a.byteOffset, bytes).set(heap.u8(ptrs[i]!, bytes));
+    }
+  } finally {
+    for (const p of scratch) heap.free(p);
+  }
+}
+
