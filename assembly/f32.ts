@@ -375,3 +375,40 @@ export function argmax_f32(rows: i32, cols: i32, x: usize, out: usize): void {
     store<i32>(out + (<usize>r << 2), best);
   }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Peak f32 SIMD throughput probe (the benchmark's "fraction of peak" divides by it). No loads,
+// 12 independent dependency chains (12 + 2 constants fit x64's 16 xmm registers without spills)
+// so the FP ports, not latency, bound it:
+//   relaxed build: 12 chains x ← fma(x, m, a)           (2 flops per op, 96 flops per iteration)
+//   baseline build: 6 chains x ← x + a, 6 chains y ← y·m (1 flop per op, 48 flops per iteration)
+// This is the op mix each build's GEMM runs (fused multiply-add, or independent mul and add).
+// Returns the sum of all lanes so the work cannot be optimised away.
+// ---------------------------------------------------------------------------------------------
+
+export function peak_f32(iters: i32): f32 {
+  const m = f32x4.splat(<f32>0.999999), a = f32x4.splat(<f32>1e-7);
+  let x0 = f32x4.splat(0.0), x1 = f32x4.splat(0.1), x2 = f32x4.splat(0.2), x3 = f32x4.splat(0.3);
+  let x4 = f32x4.splat(0.4), x5 = f32x4.splat(0.5), y0 = f32x4.splat(0.6), y1 = f32x4.splat(0.7);
+  let y2 = f32x4.splat(0.8), y3 = f32x4.splat(0.9), y4 = f32x4.splat(1.0), y5 = f32x4.splat(1.1);
+  for (let i = 0; i < iters; i++) {
+    if (ASC_FEATURE_RELAXED_SIMD) {
+      x0 = madd(x0, m, a); x1 = madd(x1, m, a); x2 = madd(x2, m, a); x3 = madd(x3, m, a);
+      x4 = madd(x4, m, a); x5 = madd(x5, m, a); y0 = madd(y0, m, a); y1 = madd(y1, m, a);
+      y2 = madd(y2, m, a); y3 = madd(y3, m, a); y4 = madd(y4, m, a); y5 = madd(y5, m, a);
+    } else {
+      x0 = f32x4.add(x0, a); x1 = f32x4.add(x1, a); x2 = f32x4.add(x2, a);
+      x3 = f32x4.add(x3, a); x4 = f32x4.add(x4, a); x5 = f32x4.add(x5, a);
+      y0 = f32x4.mul(y0, m); y1 = f32x4.mul(y1, m); y2 = f32x4.mul(y2, m);
+      y3 = f32x4.mul(y3, m); y4 = f32x4.mul(y4, m); y5 = f32x4.mul(y5, m);
+    }
+  }
+  const s = f32x4.add(f32x4.add(f32x4.add(x0, x1), f32x4.add(x2, x3)), f32x4.add(x4, x5));
+  const t = f32x4.add(f32x4.add(f32x4.add(y0, y1), f32x4.add(y2, y3)), f32x4.add(y4, y5));
+  return hsum(f32x4.add(s, t));
+}
+
+/** Flops per iteration of peak_f32 in this build. */
+export function peak_f32_flops_per_iter(): i32 {
+  return ASC_FEATURE_RELAXED_SIMD ? 96 : 48;
+}

@@ -32,6 +32,13 @@ export interface F32Kernels {
   gatherRows(n: number, dim: number, table: Float32Array, ids: Int32Array, out: Float32Array): void;
   /** out[r] = first index of the maximum of row r (a NaN counts as the maximum). */
   argmax(rows: number, cols: number, x: Float32Array, out: Int32Array): void;
+  /**
+   * Peak-throughput probe (see assembly/f32.ts peak_f32): 12 chains × 4 lanes, x₀ = 0, 0.1, …, 1.1.
+   * fused (relaxed build): every chain x ← x·0.999999 + 1e-7 as one fma (96 flops/iter); otherwise
+   * chains 0–5 x ← x + 1e-7 and chains 6–11 x ← x·0.999999 (48 flops/iter). Returns the sum of all lanes.
+   * The WASM backends ignore `fused` and run their build's variant.
+   */
+  peakF32(iters: number, fused: boolean): number;
 }
 
 
@@ -109,6 +116,10 @@ export function checkedF32(k: F32Kernels): F32Kernels {
       checkLen('argmax', 'x', x, rows * cols);
       checkLen('argmax', 'out', out, rows);
       k.argmax(rows, cols, x, out);
+    },
+    peakF32(iters, fused) {
+      checkDims('peakF32', { iters });
+      return k.peakF32(iters, fused);
     },
   };
 }

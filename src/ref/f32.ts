@@ -115,4 +115,20 @@ export const refF32: F32Kernels = {
       out[r] = best;
     }
   },
+
+  peakF32(iters, fused) {
+    const f = Math.fround, m = f(0.999999), a = f(1e-7);
+    const x: number[] = [];
+    for (let j = 0; j < 12; j++) {
+      let v = f(j / 10);
+      for (let i = 0; i < iters; i++) v = fused ? f(v * m + a) : j < 6 ? f(v + a) : f(v * m);
+      x.push(v);
+    }
+    // the lane-sum order of assembly/f32.ts peak_f32 (4 identical lanes)
+    const p = (u: number, w: number) => f(u + w);
+    const s = p(p(p(x[0]!, x[1]!), p(x[2]!, x[3]!)), p(x[4]!, x[5]!));
+    const t = p(p(p(x[6]!, x[7]!), p(x[8]!, x[9]!)), p(x[10]!, x[11]!));
+    const u = p(s, t);
+    return p(p(u, u), p(u, u));
+  },
 };

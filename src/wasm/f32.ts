@@ -18,6 +18,8 @@ export interface F32Exports {
   softmax_f32(rows: number, cols: number, x: number, out: number, causal: number): void;
   gather_rows_f32(n: number, dim: number, table: number, ids: number, out: number): void;
   argmax_f32(rows: number, cols: number, x: number, out: number): void;
+  peak_f32(iters: number): number;
+  peak_f32_flops_per_iter(): number;
 }
 
 /** The f32 kernels on one instance (unchecked: src/kernels/ adds the checks). */
@@ -62,6 +64,9 @@ export function wasmF32(ex: F32Exports, h: Heap): F32Kernels {
     },
     argmax(rows, cols, x, out) {
       marshal(h, [[x, 'in', rows * cols], [out, 'out', rows]], (px, po) => ex.argmax_f32(rows, cols, px!, po!));
+    },
+    peakF32(iters) {
+      return ex.peak_f32(iters);
     },
   };
 }

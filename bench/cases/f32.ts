@@ -1,0 +1,74 @@
+// f32 GEMV/GEMM cases: each WASM backend against the js reference, with weights resident in WASM
+// memory (as the decoder keeps them), plus the single-core SIMD peak probe.
+
+import type { BenchCase, BenchContext } from '../types.js';
+import type { Backend } from '../../src/runtime.js';
+
+function rand(n: number, seed: number): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0;
+  for (let i = 0; i < n; i++) {
+    s = (s * 1664525 + 1013904223) >>> 0;
+    a[i] = s / 2 ** 32 - 0.5;
+  }
+  return a;
+}
+
+/** Copies `src` into the backend's heap (resident), or returns it for the js backend. */
+export function place(b: Backend, src: Float32Array): Float32Array {
+  if (!b.heap) return src;
+  const p = b.heap.alloc(src.byteLength, 'bench operand');
+  const v = b.heap.f32(p, src.length);
+  v.set(src);
+  return v;
+}
+
+export function f32Cases(ctx: BenchContext): BenchCase[] {
+  const cases: BenchCase[] = [];
+  const shapes: Array<[string, number, number, number]> = [
+    ['gemv f32 1x768·768x3072', 1, 3072, 768],
+    ['gemv f32 1x4096·4096x4096', 1, 4096, 4096],
+    ['gemm f32 128x768·768x768', 128, 768, 768],
+  ];
+  for (const [group, M, N, K] of shapes) {
+    const a0 = rand(M * K, 1), w0 = rand(N * K, 2);
+    for (const [name, b] of Object.entries(ctx.backends)) {
+      if (!b) continue;
+      // operands are placed lazily (views are re-created, since other cases may grow memory)
+      let args: { a: Float32Array; w: Float32Array; c: Float32Array } | null = null;
+      let ptrs: number[] = [];
+      const views = () => {
+        if (!b.heap) return args!;
+        return { a: b.heap.f32(ptrs[0]!, M * K), w: b.heap.f32(ptrs[1]!, N * K), c: b.heap.f32(ptrs[2]!, M * N) };
+      };
+      cases.push({
+        group, impl: name, flops: 2 * M * N * K, bytes: 4 * (M * K + N * K),
+        setup() {
+          if (args || ptrs.length) return;
+          if (!b.heap) { args = { a: a0, w: w0, c: new Float32Array(M * N) }; return; }
+          const a = place(b, a0);
+          const pa = a.byteOffset;
+          const pw = place(b, w0).byteOffset;
+          const pc = b.heap.alloc(M * N * 4, 'bench out');
+          ptrs = [pa, pw, pc];
+        },
+        fn() {
+          const v = views();
+          b.kernels.sgemmNT(M, N, K, v.a, K, v.w, K, v.c, N, null);
+        },
+      });
+    }
+  }
+  // single-core SIMD peak of each binary's op mix: the GEMM's "fraction of peak" divides by it
+  const iters = 2_000_000;
+  for (const name of ['simd', 'relaxed'] as const) {
+    const b = ctx.backends[name];
+    if (b) {
+      cases.push({
+        group: `peak f32 SIMD (${name === 'relaxed' ? 'fma' : 'mul+add'} chains, no loads)`, impl: name,
+        flops: (name === 'relaxed' ? 96 : 48) * iters, fn: () => { b.kernels.peakF32(iters, name === 'relaxed'); },
+      });
+    }
+  }
+  return cases;
+}

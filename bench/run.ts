@@ -1,0 +1,105 @@
+// `npm run bench`: runs every case in bench/cases/ with tinybench, prints one table (median ms,
+// GFLOP/s, GB/s, ratio against a peer measured in the same run) and writes bench/results/latest.json.
+// Flags: --quick (1 iteration per case: CI smoke), --filter <substring of group>.
+
+import { Bench } from 'tinybench';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { cpus } from 'node:os';
+import { createBackend, type Backend } from '../src/runtime.js';
+import { wasmSupported } from '../src/wasm/loader.js';
+import type { BackendName } from '../src/kernels/index.js';
+import type { BenchCase, BenchContext, CaseModule } from './types.js';
+import { f32Cases } from './cases/f32.js';
+
+const MODULES: CaseModule[] = [f32Cases];
+
+interface Row {
+  group: string;
+  impl: string;
+  medianMs: number;
+  gflops: number | null;
+  gbps: number | null;
+  ratio: number | null;
+  peer: string | null;
+  samples: number;
+}
+
+async function main(): Promise<void> {
+  const args = process.argv.slice(2);
+  const quick = args.includes('--quick');
+  const fi = args.indexOf('--filter');
+  const filter = fi >= 0 ? args[fi + 1] ?? '' : '';
+  const backends: Partial<Record<BackendName, Backend>> = { js: await createBackend('js') };
+  backends.simd = await createBackend('simd');
+  if (wasmSupported('relaxed')) backends.relaxed = await createBackend('relaxed');
+  const ctx: BenchContext = { backends, quick };
+
+  const rows: Row[] = [];
+  for (const mod of MODULES) {
+    const cases = (await mod(ctx)).filter((c) => c.group.includes(filter));
+    const groups = [...new Set(cases.map((c) => c.group))];
+    for (const g of groups) {
+      const inGroup = cases.filter((c) => c.group === g);
+      const medians = new Map<string, number>();
+      for (const c of inGroup) {
+        const ms = await measure(c, quick);
+        medians.set(c.impl, ms.median);
+        rows.push({
+          group: g, impl: c.impl, medianMs: ms.median, samples: ms.samples,
+          gflops: c.flops ? c.flops / ms.median / 1e6 : null,
+          gbps: c.bytes ? c.bytes / ms.median / 1e6 : null,
+          ratio: null, peer: null,
+        });
+      }
+      for (const r of rows.filter((r) => r.group === g)) {
+        const c = inGroup.find((x) => x.impl === r.impl)!;
+        const peer = c.peer ?? 'js';
+        if (peer !== r.impl && medians.has(peer)) {
+          r.peer = peer;
+          r.ratio = medians.get(peer)! / r.medianMs;
+        }
+      }
+    }
+  }
+  printTable(rows);
+  const out = {
+    date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length,
+    quick, backends: Object.keys(backends), rows,
+  };
+  mkdirSync(new URL('../../bench/results/', import.meta.url), { recursive: true });
+  writeFileSync(new URL(`../../bench/results/${quick ? 'quick' : 'latest'}.json`, import.meta.url), JSON.stringify(out, null, 2) + '\n');
+}
+
+async function measure(c: BenchCase, quick: boolean): Promise<{ median: number; samples: number }> {
+  await c.setup?.();
+  const bench = quick
+    ? new Bench({ iterations: 1, time: 0, warmup: false })
+    : new Bench({ iterations: 10, time: 400, warmupIterations: 3, warmupTime: 100 });
+  bench.add(c.impl, c.fn);
+  await bench.run();
+  const r = bench.tasks[0]!.result;
+  if (r.state === 'errored') throw new Error(`bench ${c.group} / ${c.impl} failed: ${r.error.message}`);
+  if (r.state !== 'completed') throw new Error(`bench ${c.group} / ${c.impl}: ${r.state}`);
+  return { median: r.latency.p50 ?? r.latency.mean, samples: r.latency.samplesCount ?? 0 };
+}
+
+function printTable(rows: Row[]): void {
+  const head = ['group', 'impl', 'median ms', 'GFLOP/s', 'GB/s', 'ratio', 'vs'];
+  const body = rows.map((r) => [
+    r.group, r.impl, r.medianMs.toFixed(3),
+    r.gflops === null ? '' : r.gflops.toFixed(2),
+    r.gbps === null ? '' : r.gbps.toFixed(2),
+    r.ratio === null ? '' : `${r.ratio.toFixed(2)}x`,
+    r.peer ?? '',
+  ]);
+  const w = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i]!.length)));
+  const line = (cells: string[]) => '| ' + cells.map((c, i) => (i < 2 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join(' | ') + ' |';
+  console.log(line(head));
+  console.log('|' + w.map((n, i) => (i < 2 ? '-'.repeat(n + 2) : '-'.repeat(n + 1) + ':')).join('|') + '|');
+  for (const b of body) console.log(line(b));
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
