@@ -58,7 +58,7 @@ export function readSafetensorsHeader(
   const buf = asBytes(input);
   const file = opts.fileName ?? 'model.safetensors';
   const fileSize = opts.fileSize ?? buf.byteLength;
-  if (buf.byteLength < 8) fail(file, `file is ${buf.byteLength} bytes, shorter than the 8-byte header length`, { offset: 0 });
+  if (buf.byteLength < 8) fail(file, `file is ${buf.byteLength} bytes, shorter than the 8-byte header length at byte 0`, { offset: 0 });
   const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const n64 = dv.getBigUint64(0, true);
   if (n64 > BigInt(SAFETENSORS_MAX_HEADER)) {

@@ -52,6 +52,8 @@ export const HOST_LITTLE_ENDIAN: boolean = new Uint8Array(new Uint16Array([1]).b
 // ---- float16 / bfloat16 ---------------------------------------------------------------------------
 
 let f16Table: Uint32Array | null = null;
+const scratchF32 = new Float32Array(1);
+const scratchU32 = new Uint32Array(scratchF32.buffer);
 
 /** float32 bit pattern of one binary16 value: exact for normals, subnormals, ±0, ±inf and NaN (payload kept). */
 export function f16BitsToF32Bits(h: number): number {
@@ -82,8 +84,8 @@ function getF16Table(): Uint32Array {
 
 /** binary16 bit pattern nearest to `x` (round half to even; overflow to ±inf; NaN stays NaN). */
 export function f32ToF16Bits(x: number): number {
-  const f = new Float32Array([x]);
-  const b = new Uint32Array(f.buffer)[0]!;
+  scratchF32[0] = x;
+  const b = scratchU32[0]!;
   const sign = (b >>> 16) & 0x8000;
   const exp = (b >>> 23) & 0xff;
   const mant = b & 0x7fffff;
@@ -108,8 +110,8 @@ export function f32ToF16Bits(x: number): number {
 
 /** bfloat16 bit pattern nearest to `x` (round half to even; NaN stays a quiet NaN). */
 export function f32ToBf16Bits(x: number): number {
-  const f = new Float32Array([x]);
-  const b = new Uint32Array(f.buffer)[0]!;
+  scratchF32[0] = x;
+  const b = scratchU32[0]!;
   if ((b & 0x7f800000) === 0x7f800000 && (b & 0x7fffff) !== 0) return ((b >>> 16) | 0x40) & 0xffff;
   return ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) & 0xffff;
 }
