@@ -50,6 +50,8 @@ interface AddedToken { content: string; id: number; special: boolean; lstrip: bo
 const DEFAULT_SPECIALS = ['<s>', '</s>', '<pad>', '<unk>', '<|endoftext|>'];
 const CACHE_MAX_WORDS = 1 << 17; // the merge cache is cleared when it holds this many words
 const CACHE_MAX_LEN = 256; // pre-tokens longer than this (UTF-16 units) are not cached
+const MAX_ID = 2 ** 24; // ids at or above this are rejected (real byte-level vocabs are < 2^18)
+const MODES: readonly AddSpecial[] = ['opt', 'roberta', 'none'];
 
 function toText(x: FileContents, file: string): string {
   if (typeof x === 'string') return x;
@@ -81,8 +83,8 @@ function parseVocab(v: unknown, file: string): Map<string, number> {
   const vocab = new Map<string, number>();
   const seen = new Map<number, string>();
   for (const [tok, id] of Object.entries(v)) {
-    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0)
-      throw new LowbitError('E_FORMAT', `${file}: token ${JSON.stringify(tok)} has id ${JSON.stringify(id)}, not a non-negative integer`, { file, token: tok });
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0 || id >= MAX_ID)
+      throw new LowbitError('E_FORMAT', `${file}: token ${JSON.stringify(tok)} has id ${JSON.stringify(id)}, not an integer in [0, 2^24)`, { file, token: tok });
     const other = seen.get(id);
     if (other !== undefined)
       throw new LowbitError('E_FORMAT', `${file}: id ${id} is used by both ${JSON.stringify(other)} and ${JSON.stringify(tok)}`, { file, id });
@@ -147,7 +149,7 @@ export class Tokenizer {
   private readonly addPrefixSpace: boolean;
   private buf: Uint8Array = new Uint8Array(1024); // UTF-8 scratch for one pre-token
 
-  private constructor(vocab: Map<string, number>, merges: [string, string, number][], added: AddedToken[], mergesFile: string, opts: TokenizerOptions) {
+  private constructor(vocab: Map<string, number>, merges: [string, string, number][], added: AddedToken[], files: { vocab: string; merges: string }, opts: TokenizerOptions) {
     this.vocab = vocab;
     let size = 0;
     for (const id of vocab.values()) size = Math.max(size, id + 1);
@@ -161,7 +163,7 @@ export class Tokenizer {
     for (let b = 0; b < 256; b++) {
       const id = vocab.get(b2u[b]!);
       if (id === undefined)
-        throw new LowbitError('E_FORMAT', `vocab: byte 0x${b.toString(16)} (${JSON.stringify(b2u[b])}) has no token; not a byte-level BPE vocab`, { byte: b });
+        throw new LowbitError('E_FORMAT', `${files.vocab}: byte 0x${b.toString(16)} (${JSON.stringify(b2u[b])}) has no token; not a byte-level BPE vocab`, { file: files.vocab, byte: b });
       this.byteIds[b] = id;
     }
     const u2b = unicodeToBytes();
@@ -182,10 +184,10 @@ export class Tokenizer {
       const ia = vocab.get(a), ib = vocab.get(b), im = vocab.get(a + b);
       const missing = ia === undefined ? a : ib === undefined ? b : im === undefined ? a + b : undefined;
       if (missing !== undefined)
-        throw new LowbitError('E_FORMAT', `${mergesFile} ${mergesFile.endsWith('.txt') ? 'line' : 'entry'} ${line}: merge "${a} ${b}" needs ${JSON.stringify(missing)}, which is not in the vocab`, { file: mergesFile, line });
+        throw new LowbitError('E_FORMAT', `${files.merges} ${files.merges.endsWith('.txt') ? 'line' : 'entry'} ${line}: merge "${a} ${b}" needs ${JSON.stringify(missing)}, which is not in ${files.vocab}`, { file: files.merges, line });
       table.add(ia!, ib!, im!);
     }
-    if (table.size >= 2 ** 21) throw new LowbitError('E_UNSUPPORTED', `${mergesFile}: ${table.size} merges; at most 2^21 are supported`);
+    if (table.size >= 2 ** 21) throw new LowbitError('E_UNSUPPORTED', `${files.merges}: ${table.size} merges; at most 2^21 are supported`, { file: files.merges });
     this.merger = new BpeMerger(table);
 
     this.added = new Map(added.map((t) => [t.content, t]));
@@ -200,6 +202,7 @@ export class Tokenizer {
     const id = (t: string) => this.added.get(t)?.id ?? vocab.get(t);
     const optLayout = vocab.get('<s>') === 0 && vocab.get('</s>') === 2;
     this.addSpecial = opts.addSpecial ?? (optLayout ? 'opt' : 'none');
+    if (!MODES.includes(this.addSpecial)) throw new LowbitError('E_ARG', `addSpecial must be 'opt', 'roberta' or 'none', got ${JSON.stringify(this.addSpecial)}`);
     this.bosId = this.checkId(opts.bosId, 'bosId') ?? id('</s>') ?? id('<|endoftext|>');
     this.eosId = this.checkId(opts.eosId, 'eosId') ?? id('</s>') ?? id('<|endoftext|>');
     this.padId = this.checkId(opts.padId, 'padId') ?? id('<pad>');
@@ -210,7 +213,7 @@ export class Tokenizer {
   /** Builds a tokenizer from `vocab.json` and `merges.txt` contents (GPT-2's `encoder.json` / `vocab.bpe` too). */
   static fromFiles(vocabJson: FileContents, merges: FileContents, opts: TokenizerOptions = {}): Tokenizer {
     const vocab = parseVocab(parseJson(toText(vocabJson, 'vocab.json'), 'vocab.json'), 'vocab.json');
-    return new Tokenizer(vocab, parseMergesTxt(toText(merges, 'merges.txt'), 'merges.txt'), [], 'merges.txt', opts);
+    return new Tokenizer(vocab, parseMergesTxt(toText(merges, 'merges.txt'), 'merges.txt'), [], { vocab: 'vocab.json', merges: 'merges.txt' }, opts);
   }
 
   /**
@@ -234,15 +237,15 @@ export class Tokenizer {
     const addedRaw = j.added_tokens ?? [];
     if (!Array.isArray(addedRaw)) throw new LowbitError('E_FORMAT', `${F}: added_tokens must be an array`, { file: F });
     const added = addedRaw.map((t: unknown, i): AddedToken => {
-      if (!isObject(t) || typeof t.content !== 'string' || t.content === '' || typeof t.id !== 'number' || !Number.isSafeInteger(t.id) || t.id < 0)
-        throw new LowbitError('E_FORMAT', `${F}: added_tokens[${i}] needs a non-empty "content" and a non-negative integer "id"`, { file: F, index: i });
+      if (!isObject(t) || typeof t.content !== 'string' || t.content === '' || typeof t.id !== 'number' || !Number.isSafeInteger(t.id) || t.id < 0 || t.id >= MAX_ID)
+        throw new LowbitError('E_FORMAT', `${F}: added_tokens[${i}] needs a non-empty "content" and an integer "id" in [0, 2^24)`, { file: F, index: i });
       const inVocab = vocab.get(t.content);
       if (inVocab !== undefined && inVocab !== t.id)
         throw new LowbitError('E_FORMAT', `${F}: added_tokens[${i}] ${JSON.stringify(t.content)} has id ${t.id} but the vocab says ${inVocab}`, { file: F, index: i });
       return { content: t.content, id: t.id, special: t.special === true, lstrip: t.lstrip === true, rstrip: t.rstrip === true };
     });
     const prefix = pre?.add_prefix_space === true;
-    return new Tokenizer(vocab, merges, added, `${F} model.merges`, { addPrefixSpace: prefix, ...opts });
+    return new Tokenizer(vocab, merges, added, { vocab: `${F} model.vocab`, merges: `${F} model.merges` }, { addPrefixSpace: prefix, ...opts });
   }
 
   /** Id of `token`, or undefined. */
@@ -268,7 +271,7 @@ export class Tokenizer {
     const out: number[] = [];
     if (mode === 'opt') out.push(this.requireId(this.bosId, 'bosId', 'opt'));
     else if (mode === 'roberta') out.push(this.requireId(this.tokenToId('<s>'), '<s>', 'roberta'));
-    else if (mode !== 'none') throw new LowbitError('E_ARG', `encode: addSpecial must be 'opt', 'roberta' or 'none', got ${JSON.stringify(mode)}`);
+    else if (mode !== 'none') throw new LowbitError('E_ARG', `encode: addSpecial must be ${MODES.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(mode)}`);
     if (this.addPrefixSpace && text.length > 0 && text[0] !== ' ') text = ' ' + text;
     this.encodeWithSpecials(text, out);
     if (mode === 'roberta') out.push(this.requireId(this.tokenToId('</s>'), '</s>', 'roberta'));
@@ -277,6 +280,7 @@ export class Tokenizer {
 
   /** Decodes ids to text. Invalid UTF-8 (e.g. a split multi-byte character) becomes U+FFFD. */
   decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
+    if (ids == null || typeof ids.length !== 'number') throw new LowbitError('E_ARG', `decode: ids must be an array of token ids, got ${ids === null ? 'null' : typeof ids}`);
     const skip = opts.skipSpecialTokens ?? false;
     const dec = new TextDecoder('utf-8');
     let text = '';
