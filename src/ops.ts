@@ -208,7 +208,12 @@ export function embedding(table: Tensor, ids: Tensor | ArrayLike<number>): Tenso
     }
     idShape = [ids.length];
   }
-  const D = table.shape[1]!;
+  const D = table.shape[1]!, V = table.shape[0]!;
+  for (let i = 0; i < idArr.length; i++) {
+    if (idArr[i]! < 0 || idArr[i]! >= V) {
+      throw new LowbitError('E_RANGE', `embedding: id ${idArr[i]} at index ${i} is outside the table's ${V} rows ${fmtShape(table.shape)}`);
+    }
+  }
   const out = Tensor.empty([...idShape, D], 'f32', placeOf(table));
   currentBackend().kernels.gatherRows(idArr.length, D, dense(table), idArr, out.data as Float32Array);
   return out;

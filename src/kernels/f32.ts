@@ -101,8 +101,9 @@ export function checkedF32(k: F32Kernels): F32Kernels {
       checkDims('gatherRows', { n, dim });
       checkLen('gatherRows', 'ids', ids, n);
       checkLen('gatherRows', 'out', out, n * dim);
-      const vocab = dim === 0 ? 0 : Math.floor(table.length / dim);
-      for (let i = 0; i < n; i++) {
+      // with dim 0 nothing is read; the op layer (embedding) still checks ids against the table's rows
+      const vocab = dim === 0 ? Infinity : Math.floor(table.length / dim);
+      for (let i = 0; i < n && dim > 0; i++) {
         const id = ids[i]!;
         if (id < 0 || id >= vocab) {
           throw new LowbitError('E_RANGE', `gatherRows: ids[${i}] = ${id} is outside the table's ${vocab} rows`);

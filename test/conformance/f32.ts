@@ -1,0 +1,204 @@
+// Conformance of the f32 kernel family (assembly/f32.ts vs src/ref/f32.ts).
+//
+// Tolerances:
+// - GEMM: |c − c_ref| ≤ 2·K·u·Σ_k |a_k·b_k| + 1e-30, u = 2⁻²⁴ (twice the classic γ_K bound for a
+//   length-K dot product in f32; the reference accumulates in f64, so it is the more exact side).
+// - add, mul, addRow, relu, gatherRows, argmax: bit-exact (single IEEE operations, no reassociation).
+// - gelu: |Δ| ≤ 2⁻²¹·max(1, |x|) (both compute in f64; exp may differ in the last f64 bit).
+// - layerNorm: |Δ| ≤ 1e-4·(1 + |γ|·(1 + |x̂|)) + 1e-6·|β| + |γ|·2·cols·u·max|x|·rstd (f32 two-pass vs
+//   f64 statistics; the last term is the f32 rounding of the mean, amplified by rstd = 1/sqrt(var+eps),
+//   which is large for constant rows).
+// - softmax: |Δ| ≤ 1e-6 + 1e-5·|p| (probabilities; Mathf.exp vs f64 exp).
+// - peakF32: bit-exact for the baseline build, 1e-5 relative when the relaxed build may fuse.
+
+import { expect, it } from 'vitest';
+import fc from 'fast-check';
+import type { SuiteContext } from './describeKernels.js';
+import { dim, dim1, floats, pattern, sameFloat, firstMismatch } from './gen.js';
+
+const U = 2 ** -24;
+const RUNS = { numRuns: 60 };
+
+export function f32Suite({ backend, ref }: SuiteContext): void {
+  const k = () => backend().kernels;
+
+  for (const trans of [true, false]) {
+    const name = trans ? 'sgemmNT' : 'sgemmNN';
+    it(`${name} matches the reference within 2·K·u·Σ|a·b|`, () => {
+      fc.assert(fc.property(dim(24), dim(40), dim(70), fc.nat(3), fc.nat(3), pattern, pattern, fc.integer(), fc.boolean(),
+        (M, N, K, padA, padB, pa, pb, seed, withBias) => {
+          const lda = K + padA, ldb = (trans ? K : N) + padB, ldc = N;
+          const a = floats(Math.max(0, M * lda), pa, seed, 4, lda);
+          const b = floats(trans ? N * ldb : K * ldb, pb, seed + 1, 4, ldb);
+          const bias = withBias ? floats(N, 'random', seed + 2) : null;
+          const got = new Float32Array(M * N).fill(NaN), want = new Float32Array(M * N);
+          k()[name](M, N, K, a, lda, b, ldb, got, ldc, bias);
+          ref[name](M, N, K, a, lda, b, ldb, want, ldc, bias);
+          const bad = firstMismatch(M * N, (i) => {
+            const m = Math.floor(i / N), n = i % N;
+            let absSum = bias ? Math.abs(bias[n]!) : 0;
+            for (let kk = 0; kk < K; kk++) {
+              const bv = trans ? b[n * ldb + kk]! : b[kk * ldb + n]!;
+              absSum += Math.abs(a[m * lda + kk]! * bv);
+            }
+            return Math.abs(got[i]! - want[i]!) <= 2 * Math.max(K, 1) * U * absSum + 1e-30;
+          });
+          expect(bad, `M=${M} N=${N} K=${K} at ${bad}: ${got[bad]} vs ${want[bad]}`).toBe(-1);
+        }), RUNS);
+    });
+  }
+
+  it('sgemmNT on a B that is the transpose of sgemmNN\'s B gives the same product', () => {
+    fc.assert(fc.property(dim1(9), dim1(20), dim1(40), fc.integer(), (M, N, K, seed) => {
+      const a = floats(M * K, 'random', seed), bKN = floats(K * N, 'random', seed + 1);
+      const bNK = new Float32Array(N * K);
+      for (let kk = 0; kk < K; kk++) for (let n = 0; n < N; n++) bNK[n * K + kk] = bKN[kk * N + n]!;
+      const c1 = new Float32Array(M * N), c2 = new Float32Array(M * N);
+      k().sgemmNN(M, N, K, a, K, bKN, N, c1, N, null);
+      k().sgemmNT(M, N, K, a, K, bNK, K, c2, N, null);
+      // each side is within 2·K·u·Σ|a·b| of the exact product and |a|,|b| ≤ 10, so Σ|a·b| ≤ 100·K
+      for (let i = 0; i < M * N; i++) expect(Math.abs(c1[i]! - c2[i]!)).toBeLessThanOrEqual(4 * K * U * 100 * K);
+    }), RUNS);
+  });
+
+  it('sgemmNT leaves the padding between rows of C untouched (ldc > N)', () => {
+    const M = 3, N = 5, K = 6, ldc = 8;
+    const a = floats(M * K, 'random', 1), b = floats(N * K, 'random', 2);
+    const c = new Float32Array(M * ldc).fill(7);
+    k().sgemmNT(M, N, K, a, K, b, K, c, ldc, null);
+    for (let m = 0; m < M; m++) for (let j = N; j < ldc; j++) expect(c[m * ldc + j]).toBe(7);
+  });
+
+  for (const op of ['add', 'mul'] as const) {
+    it(`${op} is bit-exact`, () => {
+      fc.assert(fc.property(dim(70), pattern, pattern, fc.integer(), (n, pa, pb, seed) => {
+        const a = floats(n, pa, seed), b = floats(n, pb, seed + 1);
+        const got = new Float32Array(n), want = new Float32Array(n);
+        k()[op](n, a, b, got);
+        ref[op](n, a, b, want);
+        expect(firstMismatch(n, (i) => sameFloat(got[i]!, want[i]!))).toBe(-1);
+      }), RUNS);
+    });
+  }
+
+  it('addRow is bit-exact', () => {
+    fc.assert(fc.property(dim(9), dim(40), pattern, fc.integer(), (rows, cols, p, seed) => {
+      const x = floats(rows * cols, p, seed, 10, cols), row = floats(cols, 'random', seed + 1);
+      const got = new Float32Array(rows * cols), want = new Float32Array(rows * cols);
+      k().addRow(rows, cols, x, row, got);
+      ref.addRow(rows, cols, x, row, want);
+      expect(firstMismatch(rows * cols, (i) => sameFloat(got[i]!, want[i]!))).toBe(-1);
+    }), RUNS);
+  });
+
+  it('relu is bit-exact and propagates NaN', () => {
+    fc.assert(fc.property(dim(70), pattern, fc.integer(), fc.boolean(), (n, p, seed, nan) => {
+      const x = floats(n, p, seed);
+      if (nan && n > 0) x[seed % n < 0 ? 0 : seed % n] = NaN;
+      const got = new Float32Array(n), want = new Float32Array(n);
+      k().relu(n, x, got);
+      ref.relu(n, x, want);
+      expect(firstMismatch(n, (i) => sameFloat(got[i]!, want[i]!))).toBe(-1);
+      for (let i = 0; i < n; i++) if (Number.isNaN(x[i]!)) expect(got[i]).toBeNaN();
+    }), RUNS);
+  });
+
+  it('gelu matches within 2⁻²¹·max(1,|x|), and gelu(x) − gelu(−x) = x', () => {
+    fc.assert(fc.property(dim(70), pattern, fc.integer(), (n, p, seed) => {
+      const x = floats(n, p, seed, 6);
+      const got = new Float32Array(n), want = new Float32Array(n), neg = new Float32Array(n);
+      k().gelu(n, x, got);
+      ref.gelu(n, x, want);
+      k().gelu(n, x.map((v) => -v), neg);
+      for (let i = 0; i < n; i++) {
+        const tol = 2 ** -21 * Math.max(1, Math.abs(x[i]!));
+        expect(Math.abs(got[i]! - want[i]!)).toBeLessThanOrEqual(tol);
+        expect(Math.abs(got[i]! - neg[i]! - x[i]!)).toBeLessThanOrEqual(4 * tol + 1e-6 * Math.abs(x[i]!));
+      }
+    }), RUNS);
+  });
+
+  it('layerNorm matches the reference; with γ=1, β=0 rows have mean 0 and variance ≈ 1', () => {
+    fc.assert(fc.property(dim(6), dim1(70), pattern, fc.integer(), fc.boolean(), (rows, cols, p, seed, affine) => {
+      const x = floats(rows * cols, p, seed, 10, cols);
+      const gamma = affine ? floats(cols, 'random', seed + 1, 3) : null;
+      const beta = affine ? floats(cols, 'random', seed + 2, 3) : null;
+      const got = new Float32Array(rows * cols), want = new Float32Array(rows * cols);
+      k().layerNorm(rows, cols, x, gamma, beta, 1e-5, got);
+      ref.layerNorm(rows, cols, x, gamma, beta, 1e-5, want);
+      for (let i = 0; i < rows * cols; i++) {
+        const c = i % cols, r = Math.floor(i / cols);
+        const row = Array.from(x.subarray(r * cols, r * cols + cols));
+        const mean = row.reduce((s, v) => s + v, 0) / cols;
+        const rstd = 1 / Math.sqrt(row.reduce((s, v) => s + (v - mean) ** 2, 0) / cols + 1e-5);
+        const maxAbs = Math.max(...row.map(Math.abs));
+        const g = gamma ? Math.abs(gamma[c]!) : 1, bta = beta ? Math.abs(beta[c]!) : 0;
+        const xhat = Math.abs((want[i]! - (beta ? beta[c]! : 0)) / (gamma && gamma[c] !== 0 ? gamma[c]! : 1));
+        const tol = 1e-4 * (1 + g * (1 + xhat)) + 1e-6 * bta + g * 2 * cols * U * maxAbs * rstd;
+        expect(Math.abs(got[i]! - want[i]!), `row ${r} col ${c}`).toBeLessThanOrEqual(tol);
+      }
+      if (!affine) {
+        for (let r = 0; r < rows; r++) {
+          let s = 0;
+          for (let c = 0; c < cols; c++) s += got[r * cols + c]!;
+          expect(Math.abs(s / cols)).toBeLessThan(1e-3);
+        }
+      }
+    }), RUNS);
+  });
+
+  it('softmax matches the reference, rows sum to 1, masked columns are 0', () => {
+    fc.assert(fc.property(dim(9), dim1(70), pattern, fc.integer(), fc.integer({ min: -1, max: 12 }), (rows, cols, p, seed, causal) => {
+      const x = floats(rows * cols, p, seed, 8, cols);
+      const got = new Float32Array(rows * cols), want = new Float32Array(rows * cols);
+      k().softmax(rows, cols, x, got, causal);
+      ref.softmax(rows, cols, x, want, causal);
+      for (let r = 0; r < rows; r++) {
+        let s = 0;
+        for (let c = 0; c < cols; c++) {
+          const i = r * cols + c;
+          expect(Math.abs(got[i]! - want[i]!)).toBeLessThanOrEqual(1e-6 + 1e-5 * Math.abs(want[i]!));
+          if (causal >= 0 && c > r + causal) expect(got[i]).toBe(0);
+          s += got[i]!;
+        }
+        expect(Math.abs(s - 1)).toBeLessThan(1e-5);
+      }
+    }), RUNS);
+  });
+
+  it('gatherRows is bit-exact', () => {
+    fc.assert(fc.property(dim1(12), dim(33), dim(10), fc.integer(), (vocab, d, n, seed) => {
+      const table = floats(vocab * d, 'random', seed);
+      const ids = Int32Array.from({ length: n }, (_, i) => Math.abs(seed + i * 7) % vocab);
+      const got = new Float32Array(n * d), want = new Float32Array(n * d);
+      k().gatherRows(n, d, table, ids, got);
+      ref.gatherRows(n, d, table, ids, want);
+      expect(Array.from(got)).toEqual(Array.from(want));
+    }), RUNS);
+  });
+
+  it('argmax picks the first maximum (a NaN counts as the maximum), as the reference', () => {
+    fc.assert(fc.property(dim(9), dim1(40), pattern, fc.integer(), fc.boolean(), (rows, cols, p, seed, nan) => {
+      const x = floats(rows * cols, p, seed, 10, cols);
+      if (nan && rows * cols > 0) x[Math.abs(seed) % (rows * cols)] = NaN;
+      const got = new Int32Array(rows), want = new Int32Array(rows);
+      k().argmax(rows, cols, x, got);
+      ref.argmax(rows, cols, x, want);
+      expect(Array.from(got)).toEqual(Array.from(want));
+      for (let r = 0; r < rows; r++) {
+        const row = Array.from(x.subarray(r * cols, r * cols + cols));
+        const firstNaN = row.findIndex((v) => Number.isNaN(v));
+        expect(got[r]).toBe(firstNaN >= 0 ? firstNaN : row.indexOf(Math.max(...row)));
+      }
+    }), RUNS);
+  });
+
+  it('peakF32 probe matches its twin', () => {
+    const fused = backend().info.name === 'relaxed';
+    fc.assert(fc.property(fc.nat(300), (iters) => {
+      const got = k().peakF32(iters, fused), want = ref.peakF32(iters, fused);
+      if (fused) expect(Math.abs(got - want)).toBeLessThanOrEqual(1e-5 * Math.abs(want));
+      else expect(got).toBe(want);
+    }), { numRuns: 20 });
+  });
+}
