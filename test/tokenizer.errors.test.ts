@@ -77,6 +77,7 @@ describe('malformed files', () => {
     expectLowbit(() => Tokenizer.fromTokenizerJson({ model, added_tokens: [{ id: 'x', content: '<x>' }] }), 'E_FORMAT', 'added_tokens[0]');
     expectLowbit(() => Tokenizer.fromTokenizerJson({ model, added_tokens: [{ id: 5, content: '<s>' }] }), 'E_FORMAT', 'added_tokens[0]', '258');
     expectLowbit(() => Tokenizer.fromTokenizerJson({ model, added_tokens: {} }), 'E_FORMAT', 'added_tokens');
+    expectLowbit(() => Tokenizer.fromTokenizerJson({ model, added_tokens: [{ id: 256, content: '<x>' }] }), 'E_FORMAT', 'id 256', '"ab"', '"<x>"');
     expectLowbit(() => Tokenizer.fromTokenizerJson({ model, normalizer: { type: 'NFC' } }), 'E_UNSUPPORTED', 'NFC');
     expectLowbit(() => Tokenizer.fromTokenizerJson({ model, pre_tokenizer: { type: 'Metaspace' } }), 'E_UNSUPPORTED', 'Metaspace');
   });

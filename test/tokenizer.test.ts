@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { LowbitError } from '../src/errors.js';
-import { Tokenizer, bytesToUnicode, unicodeToBytes } from '../src/tokenizer/index.js';
+import { Tokenizer, bytesToUnicode, preTokenize, unicodeToBytes } from '../src/tokenizer/index.js';
 
 const data = (p: string) => readFileSync(new URL(`../../shared/data/${p}`, import.meta.url));
 const optVocab = data('tokenizers/opt/vocab.json');
@@ -52,6 +52,13 @@ describe('bytes <-> unicode table', () => {
   });
 });
 
+describe('pre-tokenisation', () => {
+  it('splits like GPT-2 and always concatenates back to the input', () => {
+    expect(preTokenize("Hello world! It's  2024\n\n ok")).toEqual(['Hello', ' world', '!', ' It', "'s", ' ', ' 2024', '\n\n', ' ok']);
+    fc.assert(fc.property(fc.string({ unit: 'binary' }), (s) => { expect(preTokenize(s).join('')).toBe(s); }), { numRuns: 500 });
+  });
+});
+
 describe('OPT', () => {
   it('matches transformers.js modeling_opt: hello, hello world', () => {
     expect(opt.addSpecial).toBe('opt');
@@ -59,6 +66,14 @@ describe('OPT', () => {
     expect(opt.encode('hello world')).toEqual([2, 42891, 232]);
     expect(opt.decode([2, 42891, 232])).toBe('</s>hello world');
     expect(opt.decode([2, 42891, 232], { skipSpecialTokens: true })).toBe('hello world');
+  });
+
+  it('accepts contents as string, Uint8Array or ArrayBuffer (browser fetch)', () => {
+    const ab = (b: Uint8Array) => b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength) as ArrayBuffer;
+    const fromBuffers = Tokenizer.fromFiles(ab(optVocab), ab(optMerges));
+    const fromStrings = Tokenizer.fromFiles(optVocab.toString('utf8'), optMerges.toString('utf8'), { addSpecial: 'opt', bosId: 2 });
+    expect(fromBuffers.encode('hello world')).toEqual([2, 42891, 232]);
+    expect(fromStrings.encode('hello world')).toEqual([2, 42891, 232]);
   });
 
   it('has accessors for the OPT/RoBERTa layout', () => {

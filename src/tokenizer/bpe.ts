@@ -1,7 +1,15 @@
 // Byte-level BPE core: GPT-2's bytes<->unicode table, pre-tokenisation regex and merge loop (openai/gpt-2 encoder.py, HF tokenizers Word::merge_all).
 
-/** GPT-2 pre-tokenisation pattern (openai/gpt-2 `encoder.py`), with JS `\p{..}` classes and the `u` flag. */
+/**
+ * GPT-2 pre-tokenisation pattern (openai/gpt-2 `encoder.py`), with JS `\p{..}` classes and the `u`
+ * flag. It is global, so clone it (`new RegExp(GPT2_PATTERN)`) before `exec`, or use `preTokenize`.
+ */
 export const GPT2_PATTERN = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;
+
+/** Splits text into GPT-2 pre-tokens ("Hello world!" → ["Hello", " world", "!"]); they concatenate back to `text`. */
+export function preTokenize(text: string): string[] {
+  return text.match(new RegExp(GPT2_PATTERN)) ?? [];
+}
 
 /**
  * GPT-2's reversible map from the 256 byte values to printable code points: printable Latin-1

@@ -2,4 +2,4 @@
 
 export { Tokenizer, cleanUp } from './tokenizer.js';
 export type { AddSpecial, DecodeOptions, EncodeOptions, FileContents, TokenizerOptions } from './tokenizer.js';
-export { GPT2_PATTERN, bytesToUnicode, unicodeToBytes } from './bpe.js';
+export { GPT2_PATTERN, bytesToUnicode, preTokenize, unicodeToBytes } from './bpe.js';

@@ -48,8 +48,8 @@ export interface DecodeOptions {
 interface AddedToken { content: string; id: number; special: boolean; lstrip: boolean; rstrip: boolean }
 
 const DEFAULT_SPECIALS = ['<s>', '</s>', '<pad>', '<unk>', '<|endoftext|>'];
-const CACHE_MAX_WORDS = 1 << 17; // the merge cache is cleared when it holds this many words
-const CACHE_MAX_LEN = 256; // pre-tokens longer than this (UTF-16 units) are not cached
+const CACHE_MAX_WORDS = 1 << 16; // the merge cache is cleared when it holds this many words
+const CACHE_MAX_LEN = 64; // pre-tokens longer than this (UTF-16 units) are not cached
 const MAX_ID = 2 ** 24; // ids at or above this are rejected (real byte-level vocabs are < 2^18)
 const MODES: readonly AddSpecial[] = ['opt', 'roberta', 'none'];
 
@@ -157,7 +157,12 @@ export class Tokenizer {
     this.vocabSize = size;
     this.tokens = new Array(size);
     for (const [tok, id] of vocab) this.tokens[id] = tok;
-    for (const t of added) this.tokens[t.id] ??= t.content;
+    for (const t of added) {
+      const prev = this.tokens[t.id];
+      if (prev !== undefined && prev !== t.content)
+        throw new LowbitError('E_FORMAT', `${files.vocab}: id ${t.id} is both ${JSON.stringify(prev)} and added token ${JSON.stringify(t.content)}`, { file: files.vocab, id: t.id });
+      this.tokens[t.id] = t.content;
+    }
 
     const b2u = bytesToUnicode();
     for (let b = 0; b < 256; b++) {
