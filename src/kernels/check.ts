@@ -30,7 +30,14 @@ export function checkLen(kernel: string, name: string, arr: AnyArray | null, nee
 function isDetached(arr: AnyArray): boolean {
   if (!ArrayBuffer.isView(arr)) return false;
   const buf = arr.buffer as ArrayBuffer & { detached?: boolean };
-  return buf.detached ?? buf.byteLength === 0;
+  if (buf.detached !== undefined) return buf.detached;
+  if (buf.byteLength !== 0) return false;
+  try {
+    new Uint8Array(buf); // a view on a detached buffer cannot be constructed
+    return false;
+  } catch {
+    return true;
+  }
 }
 
 /** Elements a row-major [rows, cols] matrix with leading dimension ld spans (0 if empty). */
