@@ -67,26 +67,32 @@ describe('toFloat32', () => {
     for (let i = 0; i < 65536; i++) h[i] = i;
     const out = toFloat32({ name: 'h', dtype: 'F16', shape: [65536], bytes: new Uint8Array(h.buffer) });
     const bits = new Uint32Array(out.buffer, out.byteOffset, out.length);
+    const wrong: number[] = [];
     for (let i = 0; i < 65536; i++) {
       const sign = i & 0x8000 ? -1 : 1;
       const exp = (i >> 10) & 0x1f;
       const mant = i & 0x3ff;
       if (exp === 31) {
         // inf or NaN: the f32 keeps the sign and the payload shifted into the top mantissa bits.
-        expect(bits[i]).toBe((((i & 0x8000) << 16) | 0x7f800000 | (mant << 13)) >>> 0);
+        if (bits[i] !== (((i & 0x8000) << 16) | 0x7f800000 | (mant << 13)) >>> 0) wrong.push(i);
         continue;
       }
       const want = exp === 0 ? sign * mant * 2 ** -24 : sign * (1 + mant / 1024) * 2 ** (exp - 15);
-      expect(Object.is(out[i], want)).toBe(true);
+      if (!Object.is(out[i], want)) wrong.push(i);
     }
+    expect(wrong).toEqual([]);
   });
 
   it('encodes float32 to float16 with round-half-to-even and inverts the decoder on every non-NaN pattern', () => {
+    const wrong: number[] = [];
+    const u32 = new Uint32Array(1);
+    const f32 = new Float32Array(u32.buffer);
     for (let h = 0; h < 65536; h++) {
       if ((h & 0x7c00) === 0x7c00 && (h & 0x3ff) !== 0) continue;
-      const x = new Float32Array(new Uint32Array([f16BitsToF32Bits(h)]).buffer)[0]!;
-      expect(f32ToF16Bits(x)).toBe(h);
+      u32[0] = f16BitsToF32Bits(h);
+      if (f32ToF16Bits(f32[0]!) !== h) wrong.push(h);
     }
+    expect(wrong).toEqual([]);
     expect(f32ToF16Bits(1 + 2 ** -11)).toBe(0x3c00); // tie → even (1.0)
     expect(f32ToF16Bits(1 + 3 * 2 ** -11)).toBe(0x3c02); // tie → even (1 + 2^-9)
     expect(f32ToF16Bits(65520)).toBe(0x7c00); // rounds to inf
@@ -439,6 +445,40 @@ function mutate(src: Uint8Array, muts: Mutation[]): Uint8Array {
   }
   return b;
 }
+
+describe('fuzz: random header JSON loads or fails with LowbitError', () => {
+  it('survives a header nesting arrays 200 000 deep', () => {
+    const deep = '['.repeat(200_000) + ']'.repeat(200_000);
+    const e = lowbitError(() => readSafetensors(rawFile(null, 0, `{"a":{"dtype":"F32","shape":${deep},"data_offsets":[0,0]}}`)));
+    expect(e.code).toBe('E_FORMAT');
+    expect(e.message).toContain("'a'");
+    expect(lowbitError(() => parseShardIndex(`{"weight_map":{"a":${deep}}}`)).code).toBe('E_FORMAT');
+  });
+
+  it('runs 1000 random headers built from plausible and arbitrary JSON values', () => {
+    const dtypeArb = fc.oneof(fc.constantFrom('F32', 'F16', 'BF16', 'I64', 'U8', 'BOOL', 'U32', 'f32', ''), fc.jsonValue({ maxDepth: 2 }));
+    const dimsArb = fc.oneof(
+      fc.array(fc.oneof(fc.integer({ min: -2, max: 6 }), fc.constantFrom(1.5, 2 ** 53, 2 ** 60, -0)), { maxLength: 3 }),
+      fc.jsonValue({ maxDepth: 2 }),
+    );
+    const offsetsArb = fc.oneof(fc.tuple(fc.integer({ min: -4, max: 80 }), fc.integer({ min: -4, max: 80 })), fc.jsonValue({ maxDepth: 2 }));
+    const entryArb = fc.oneof(fc.record({ dtype: dtypeArb, shape: dimsArb, data_offsets: offsetsArb }), fc.jsonValue({ maxDepth: 2 }));
+    const headerArb = fc.dictionary(fc.oneof(fc.string({ maxLength: 6 }), fc.constant('__metadata__')), entryArb, { maxKeys: 5 });
+    let loaded = 0;
+    fc.assert(
+      fc.property(headerArb, fc.integer({ min: 0, max: 96 }), (header, dataLen) => {
+        try {
+          readSafetensors(rawFile(header, dataLen));
+          loaded++;
+        } catch (e) {
+          if (!(e instanceof LowbitError)) throw e;
+        }
+      }),
+      { numRuns: 1000 },
+    );
+    expect(loaded).toBeGreaterThan(0);
+  });
+});
 
 describe('fuzz: mutated safetensors files load or fail with LowbitError, never another exception', () => {
   const base = writeSafetensors(

@@ -606,6 +606,66 @@ function fuzzTorch(name: string, base: Uint8Array, runs: number): void {
   });
 }
 
+describe('fuzz: random opcode programs on the restricted VM', () => {
+  // Mostly opcodes of the subset (with the operand bytes they take), some from outside it, plus raw bytes.
+  const subsetOp = fc.oneof(
+    fc.constantFrom(0x28, 0x29, 0x5d, 0x7d, 0x4e, 0x88, 0x89, 0x74, 0x85, 0x86, 0x87, 0x73, 0x75, 0x61, 0x65, 0x52, 0x51, 0x62, 0x94, 0x2e, 0x93).map((o) => [o]),
+    fc.tuple(fc.constantFrom(0x4b, 0x71, 0x68, 0x80), fc.integer({ min: 0, max: 8 })).map(([o, a]) => [o, a]),
+    fc.tuple(fc.constantFrom(0x4d), fc.integer({ min: 0, max: 65535 })).map(([o, a]) => [o, a & 0xff, a >> 8]),
+    fc.tuple(fc.constantFrom(0x4a, 0x72, 0x6a), fc.integer({ min: 0, max: 12 })).map(([o, a]) => [o, a, 0, 0, 0]),
+    fc.tuple(fc.constantFrom(0x8a), fc.uint8Array({ maxLength: 10 })).map(([o, b]) => [o, b.length, ...b]),
+    fc.constantFrom('storage', 'cpu', '0', 'w', 'collections', 'OrderedDict', 'torch', 'FloatStorage', 'torch._utils', '_rebuild_tensor_v2').map((t) => [
+      0x8c,
+      t.length,
+      ...new TextEncoder().encode(t),
+    ]),
+    fc.constantFrom(
+      'torch._utils\n_rebuild_tensor_v2\n',
+      'collections\nOrderedDict\n',
+      'torch\nFloatStorage\n',
+      'torch\nHalfStorage\n',
+      'torch._utils\n_rebuild_parameter\n',
+      'os\nsystem\n',
+    ).map((t) => [0x63, ...new TextEncoder().encode(t)]),
+    fc.uint8Array({ minLength: 1, maxLength: 3 }).map((b) => [...b]),
+  );
+  it('runs 2000 random programs: each loads or fails with LowbitError', () => {
+    const codes = new Map<string, number>();
+    let loaded = 0;
+    fc.assert(
+      fc.property(fc.array(subsetOp, { maxLength: 60 }), (ops) => {
+        const pkl = Uint8Array.from([0x80, 2, ...ops.flat(), 0x2e]);
+        try {
+          readTorchBin(withPickle(pkl));
+          loaded++;
+        } catch (e) {
+          if (!(e instanceof LowbitError)) throw e;
+          codes.set(e.code, (codes.get(e.code) ?? 0) + 1);
+        }
+      }),
+      { numRuns: 2000 },
+    );
+    expect(codes.get('E_FORMAT')).toBeGreaterThan(0);
+    expect(codes.get('E_UNSAFE')).toBeGreaterThan(0);
+    expect(loaded + [...codes.values()].reduce((a, b) => a + b, 0)).toBe(2000);
+  });
+
+  it('loads every prefix-truncation of a real state-dict pickle or rejects it with E_FORMAT', () => {
+    const pkl = stateDictPickle(
+      [
+        { name: 'w', storage: 'FloatStorage', key: '0', numel: 6, offset: 0, size: [3, 2], stride: [1, 3], parameter: true },
+        { name: 'v', storage: 'FloatStorage', key: '0', numel: 6, offset: 2, size: [4], stride: [1] },
+      ],
+      { proto: 4, ordered: true },
+    );
+    expect(readTorchBin(withPickle(pkl)).tensors.size).toBe(2);
+    for (let n = 0; n < pkl.length; n++) {
+      const e = lowbitError(() => readTorchBin(withPickle(pkl.subarray(0, n))));
+      expect(e.code).toBe('E_FORMAT');
+    }
+  });
+});
+
 describe('fuzz: mutated torch.save archives', () => {
   const small = torchZip(
     stateDictPickle(

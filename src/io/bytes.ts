@@ -42,3 +42,17 @@ export function parseJson(input: string | Uint8Array | ArrayBuffer, fileName: st
 export function isJsonObject(v: unknown): v is Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
+
+/**
+ * A short, non-recursive description of a parsed JSON value for error messages (JSON.stringify would recurse, and a
+ * hostile header can nest arrays deeply enough to overflow the stack).
+ */
+export function describeJson(v: unknown): string {
+  if (v === null || typeof v === 'number' || typeof v === 'boolean') return String(v);
+  if (typeof v === 'string') return JSON.stringify(v.length > 40 ? `${v.slice(0, 40)}...` : v);
+  if (Array.isArray(v)) {
+    const head = v.slice(0, 4).map((x) => (x !== null && typeof x === 'object' ? (Array.isArray(x) ? '[...]' : '{...}') : describeJson(x)));
+    return `[${head.join(', ')}${v.length > 4 ? ', ...' : ''}]`;
+  }
+  return typeof v === 'object' ? '{...}' : typeof v;
+}

@@ -5,7 +5,7 @@
 // offsets relative to the start of the byte buffer (byte 8 + N of the file).
 
 import { LowbitError, fmtShape } from '../errors.js';
-import { asBytes, decodeUtf8, isJsonObject, parseJson } from './bytes.js';
+import { asBytes, decodeUtf8, describeJson, isJsonObject, parseJson } from './bytes.js';
 import { DTYPE_BYTES, isRawDtype, numelOf, type RawDtype, type RawTensor } from './tensor.js';
 
 /** Dtypes the safetensors spec defines that lowbit does not load (E_DTYPE, not E_FORMAT: the file is valid). */
@@ -98,13 +98,13 @@ export function readSafetensorsHeader(
           dtype,
         });
       }
-      fail(file, `tensor '${name}': unknown dtype ${JSON.stringify(dtype)}`, { key: name });
+      fail(file, `tensor '${name}': unknown dtype ${describeJson(dtype)}`, { key: name });
     }
     if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-      fail(file, `tensor '${name}': shape ${JSON.stringify(shape)} is not a list of non-negative integers`, { key: name });
+      fail(file, `tensor '${name}': shape ${describeJson(shape)} is not a list of non-negative integers`, { key: name });
     }
     if (!Array.isArray(off) || off.length !== 2 || !off.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-      fail(file, `tensor '${name}': data_offsets ${JSON.stringify(off)} is not a pair of non-negative integers`, { key: name });
+      fail(file, `tensor '${name}': data_offsets ${describeJson(off)} is not a pair of non-negative integers`, { key: name });
     }
     const [begin, end] = off as [number, number];
     if (begin > end) {

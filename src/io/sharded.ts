@@ -2,7 +2,7 @@
 // written by transformers' `save_pretrained(max_shard_size=...)`, and loading every shard once.
 
 import { LowbitError } from '../errors.js';
-import { isJsonObject, parseJson } from './bytes.js';
+import { describeJson, isJsonObject, parseJson } from './bytes.js';
 import { readSafetensors } from './safetensors.js';
 import type { RawTensor } from './tensor.js';
 import { readTorchBin } from './torch.js';
@@ -37,7 +37,7 @@ export function parseShardIndex(
   for (const key of Object.keys(wm)) {
     const shard = wm[key];
     if (typeof shard !== 'string' || shard === '' || /[/\\]/.test(shard) || shard === '.' || shard === '..') {
-      throw new LowbitError('E_FORMAT', `${file}: weight_map['${key}'] = ${JSON.stringify(shard)} is not a plain shard file name`, { file, key });
+      throw new LowbitError('E_FORMAT', `${file}: weight_map['${key}'] = ${describeJson(shard)} is not a plain shard file name`, { file, key });
     }
     weightMap.set(key, shard);
     if (!shards.includes(shard)) shards.push(shard);
