@@ -235,6 +235,7 @@ describe('tokenizer.json', () => {
   it('honours add_prefix_space from a ByteLevel pre_tokenizer', () => {
     const tok = Tokenizer.fromTokenizerJson({ model: { vocab: vocabObj, merges: mergeLines }, pre_tokenizer: { type: 'ByteLevel', add_prefix_space: true } });
     expect(tok.encode('hello', { addSpecial: 'none' })).toEqual([20760]);
+    expect(tok.encode('<s>hello</s>', { addSpecial: 'none' })).toEqual([0, 20760, 2]); // per segment, as HF's ByteLevel
     expect(tok.idToToken(20760)).toBe('Ġhello');
   });
 });

@@ -52,6 +52,12 @@ const CACHE_MAX_WORDS = 1 << 16; // the merge cache is cleared when it holds thi
 const CACHE_MAX_LEN = 64; // pre-tokens longer than this (UTF-16 units) are not cached
 const MAX_ID = 2 ** 24; // ids at or above this are rejected (real byte-level vocabs are < 2^18)
 const MODES: readonly AddSpecial[] = ['opt', 'roberta', 'none'];
+const MODE_LIST = "'opt', 'roberta' or 'none'";
+
+/** E_FORMAT error whose message starts with the file (and line/key) at fault. */
+function badFile(where: string, msg: string, details: Record<string, unknown> = {}): LowbitError {
+  return new LowbitError('E_FORMAT', `${where}: ${msg}`, { where, ...details });
+}
 
 function toText(x: FileContents, file: string): string {
   if (typeof x === 'string') return x;
@@ -59,7 +65,7 @@ function toText(x: FileContents, file: string): string {
     try {
       return new TextDecoder('utf-8', { fatal: true }).decode(x);
     } catch {
-      throw new LowbitError('E_FORMAT', `${file}: not valid UTF-8`, { file });
+      throw badFile(file, 'not valid UTF-8');
     }
   }
   throw new LowbitError('E_ARG', `${file}: expected a string, Uint8Array or ArrayBuffer, got ${typeof x}`, { file });
@@ -69,7 +75,7 @@ function parseJson(text: string, file: string): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new LowbitError('E_FORMAT', `${file}: malformed JSON (${(e as Error).message})`, { file });
+    throw badFile(file, `malformed JSON (${(e as Error).message})`);
   }
 }
 
@@ -79,15 +85,15 @@ function isObject(x: unknown): x is Record<string, unknown> {
 
 /** Validates a `{token: id}` map; every id must be a non-negative safe integer, used once. */
 function parseVocab(v: unknown, file: string): Map<string, number> {
-  if (!isObject(v)) throw new LowbitError('E_FORMAT', `${file}: vocab must be a JSON object of token → id`, { file });
+  if (!isObject(v)) throw badFile(file, 'vocab must be a JSON object of token → id');
   const vocab = new Map<string, number>();
   const seen = new Map<number, string>();
   for (const [tok, id] of Object.entries(v)) {
     if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0 || id >= MAX_ID)
-      throw new LowbitError('E_FORMAT', `${file}: token ${JSON.stringify(tok)} has id ${JSON.stringify(id)}, not an integer in [0, 2^24)`, { file, token: tok });
+      throw badFile(file, `token ${JSON.stringify(tok)} has id ${JSON.stringify(id)}, not an integer in [0, 2^24)`, { token: tok });
     const other = seen.get(id);
     if (other !== undefined)
-      throw new LowbitError('E_FORMAT', `${file}: id ${id} is used by both ${JSON.stringify(other)} and ${JSON.stringify(tok)}`, { file, id });
+      throw badFile(file, `id ${id} is used by both ${JSON.stringify(other)} and ${JSON.stringify(tok)}`, { id });
     seen.set(id, tok);
     vocab.set(tok, id);
   }
@@ -103,7 +109,7 @@ function parseMergesTxt(text: string, file: string): [string, string, number][] 
     if (line === '' || (i === 0 && line.startsWith('#version'))) continue;
     const parts = line.split(' ');
     if (parts.length !== 2 || parts[0] === '' || parts[1] === '')
-      throw new LowbitError('E_FORMAT', `${file} line ${i + 1}: expected "a b", got ${JSON.stringify(line)}`, { file, line: i + 1 });
+      throw badFile(`${file} line ${i + 1}`, `expected "a b", got ${JSON.stringify(line)}`, { line: i + 1 });
     out.push([parts[0]!, parts[1]!, i + 1]);
   }
   return out;
@@ -111,12 +117,12 @@ function parseMergesTxt(text: string, file: string): [string, string, number][] 
 
 /** tokenizer.json merges: "a b" strings (older files) or [a, b] pairs (newer files). */
 function parseMergesJson(m: unknown, file: string): [string, string, number][] {
-  if (!Array.isArray(m)) throw new LowbitError('E_FORMAT', `${file}: model.merges must be an array`, { file });
+  if (!Array.isArray(m)) throw badFile(file, 'model.merges must be an array');
   return m.map((x, i): [string, string, number] => {
-    const pair = typeof x === 'string' ? x.split(' ') : x;
-    if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== 'string' || typeof pair[1] !== 'string' || pair[0] === '' || pair[1] === '')
-      throw new LowbitError('E_FORMAT', `${file}: model.merges[${i}] is ${JSON.stringify(x)}, expected "a b" or ["a", "b"]`, { file, index: i });
-    return [pair[0], pair[1], i];
+    const pair: unknown = typeof x === 'string' ? x.split(' ') : x;
+    const ok = Array.isArray(pair) && pair.length === 2 && pair.every((t) => typeof t === 'string' && t !== '');
+    if (!ok) throw badFile(file, `model.merges[${i}] is ${JSON.stringify(x)}, expected "a b" or ["a", "b"]`, { index: i });
+    return [(pair as string[])[0]!, (pair as string[])[1]!, i];
   });
 }
 
@@ -149,7 +155,10 @@ export class Tokenizer {
   private readonly addPrefixSpace: boolean;
   private buf: Uint8Array = new Uint8Array(1024); // UTF-8 scratch for one pre-token
 
-  private constructor(vocab: Map<string, number>, merges: [string, string, number][], added: AddedToken[], files: { vocab: string; merges: string }, opts: TokenizerOptions) {
+  private constructor(
+    vocab: Map<string, number>, merges: [string, string, number][], added: AddedToken[],
+    files: { vocab: string; merges: string }, opts: TokenizerOptions,
+  ) {
     this.vocab = vocab;
     let size = 0;
     for (const id of vocab.values()) size = Math.max(size, id + 1);
@@ -160,15 +169,14 @@ export class Tokenizer {
     for (const t of added) {
       const prev = this.tokens[t.id];
       if (prev !== undefined && prev !== t.content)
-        throw new LowbitError('E_FORMAT', `${files.vocab}: id ${t.id} is both ${JSON.stringify(prev)} and added token ${JSON.stringify(t.content)}`, { file: files.vocab, id: t.id });
+        throw badFile(files.vocab, `id ${t.id} is both ${JSON.stringify(prev)} and added token ${JSON.stringify(t.content)}`, { id: t.id });
       this.tokens[t.id] = t.content;
     }
 
     const b2u = bytesToUnicode();
     for (let b = 0; b < 256; b++) {
       const id = vocab.get(b2u[b]!);
-      if (id === undefined)
-        throw new LowbitError('E_FORMAT', `${files.vocab}: byte 0x${b.toString(16)} (${JSON.stringify(b2u[b])}) has no token; not a byte-level BPE vocab`, { file: files.vocab, byte: b });
+      if (id === undefined) throw badFile(files.vocab, `byte 0x${b.toString(16)} (${JSON.stringify(b2u[b])}) has no token; not a byte-level BPE vocab`);
       this.byteIds[b] = id;
     }
     const u2b = unicodeToBytes();
@@ -188,11 +196,13 @@ export class Tokenizer {
     for (const [a, b, line] of merges) {
       const ia = vocab.get(a), ib = vocab.get(b), im = vocab.get(a + b);
       const missing = ia === undefined ? a : ib === undefined ? b : im === undefined ? a + b : undefined;
-      if (missing !== undefined)
-        throw new LowbitError('E_FORMAT', `${files.merges} ${files.merges.endsWith('.txt') ? 'line' : 'entry'} ${line}: merge "${a} ${b}" needs ${JSON.stringify(missing)}, which is not in ${files.vocab}`, { file: files.merges, line });
+      if (missing !== undefined) {
+        const where = `${files.merges} ${files.merges.endsWith('.txt') ? 'line' : 'entry'} ${line}`;
+        throw badFile(where, `merge "${a} ${b}" needs ${JSON.stringify(missing)}, which is not in ${files.vocab}`, { line });
+      }
       table.add(ia!, ib!, im!);
     }
-    if (table.size >= 2 ** 21) throw new LowbitError('E_UNSUPPORTED', `${files.merges}: ${table.size} merges; at most 2^21 are supported`, { file: files.merges });
+    if (table.size >= 2 ** 21) throw new LowbitError('E_UNSUPPORTED', `${files.merges}: ${table.size} merges; at most 2^21 are supported`);
     this.merger = new BpeMerger(table);
 
     this.added = new Map(added.map((t) => [t.content, t]));
@@ -201,13 +211,14 @@ export class Tokenizer {
       if (id !== undefined && !this.added.has(name)) this.added.set(name, { content: name, id, special: true, lstrip: false, rstrip: false });
     }
     for (const t of this.added.values()) this.addedById.set(t.id, t);
-    const alts = [...this.added.keys()].sort((x, y) => y.length - x.length).map((s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'));
+    const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    const alts = [...this.added.keys()].sort((x, y) => y.length - x.length).map(escape);
     this.specialRe = alts.length > 0 ? new RegExp(alts.join('|'), 'g') : undefined;
 
     const id = (t: string) => this.added.get(t)?.id ?? vocab.get(t);
     const optLayout = vocab.get('<s>') === 0 && vocab.get('</s>') === 2;
     this.addSpecial = opts.addSpecial ?? (optLayout ? 'opt' : 'none');
-    if (!MODES.includes(this.addSpecial)) throw new LowbitError('E_ARG', `addSpecial must be 'opt', 'roberta' or 'none', got ${JSON.stringify(this.addSpecial)}`);
+    if (!MODES.includes(this.addSpecial)) throw new LowbitError('E_ARG', `addSpecial must be ${MODE_LIST}, got ${JSON.stringify(this.addSpecial)}`);
     this.bosId = this.checkId(opts.bosId, 'bosId') ?? id('</s>') ?? id('<|endoftext|>');
     this.eosId = this.checkId(opts.eosId, 'eosId') ?? id('</s>') ?? id('<|endoftext|>');
     this.padId = this.checkId(opts.padId, 'padId') ?? id('<pad>');
@@ -218,7 +229,8 @@ export class Tokenizer {
   /** Builds a tokenizer from `vocab.json` and `merges.txt` contents (GPT-2's `encoder.json` / `vocab.bpe` too). */
   static fromFiles(vocabJson: FileContents, merges: FileContents, opts: TokenizerOptions = {}): Tokenizer {
     const vocab = parseVocab(parseJson(toText(vocabJson, 'vocab.json'), 'vocab.json'), 'vocab.json');
-    return new Tokenizer(vocab, parseMergesTxt(toText(merges, 'merges.txt'), 'merges.txt'), [], { vocab: 'vocab.json', merges: 'merges.txt' }, opts);
+    const mergeList = parseMergesTxt(toText(merges, 'merges.txt'), 'merges.txt');
+    return new Tokenizer(vocab, mergeList, [], { vocab: 'vocab.json', merges: 'merges.txt' }, opts);
   }
 
   /**
@@ -230,27 +242,29 @@ export class Tokenizer {
     const F = 'tokenizer.json';
     const isContents = typeof json === 'string' || json instanceof Uint8Array || json instanceof ArrayBuffer;
     const j = isContents ? parseJson(toText(json, F), F) : json;
-    if (!isObject(j) || !isObject(j.model)) throw new LowbitError('E_FORMAT', `${F}: missing "model" object`, { file: F });
+    if (!isObject(j) || !isObject(j.model)) throw badFile(F, 'missing "model" object');
     const m = j.model;
-    if (m.type !== undefined && m.type !== 'BPE') throw new LowbitError('E_UNSUPPORTED', `${F}: model.type ${JSON.stringify(m.type)}; only "BPE" is supported`, { file: F });
-    if (j.normalizer != null) throw new LowbitError('E_UNSUPPORTED', `${F}: normalizer ${JSON.stringify((j.normalizer as { type?: unknown }).type)} is not supported`, { file: F });
+    const unsupported = (msg: string) => new LowbitError('E_UNSUPPORTED', `${F}: ${msg}`);
+    if (m.type !== undefined && m.type !== 'BPE') throw unsupported(`model.type ${JSON.stringify(m.type)}; only "BPE" is supported`);
+    if (j.normalizer != null) throw unsupported(`normalizer ${JSON.stringify((j.normalizer as { type?: unknown }).type)} is not supported`);
     const pre = j.pre_tokenizer as { type?: unknown; add_prefix_space?: unknown; use_regex?: unknown } | null | undefined;
     if (pre != null && (pre.type !== 'ByteLevel' || pre.use_regex === false))
-      throw new LowbitError('E_UNSUPPORTED', `${F}: pre_tokenizer ${JSON.stringify(pre.type)} is not supported; only ByteLevel with the GPT-2 regex`, { file: F });
+      throw unsupported(`pre_tokenizer ${JSON.stringify(pre.type)} is not supported; only ByteLevel with the GPT-2 regex`);
     const vocab = parseVocab(m.vocab, `${F} model.vocab`);
     const merges = parseMergesJson(m.merges ?? [], F);
     const addedRaw = j.added_tokens ?? [];
-    if (!Array.isArray(addedRaw)) throw new LowbitError('E_FORMAT', `${F}: added_tokens must be an array`, { file: F });
+    if (!Array.isArray(addedRaw)) throw badFile(F, 'added_tokens must be an array');
     const added = addedRaw.map((t: unknown, i): AddedToken => {
-      if (!isObject(t) || typeof t.content !== 'string' || t.content === '' || typeof t.id !== 'number' || !Number.isSafeInteger(t.id) || t.id < 0 || t.id >= MAX_ID)
-        throw new LowbitError('E_FORMAT', `${F}: added_tokens[${i}] needs a non-empty "content" and an integer "id" in [0, 2^24)`, { file: F, index: i });
-      const inVocab = vocab.get(t.content);
-      if (inVocab !== undefined && inVocab !== t.id)
-        throw new LowbitError('E_FORMAT', `${F}: added_tokens[${i}] ${JSON.stringify(t.content)} has id ${t.id} but the vocab says ${inVocab}`, { file: F, index: i });
-      return { content: t.content, id: t.id, special: t.special === true, lstrip: t.lstrip === true, rstrip: t.rstrip === true };
+      const validId = isObject(t) && typeof t.id === 'number' && Number.isSafeInteger(t.id) && t.id >= 0 && t.id < MAX_ID;
+      if (!validId || typeof t.content !== 'string' || t.content === '')
+        throw badFile(F, `added_tokens[${i}] needs a non-empty "content" and an integer "id" in [0, 2^24)`, { index: i });
+      const id = t.id as number, inVocab = vocab.get(t.content);
+      if (inVocab !== undefined && inVocab !== id)
+        throw badFile(F, `added_tokens[${i}] ${JSON.stringify(t.content)} has id ${id} but the vocab says ${inVocab}`, { index: i });
+      return { content: t.content, id, special: t.special === true, lstrip: t.lstrip === true, rstrip: t.rstrip === true };
     });
-    const prefix = pre?.add_prefix_space === true;
-    return new Tokenizer(vocab, merges, added, { vocab: `${F} model.vocab`, merges: `${F} model.merges` }, { addPrefixSpace: prefix, ...opts });
+    const files = { vocab: `${F} model.vocab`, merges: `${F} model.merges` };
+    return new Tokenizer(vocab, merges, added, files, { addPrefixSpace: pre?.add_prefix_space === true, ...opts });
   }
 
   /** Id of `token`, or undefined. */
@@ -276,8 +290,7 @@ export class Tokenizer {
     const out: number[] = [];
     if (mode === 'opt') out.push(this.requireId(this.bosId, 'bosId', 'opt'));
     else if (mode === 'roberta') out.push(this.requireId(this.tokenToId('<s>'), '<s>', 'roberta'));
-    else if (mode !== 'none') throw new LowbitError('E_ARG', `encode: addSpecial must be ${MODES.map((m) => `'${m}'`).join(', ')}, got ${JSON.stringify(mode)}`);
-    if (this.addPrefixSpace && text.length > 0 && text[0] !== ' ') text = ' ' + text;
+    else if (mode !== 'none') throw new LowbitError('E_ARG', `encode: addSpecial must be ${MODE_LIST}, got ${JSON.stringify(mode)}`);
     this.encodeWithSpecials(text, out);
     if (mode === 'roberta') out.push(this.requireId(this.tokenToId('</s>'), '</s>', 'roberta'));
     return out;
@@ -285,7 +298,8 @@ export class Tokenizer {
 
   /** Decodes ids to text. Invalid UTF-8 (e.g. a split multi-byte character) becomes U+FFFD. */
   decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
-    if (ids == null || typeof ids.length !== 'number') throw new LowbitError('E_ARG', `decode: ids must be an array of token ids, got ${ids === null ? 'null' : typeof ids}`);
+    if (ids == null || typeof ids.length !== 'number')
+      throw new LowbitError('E_ARG', `decode: ids must be an array of token ids, got ${ids === null ? 'null' : typeof ids}`);
     const skip = opts.skipSpecialTokens ?? false;
     const dec = new TextDecoder('utf-8');
     let text = '';
@@ -359,6 +373,7 @@ export class Tokenizer {
 
   /** GPT-2 pre-tokenisation, then cached BPE per pre-token. */
   private encodeText(text: string, out: number[]): void {
+    if (this.addPrefixSpace && text.length > 0 && text[0] !== ' ') text = ' ' + text;
     const re = new RegExp(GPT2_PATTERN); // own lastIndex: safe if called re-entrantly
     const cache = this.cache;
     for (let m = re.exec(text); m !== null; m = re.exec(text)) {
