@@ -187,6 +187,13 @@ describe('BPE merge loop', () => {
     }), { numRuns: 300 });
   });
 
+  it('round-trips long pathological runs (whitespace, newlines, digits, punctuation, CJK, emoji)', () => {
+    const runs = [' '.repeat(100_000) + 'x', '\n'.repeat(100_000), '7'.repeat(100_000), '!?'.repeat(50_000), '生活'.repeat(50_000), '😂'.repeat(50_000)];
+    const t0 = performance.now();
+    for (const s of runs) expect(opt.decode(opt.encode(s, { addSpecial: 'none' }))).toBe(s);
+    console.log(`[tokenizer] 6 pathological 100k-char runs: ${(performance.now() - t0).toFixed(0)} ms`);
+  });
+
   it('handles a 200k-character word without spaces in near-linear time', () => {
     const s = 'ab'.repeat(100_000);
     const t0 = performance.now();

@@ -135,7 +135,7 @@ function parseMergesJson(m: unknown, file: string): [string, string, number][] {
  *   tok.decode([2, 42891, 232], { skipSpecialTokens: true }); // 'hello world'
  */
 export class Tokenizer {
-  /** Largest id + 1 over the vocab and added tokens (a model's embedding may be padded beyond it). */
+  /** Largest id + 1 over the vocab and added tokens: 50265 for OPT, whose embedding is padded to 50272. */
   readonly vocabSize: number;
   readonly bosId: number | undefined;
   readonly eosId: number | undefined;
@@ -359,15 +359,15 @@ export class Tokenizer {
     for (let m = re.exec(text); m !== null; m = re.exec(text)) {
       const t = this.added.get(m[0])!;
       let seg = text.slice(start, m.index);
-      if (stripLeading) seg = seg.replace(/^\s+/u, '');
-      if (t.lstrip) seg = seg.replace(/\s+$/u, '');
+      if (stripLeading) seg = seg.trimStart();
+      if (t.lstrip) seg = seg.trimEnd();
       this.encodeText(seg, out);
       out.push(t.id);
       start = m.index + m[0].length;
       stripLeading = t.rstrip;
     }
     let seg = text.slice(start);
-    if (stripLeading) seg = seg.replace(/^\s+/u, '');
+    if (stripLeading) seg = seg.trimStart();
     this.encodeText(seg, out);
   }
 
