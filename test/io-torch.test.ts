@@ -324,6 +324,47 @@ describe('restricted pickle VM', () => {
     expect(floats(tensors.get('scalar')!)).toEqual([2]);
   });
 
+  it('materialises any permuted/sliced/expanded view like the index formula (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.integer({ min: 1, max: 4 }), { minLength: 1, maxLength: 4 }),
+        fc.integer({ min: 0, max: 3 }),
+        fc.nat(),
+        fc.integer({ min: -1, max: 3 }),
+        (dims, offset, permSeed, zeroDim) => {
+          // Strides of a contiguous tensor of shape `dims`, permuted; optionally one dim expanded (stride 0).
+          const nd = dims.length;
+          const perm = Array.from({ length: nd }, (_, i) => i).sort((a, b) => ((a * 7 + permSeed) % 5) - ((b * 7 + permSeed) % 5) || a - b);
+          const base = new Array<number>(nd);
+          let acc = 1;
+          for (let d = nd - 1; d >= 0; d--) {
+            base[perm[d]!] = acc;
+            acc *= dims[perm[d]!]!;
+          }
+          const stride = base.map((st, d) => (d === zeroDim ? 0 : st));
+          const numel = acc + offset;
+          const storage = Float32Array.from({ length: numel }, (_, i) => i);
+          const pkl = stateDictPickle([{ name: 'x', storage: 'FloatStorage', key: '0', numel, offset, size: dims, stride }]);
+          const t = readTorchBin(torchZip(pkl, { '0': new Uint8Array(storage.buffer) })).tensors.get('x')!;
+          const want: number[] = [];
+          const idx = new Array<number>(nd).fill(0);
+          const total = dims.reduce((a, b) => a * b, 1);
+          for (let i = 0; i < total; i++) {
+            let r = i;
+            for (let d = nd - 1; d >= 0; d--) {
+              idx[d] = r % dims[d]!;
+              r = Math.floor(r / dims[d]!);
+            }
+            want.push(offset + idx.reduce((a, v, d) => a + v * stride[d]!, 0));
+          }
+          expect(t.shape).toEqual(dims);
+          expect(floats(t)).toEqual(want);
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   it('maps Half and BFloat16 storages to F16 and BF16, and shares one storage between tensors', () => {
     const h = new Uint8Array([0x00, 0x3c, 0x00, 0xc0]); // f16 [1, -2]
     const b = new Uint8Array([0x80, 0x3f, 0x40, 0x40]); // bf16 [1, 3]

@@ -242,12 +242,22 @@ export function unpickleStateDict(pkl: Uint8Array, opts: UnpickleOptions): Map<s
     budget -= nbytes;
     const out = new Uint8Array(nbytes);
     const src = storage.bytes;
+    // Walk the outer dims with an odometer; copy the innermost dim as one run when its stride is 1.
     const nd = size.length;
+    const inner = size[nd - 1]!;
+    const innerStride = stride[nd - 1]!;
     const idx = new Array<number>(nd).fill(0);
     let srcElem = offset;
-    for (let i = 0; i < numel; i++) {
-      out.set(src.subarray(srcElem * es, srcElem * es + es), i * es);
-      for (let d = nd - 1; d >= 0; d--) {
+    for (let o = 0; o < nbytes; ) {
+      if (innerStride === 1) {
+        out.set(src.subarray(srcElem * es, (srcElem + inner) * es), o);
+        o += inner * es;
+      } else {
+        for (let j = 0, s0 = srcElem * es; j < inner; j++, s0 += innerStride * es) {
+          for (let k = 0; k < es; k++) out[o++] = src[s0 + k]!;
+        }
+      }
+      for (let d = nd - 2; d >= 0; d--) {
         idx[d]!++;
         srcElem += stride[d]!;
         if (idx[d]! < size[d]!) break;

@@ -68,6 +68,7 @@ export function readSafetensorsHeader(
   if (8 + n > fileSize) fail(file, `header length ${n} at byte 0 runs past the end of the ${fileSize}-byte file`, { offset: 0 });
   if (8 + n > buf.byteLength) fail(file, `header needs ${8 + n} bytes, only ${buf.byteLength} given`, { offset: 0 });
   const text = decodeUtf8(buf.subarray(8, 8 + n), file, 8, 'header');
+  if (buf[8] !== 0x7b) fail(file, `header at byte 8 does not begin with '{' as the spec requires`, { offset: 8 });
   const header = parseJson(text, file);
   if (!isJsonObject(header)) fail(file, 'header at byte 8 is not a JSON object', { offset: 8 });
 
