@@ -10,8 +10,9 @@ import { wasmSupported } from '../src/wasm/loader.js';
 import type { BackendName } from '../src/kernels/index.js';
 import type { BenchCase, BenchContext, CaseModule } from './types.js';
 import { f32Cases } from './cases/f32.js';
+import { tokenizerCases } from './cases/tokenizer.js';
 
-const MODULES: CaseModule[] = [f32Cases];
+const MODULES: CaseModule[] = [f32Cases, tokenizerCases];
 
 interface Row {
   group: string;
@@ -87,8 +88,8 @@ function printTable(rows: Row[]): void {
   const head = ['group', 'impl', 'median ms', 'GFLOP/s', 'GB/s', 'ratio', 'vs'];
   const body = rows.map((r) => [
     r.group, r.impl, r.medianMs.toFixed(3),
-    r.gflops === null ? '' : r.gflops.toFixed(2),
-    r.gbps === null ? '' : r.gbps.toFixed(2),
+    r.gflops === null ? '' : r.gflops.toPrecision(3),
+    r.gbps === null ? '' : r.gbps.toPrecision(3),
     r.ratio === null ? '' : `${r.ratio.toFixed(2)}x`,
     r.peer ?? '',
   ]);

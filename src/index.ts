@@ -7,3 +7,4 @@ export { Tensor, DTYPES, bytesPerElement, type DType, type TypedArray, type Tens
 export { matmul, linear, add, mul, relu, gelu, layerNorm, softmax, embedding, argmax, type SoftmaxOptions } from './ops.js';
 export { Heap, type HeapStats } from './wasm/heap.js';
 export { f16ToF32, f32ToF16 } from './util/f16.js';
+export * from './tokenizer/index.js';

@@ -1,21 +1,13 @@
 // Tokenizer bench cases for `npm run bench`: OPT BPE load and WikiText-2 raw test encode (cold and warm merge cache).
 
-import { existsSync, readFileSync } from 'node:fs';
-import { Tokenizer } from '../src/tokenizer/index.js';
-import type { BenchCase, BenchContext } from './types.js';
-
-/** shared/data beside the repo, whether this runs from bench/ (source) or dist/bench/ (compiled). */
-function dataDir(): URL {
-  for (const rel of ['../../shared/data/', '../../../shared/data/']) {
-    const u = new URL(rel, import.meta.url);
-    if (existsSync(new URL('MANIFEST.md', u))) return u;
-  }
-  throw new Error('shared/data not found beside the repo');
-}
+import { readFileSync } from 'node:fs';
+import { Tokenizer } from '../../src/tokenizer/index.js';
+import { sharedDataDir } from '../data.js';
+import type { BenchCase, BenchContext } from '../types.js';
 
 /** Cases: build the OPT tokenizer; encode WikiText-2 (1.3 MB) with a fresh cache; encode it again warm. */
-export function benchTokenizerCase(_ctx?: BenchContext): BenchCase[] {
-  const dir = dataDir();
+export function tokenizerCases(_ctx?: BenchContext): BenchCase[] {
+  const dir = sharedDataDir();
   const vocab = readFileSync(new URL('tokenizers/opt/vocab.json', dir));
   const merges = readFileSync(new URL('tokenizers/opt/merges.txt', dir));
   const text = readFileSync(new URL('corpora/wikitext2_raw_test.txt', dir), 'utf8');
