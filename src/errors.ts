@@ -13,6 +13,7 @@
  * - E_OOM          WASM linear memory cannot grow to satisfy an allocation
  * - E_DETACHED     a typed-array view of WASM memory went stale after memory growth
  * - E_FORMAT       a file (safetensors, zip, pickle, json, tokenizer) is malformed
+ * - E_IO           a file cannot be read or a URL cannot be fetched (names the path or URL)
  * - E_UNSAFE       a pickle asks for a global or opcode outside the allowed subset
  * - E_CONFIG       a model config has an impossible or unsupported value
  * - E_KEY          a checkpoint key is missing or unexpected
@@ -31,6 +32,7 @@ export type ErrorCode =
   | 'E_OOM'
   | 'E_DETACHED'
   | 'E_FORMAT'
+  | 'E_IO'
   | 'E_UNSAFE'
   | 'E_CONFIG'
   | 'E_KEY'

@@ -60,6 +60,7 @@ describe('readFileBytes (Node)', () => {
       err = e;
     }
     expect(err).toBeInstanceOf(LowbitError);
+    expect((err as LowbitError).code).toBe('E_IO');
     expect((err as Error).message).toContain('/nonexistent/lowbit/model.safetensors');
     await lowbitErrorAsync(readFileBytesAsync('/nonexistent/lowbit/model.safetensors'));
   });
@@ -102,6 +103,7 @@ describe('fetchBytes / bytesFromResponse', () => {
     expect(t.code).toBe('E_FORMAT');
     expect(t.message).toContain('50 of 100');
     const h = await lowbitErrorAsync(fetchBytes('https://example.test/missing', { fetch: async () => new Response('nope', { status: 404 }) }));
+    expect(h.code).toBe('E_IO');
     expect(h.message).toContain('404');
     expect(h.message).toContain('https://example.test/missing');
     const n = await lowbitErrorAsync(
@@ -111,6 +113,7 @@ describe('fetchBytes / bytesFromResponse', () => {
         },
       }),
     );
+    expect(n.code).toBe('E_IO');
     expect(n.message).toContain('network down');
   });
 });

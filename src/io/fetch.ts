@@ -11,14 +11,14 @@ export interface FetchBytesOptions {
   signal?: AbortSignal;
 }
 
-/** Fetches `url` and returns its body as bytes. HTTP and network failures are E_ARG naming the URL. */
+/** Fetches `url` and returns its body as bytes. HTTP and network failures are E_IO naming the URL. */
 export async function fetchBytes(url: URL | string, opts: FetchBytesOptions = {}): Promise<Uint8Array> {
   const f = opts.fetch ?? globalThis.fetch;
   let res: Response;
   try {
     res = await f(url, opts.signal !== undefined ? { signal: opts.signal } : undefined);
   } catch (e) {
-    throw new LowbitError('E_ARG', `fetch ${String(url)} failed: ${e instanceof Error ? e.message : String(e)}`, { url: String(url) });
+    throw new LowbitError('E_IO', `fetch ${String(url)} failed: ${e instanceof Error ? e.message : String(e)}`, { url: String(url) });
   }
   return bytesFromResponse(res, { url: String(url), onProgress: opts.onProgress });
 }
@@ -29,7 +29,7 @@ export async function bytesFromResponse(
   opts: { url?: string; onProgress?: (loaded: number, total: number | undefined) => void } = {},
 ): Promise<Uint8Array> {
   const url = opts.url ?? (res.url || 'response');
-  if (!res.ok) throw new LowbitError('E_ARG', `fetch ${url}: HTTP ${res.status} ${res.statusText}`, { url, status: res.status });
+  if (!res.ok) throw new LowbitError('E_IO', `fetch ${url}: HTTP ${res.status} ${res.statusText}`, { url, status: res.status });
   const lengthHeader = res.headers.get('content-length');
   const encoding = res.headers.get('content-encoding');
   const declared = lengthHeader !== null && /^\d+$/.test(lengthHeader.trim()) ? Number(lengthHeader) : undefined;
@@ -60,7 +60,7 @@ export async function bytesFromResponse(
       opts.onProgress?.(loaded, total);
     }
   } catch (e) {
-    throw new LowbitError('E_ARG', `fetch ${url}: download failed after ${loaded} bytes: ${e instanceof Error ? e.message : String(e)}`, { url, offset: loaded });
+    throw new LowbitError('E_IO', `fetch ${url}: download failed after ${loaded} bytes: ${e instanceof Error ? e.message : String(e)}`, { url, offset: loaded });
   } finally {
     reader.releaseLock();
   }

@@ -10,7 +10,7 @@ const CHUNK = 1 << 30; // readSync takes at most ~2 GiB per call; read in 1 GiB 
 function ioError(path: string | URL, e: unknown): LowbitError {
   if (e instanceof LowbitError) return e;
   const msg = e instanceof Error ? e.message : String(e);
-  return new LowbitError('E_ARG', `cannot read ${String(path)}: ${msg}`, { file: String(path) });
+  return new LowbitError('E_IO', `cannot read ${String(path)}: ${msg}`, { file: String(path) });
 }
 
 function shrunk(path: string | URL, got: number, size: number): LowbitError {
