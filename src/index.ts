@@ -8,3 +8,4 @@ export { matmul, linear, add, mul, relu, gelu, layerNorm, softmax, embedding, ar
 export { Heap, type HeapStats } from './wasm/heap.js';
 export { f16ToF32, f32ToF16 } from './util/f16.js';
 export * from './tokenizer/index.js';
+export * from './io/index.js';
