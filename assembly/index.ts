@@ -2,6 +2,7 @@
 // owns memory; kernels only read and write the byte ranges they are given.
 
 export * from './f32';
+export * from './quant';
 
 /** First byte the host may allocate from (after static data). */
 export function heap_base(): usize {

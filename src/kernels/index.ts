@@ -4,17 +4,19 @@
 // own file (f32.ts, ...) with its signatures and argument checks; this file composes them.
 
 import { checkedF32, type F32Kernels } from './f32.js';
+import { checkedQuant, type QuantKernels } from './quant.js';
 
 export type BackendName = 'js' | 'simd' | 'relaxed';
 
-export interface Kernels extends F32Kernels {
+export interface Kernels extends F32Kernels, QuantKernels {
   readonly name: BackendName;
 }
 
 /** Wraps a backend's raw kernels with the argument checks every backend shares. */
 export function withChecks(k: Kernels): Kernels {
-  return { name: k.name, ...checkedF32(k) };
+  return { name: k.name, ...checkedF32(k), ...checkedQuant(k) };
 }
 
 export { checkDims, checkLen, span } from './check.js';
 export type { F32Kernels } from './f32.js';
+export type { QuantKernels } from './quant.js';

@@ -2,7 +2,8 @@
 
 import type { Kernels } from '../kernels/index.js';
 import { refF32 } from './f32.js';
+import { refQuant } from './quant.js';
 
 export function refKernels(): Kernels {
-  return { name: 'js', ...refF32 };
+  return { name: 'js', ...refF32, ...refQuant };
 }

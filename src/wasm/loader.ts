@@ -6,11 +6,12 @@ import { WASM_SIMD_BASE64 } from './generated/simd.js';
 import { WASM_RELAXED_BASE64 } from './generated/relaxed.js';
 import { Heap } from './heap.js';
 import type { F32Exports } from './f32.js';
+import type { QuantExports } from './quant.js';
 
 export type WasmFlavor = 'simd' | 'relaxed';
 
 /** Raw exports of assembly/index.ts: each family's exports plus the module's own. */
-export interface WasmExports extends F32Exports {
+export interface WasmExports extends F32Exports, QuantExports {
   heap_base(): number;
   is_relaxed(): number;
 }

@@ -7,6 +7,7 @@ import type { Backend } from '../../src/runtime.js';
 import type { Kernels } from '../../src/kernels/index.js';
 import { refKernels } from '../../src/ref/index.js';
 import { f32Suite } from './f32.js';
+import { quantSuite } from './quant.js';
 
 export interface SuiteContext {
   /** The backend under test (its kernels are checked). */
@@ -19,5 +20,6 @@ export function describeKernels(name: string, get: () => Backend): void {
   describe(`kernels conformance: ${name}`, () => {
     const ctx: SuiteContext = { backend: get, ref: refKernels() };
     f32Suite(ctx);
+    quantSuite(ctx);
   });
 }
