@@ -23,13 +23,32 @@ export function permuteVector(v: Float32Array, perm: Int32Array): Float32Array {
 }
 
 /**
- * LayerNorm with permuted affine parameters: LN(x)·γ' + β' equals the original LN output permuted
- * by `perm` (mean and variance are order-invariant). The LN input (the residual stream) is not
- * permuted; only its output order changes. `beta` may be null (no bias).
+ * The reorder-LayerNorm (RPTQ4LLM `ReorderLayerNorm`, whose CUDA kernel writes to `dst_index`): a
+ * LayerNorm whose output comes out permuted, y'[j] = y[perm[j]]. Mean and variance do not depend on
+ * channel order, so y' = LN(x[..., inputPerm]) · γ' + β' with γ' = γ[perm], β' = β[perm] and
+ * inputPerm = perm. Permuting γ/β alone is NOT enough: LN(x)·γ' + β' keeps x̂ in the original order
+ * and mixes channels (test/rptq-fold.test.ts shows the counterexample), so the LayerNorm must read
+ * its input through `inputPerm` (`gatherColumns`; fused into the LN kernel in the paper). The input
+ * itself, the residual stream, is never permuted. `beta` may be null (no bias).
  */
 export function permuteLayerNorm(gamma: Float32Array, beta: Float32Array | null, perm: Int32Array):
-  { gamma: Float32Array; beta: Float32Array | null } {
-  return { gamma: permuteVector(gamma, perm), beta: beta === null ? null : permuteVector(beta, perm) };
+  { gamma: Float32Array; beta: Float32Array | null; inputPerm: Int32Array } {
+  return { gamma: permuteVector(gamma, perm), beta: beta === null ? null : permuteVector(beta, perm), inputPerm: perm.slice() };
+}
+
+/** out[t, j] = x[t, perm[j]] for x [rows, perm.length] row-major: the permuted read of a reorder-LayerNorm's input. */
+export function gatherColumns(x: Float32Array, rows: number, perm: Int32Array): Float32Array {
+  const fn = 'gatherColumns';
+  const n = perm?.length ?? 0;
+  validatePerm(perm, n, fn);
+  if (!Number.isSafeInteger(rows) || rows < 0) throw new LowbitError('E_ARG', `${fn}: rows must be a non-negative integer, got ${String(rows)}`);
+  needLen(fn, 'x', x, rows * n, `[${rows}, ${n}]`);
+  const out = new Float32Array(rows * n); // [rows, n]
+  for (let t = 0; t < rows; t++) {
+    const o = t * n;
+    for (let j = 0; j < n; j++) out[o + j] = x[o + perm[j]!]!;
+  }
+  return out;
 }
 
 /**
@@ -85,7 +104,17 @@ export interface OptLayerWeights {
   fc1B: Float32Array; // [hiddenDim]          fc1.bias
   fc2W: Float32Array; // [dim, hiddenDim]     fc2.weight
   fc2B: Float32Array; // [dim]                fc2.bias
+  /**
+   * [dim] reorder-LayerNorm input index of self_attn_layer_norm (set by R1): the LN computes
+   * LN(x[..., ln1InputPerm]) · ln1Gamma + ln1Beta. Absent or null: a plain LayerNorm.
+   */
+  ln1InputPerm?: Int32Array | null;
+  /** [dim] the same for final_layer_norm (set by R4). */
+  ln2InputPerm?: Int32Array | null;
 }
+
+/** The Float32Array fields of OptLayerWeights. */
+export type OptWeightKey = Exclude<keyof OptLayerWeights, 'ln1InputPerm' | 'ln2InputPerm'>;
 
 export interface OptLayerDims {
   dim: number;
@@ -115,19 +144,23 @@ export interface OptLayerMaps {
 
 /**
  * Folds RPTQ's reorders into one OPT decoder layer (pure: every returned array is new). With all
- * five maps the layer's output is unchanged up to float summation order:
+ * five maps the layer's output is unchanged up to float summation order, provided the decoder
+ * applies `ln1InputPerm` / `ln2InputPerm` (a column gather of the LayerNorm input; R1 and R4 cannot
+ * live in weights alone):
  *
- * - R1 (self_attn_layer_norm out): ln1 γ/β permuted; q/k/v_proj input columns permuted.
+ * - R1 (self_attn_layer_norm out): ln1 γ/β permuted and `ln1InputPerm` set (the LayerNorm reads the
+ *   unpermuted residual through it, see `permuteLayerNorm`); q/k/v_proj input columns permuted.
  * - R2 (q_proj, k_proj out): rows and biases of q_proj and k_proj permuted by the same map. It must
  *   stay within each head: per head, q·kᵀ = Σ_c q_c k_c is invariant when q and k share the order.
  * - R3 (attention out = out_proj in): v_proj rows and bias permuted; out_proj input columns permuted.
  *   Attention mixes v over tokens per channel (o[h,c] = Σ_s p_h[s] v[s,h,c]), so the order carries
  *   through as long as the map stays within each head (p depends on the head).
- * - R4 (final_layer_norm out): ln2 γ/β permuted; fc1 input columns permuted.
+ * - R4 (final_layer_norm out): ln2 γ/β permuted and `ln2InputPerm` set; fc1 input columns permuted.
  * - R5 (fc2 in): fc1 rows and bias permuted; fc2 input columns permuted.
  *
  * Untouched by design: out_proj rows and bias and fc2 rows and bias (their outputs join the
- * residual stream, which is never permuted), and the LayerNorm inputs (the residual itself).
+ * residual stream, which is never permuted), and the residual itself. A layer folded again composes
+ * the LayerNorm input indices (new[j] = old[perm[j]]).
  * q_proj/k_proj take R1 on columns and R2 on rows; v_proj takes R1 on columns and R3 on rows.
  *
  * Errors: E_ARG for bad dims or maps (invalid ClusterMap, R2/R3 crossing a head), E_SHAPE for a
@@ -141,7 +174,7 @@ export function foldOptLayer(w: OptLayerWeights, dims: OptLayerDims, maps: OptLa
   }
   if (dim % nHeads !== 0) throw new LowbitError('E_ARG', `${fn}: dims.dim ${dim} is not a multiple of nHeads ${nHeads}`);
   const headSize = dim / nHeads;
-  const shapes: Record<keyof OptLayerWeights, [number, string]> = {
+  const shapes: Record<OptWeightKey, [number, string]> = {
     ln1Gamma: [dim, `[${dim}]`], ln1Beta: [dim, `[${dim}]`],
     qW: [dim * dim, `[${dim}, ${dim}]`], qB: [dim, `[${dim}]`],
     kW: [dim * dim, `[${dim}, ${dim}]`], kB: [dim, `[${dim}]`],
@@ -152,7 +185,7 @@ export function foldOptLayer(w: OptLayerWeights, dims: OptLayerDims, maps: OptLa
     fc2W: [dim * hiddenDim, `[${dim}, ${hiddenDim}]`], fc2B: [dim, `[${dim}]`],
   };
   if (!w || typeof w !== 'object') throw new LowbitError('E_ARG', `${fn}: weights must be an object of Float32Arrays`);
-  for (const key of Object.keys(shapes) as Array<keyof OptLayerWeights>) needLen(fn, key, w[key], ...shapes[key]);
+  for (const key of Object.keys(shapes) as OptWeightKey[]) needLen(fn, key, w[key], ...shapes[key]);
 
   const { r1, r2, r3, r4, r5 } = maps ?? {};
   if ((dims.layerNormBefore ?? true) === false && (r1 || r4)) {
@@ -170,10 +203,13 @@ export function foldOptLayer(w: OptLayerWeights, dims: OptLayerDims, maps: OptLa
     vW: w.vW.slice(), vB: w.vB.slice(), oW: w.oW.slice(), oB: w.oB.slice(),
     ln2Gamma: w.ln2Gamma.slice(), ln2Beta: w.ln2Beta.slice(),
     fc1W: w.fc1W.slice(), fc1B: w.fc1B.slice(), fc2W: w.fc2W.slice(), fc2B: w.fc2B.slice(),
+    ln1InputPerm: w.ln1InputPerm ? w.ln1InputPerm.slice() : null,
+    ln2InputPerm: w.ln2InputPerm ? w.ln2InputPerm.slice() : null,
   };
   if (r1) {
     out.ln1Gamma = permuteVector(out.ln1Gamma, r1.perm);
     out.ln1Beta = permuteVector(out.ln1Beta, r1.perm);
+    out.ln1InputPerm = composePerm(out.ln1InputPerm, r1.perm, dim, `${fn}: weights.ln1InputPerm`);
     out.qW = permuteInputColumns(out.qW, dim, dim, r1.perm);
     out.kW = permuteInputColumns(out.kW, dim, dim, r1.perm);
     out.vW = permuteInputColumns(out.vW, dim, dim, r1.perm);
@@ -192,6 +228,7 @@ export function foldOptLayer(w: OptLayerWeights, dims: OptLayerDims, maps: OptLa
   if (r4) {
     out.ln2Gamma = permuteVector(out.ln2Gamma, r4.perm);
     out.ln2Beta = permuteVector(out.ln2Beta, r4.perm);
+    out.ln2InputPerm = composePerm(out.ln2InputPerm, r4.perm, dim, `${fn}: weights.ln2InputPerm`);
     out.fc1W = permuteInputColumns(out.fc1W, hiddenDim, dim, r4.perm);
   }
   if (r5) {
@@ -199,5 +236,14 @@ export function foldOptLayer(w: OptLayerWeights, dims: OptLayerDims, maps: OptLa
     out.fc1W = f.weight; out.fc1B = f.bias!;
     out.fc2W = permuteInputColumns(out.fc2W, dim, hiddenDim, r5.perm);
   }
+  return out;
+}
+
+/** The input index after applying `perm` on top of an existing one (null = identity): out[j] = prev[perm[j]]. */
+function composePerm(prev: Int32Array | null | undefined, perm: Int32Array, n: number, what: string): Int32Array {
+  if (!prev) return perm.slice();
+  validatePerm(prev, n, what);
+  const out = new Int32Array(n);
+  for (let j = 0; j < n; j++) out[j] = prev[perm[j]!]!;
   return out;
 }

@@ -6,7 +6,7 @@ export {
   minMaxFeatures, qkFeatures, buildClusterMap, clusterPerHead, type BuiltClusterMap, type HeadClusterMap,
 } from './cluster-map.js';
 export {
-  permuteVector, permuteLayerNorm, permuteInputColumns, permuteOutputRows, foldOptLayer,
-  type OptLayerWeights, type OptLayerDims, type OptLayerMaps,
+  permuteVector, permuteLayerNorm, gatherColumns, permuteInputColumns, permuteOutputRows, foldOptLayer,
+  type OptLayerWeights, type OptWeightKey, type OptLayerDims, type OptLayerMaps,
 } from './fold.js';
 export type { ClusterMap } from '../types.js';
