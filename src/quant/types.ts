@@ -4,6 +4,8 @@
 //               q = clamp(round(x / s) + z, 0, 2^b − 1), x' = s · (q − z)
 //   symmetric:  s = absmax / (2^(b−1) − 1), z = 0, q = clamp(round(x / s), −(2^(b−1) − 1), 2^(b−1) − 1)
 
+import type { PackedFormat } from './formats.js';
+
 /**
  * A permutation of channels into contiguous clusters (RPTQ, arXiv 2304.01089 §3).
  * `perm[j]` is the original channel placed at position j; cluster c covers positions
@@ -46,4 +48,40 @@ export interface QuantScheme {
   granularity: Granularity;
   /** Default: minmax. */
   range?: RangeMethod;
+}
+
+/** Quantization parameters, one slot per (parameter row, segment); see `QuantLayout`. */
+export interface QParams {
+  /** f32 scales, each finite and > 0. */
+  scale: Float32Array;
+  /** Zero points in code units (0 .. 2^bits − 1); symmetric schemes store 2^(bits−1). */
+  zero: Uint8Array;
+}
+
+/**
+ * How a granularity maps a tensor onto the kernels' [rows, cols] view (src/kernels/quant.ts):
+ * the columns of each row are split into `offsets.length − 1` segments and segment s of row r uses
+ * parameter slot (r % rowPeriod) · nSeg + s. `perm` (per-cluster granularities with a non-identity
+ * ClusterMap) reorders the last dim: column j of the view is channel perm[j] of the tensor.
+ */
+export interface QuantLayout {
+  rows: number;
+  cols: number;
+  offsets: Int32Array;
+  rowPeriod: number;
+  perm: Int32Array | null;
+}
+
+/**
+ * A quantized tensor: packed codes plus everything needed to dequantize them. `qs` holds
+ * [rows, packedRowBytes(format, cols)] bytes in the layout's column order (cluster order for
+ * per-cluster schemes, which is what integer kernels consume); `scale`/`zero` have
+ * paramRows · nSeg slots (paramRows = 1 when rowPeriod = 1, else rowPeriod).
+ * Dequantize: x'[r, j] = scale[p] · (q[r, j] − zero[p]), p = (r % rowPeriod) · nSeg + seg(j).
+ */
+export interface QuantizedTensor extends QParams, QuantLayout {
+  format: PackedFormat;
+  scheme: QuantScheme;
+  shape: readonly number[];
+  qs: Uint8Array;
 }
