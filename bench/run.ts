@@ -10,9 +10,10 @@ import { wasmSupported } from '../src/wasm/loader.js';
 import type { BackendName } from '../src/kernels/index.js';
 import type { BenchCase, BenchContext, CaseModule } from './types.js';
 import { f32Cases } from './cases/f32.js';
+import { quantCases } from './cases/quant.js';
 import { tokenizerCases } from './cases/tokenizer.js';
 
-const MODULES: CaseModule[] = [f32Cases, tokenizerCases];
+const MODULES: CaseModule[] = [f32Cases, tokenizerCases, quantCases];
 
 interface Row {
   group: string;
