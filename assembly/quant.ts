@@ -46,7 +46,19 @@ export function range_segments(rows: i32, cols: i32, x: usize, nSeg: i32, offset
     for (let s = 0; s < nSeg; s++) {
       const a = load<i32>(offsets + (<usize>s << 2)), b = load<i32>(offsets + (<usize>s << 2), 4);
       let mn = f32x4.splat(Infinity), mx = f32x4.splat(-Infinity);
+      let mn1 = mn, mx1 = mx;
       let i = a;
+      for (; i + 16 <= b; i += 16) {
+        // two independent min/max chains (f32x4.min/max are multi-instruction, NaN-propagating on x64)
+        const p = xr + (<usize>i << 2);
+        const v0 = v128.load(p), v1 = v128.load(p, 16), v2 = v128.load(p, 32), v3 = v128.load(p, 48);
+        mn = f32x4.min(mn, f32x4.min(v0, v1));
+        mx = f32x4.max(mx, f32x4.max(v0, v1));
+        mn1 = f32x4.min(mn1, f32x4.min(v2, v3));
+        mx1 = f32x4.max(mx1, f32x4.max(v2, v3));
+      }
+      mn = f32x4.min(mn, mn1);
+      mx = f32x4.max(mx, mx1);
       for (; i + 4 <= b; i += 4) {
         const v = v128.load(xr + (<usize>i << 2));
         mn = f32x4.min(mn, v);
