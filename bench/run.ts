@@ -12,8 +12,9 @@ import type { BenchCase, BenchContext, CaseModule } from './types.js';
 import { f32Cases } from './cases/f32.js';
 import { quantCases } from './cases/quant.js';
 import { tokenizerCases } from './cases/tokenizer.js';
+import { decoderCases } from './cases/decoder.js';
 
-const MODULES: CaseModule[] = [f32Cases, tokenizerCases, quantCases];
+const MODULES: CaseModule[] = [f32Cases, tokenizerCases, decoderCases, quantCases];
 
 interface Row {
   group: string;

@@ -9,3 +9,10 @@ export { Heap, type HeapStats } from './wasm/heap.js';
 export { f16ToF32, f32ToF16 } from './util/f16.js';
 export * from './tokenizer/index.js';
 export * from './io/index.js';
+export * as opt from './models/opt/index.js';
+export {
+  configFromHF, loadOPT, loadOPTFromUrl, createRunState, forward, lmHead, generate, generateStream, generateTokens, generateIds,
+  evaluatePerplexity, perplexityWindows, Sampler, randomOPT, makeRandomCheckpoint, OPT_PRESETS,
+  OPTModel, RunState, KVCache, type OPTConfig, type GenerateOptions, type TextGenerateOptions,
+  type PerplexityOptions, type PerplexityResult, type SamplerOptions,
+} from './models/opt/index.js';

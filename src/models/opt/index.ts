@@ -14,3 +14,5 @@ export { evaluatePerplexity, perplexityWindows } from './perplexity.js';
 export type { PerplexityOptions, PerplexityProgress, PerplexityResult } from './perplexity.js';
 export { OPT_PRESETS, makeRandomCheckpoint, randomCheckpoint, randomOPT } from './random.js';
 export type { OutlierOptions, RandomCheckpoint, RandomCheckpointOptions } from './random.js';
+export { loadOPTFolder, loadOPTFromUrl } from './folder.js';
+export type { FileGetter, FolderOptions, LoadedFolder } from './folder.js';
