@@ -1,5 +1,6 @@
 // Backend selection: `init()` picks relaxed SIMD, baseline SIMD or the js reference, by validating
 // the real binaries and running a known-answer self-test; `backend()` reports what was chosen.
+// `init({threads: n})` adds a worker pool on shared memory for GEMV/GEMM (src/wasm/pool.ts).
 
 import { LowbitError } from './errors.js';
 import { withChecks, type BackendName, type Kernels } from './kernels/index.js';
@@ -7,9 +8,10 @@ import { refKernels } from './ref/index.js';
 import { instantiate, wasmSupported, type MemoryOptions } from './wasm/loader.js';
 import { wasmKernels } from './wasm/kernels.js';
 import type { Heap } from './wasm/heap.js';
+import type { ThreadOptions } from './wasm/pool.js';
 import { selfTest } from './selftest.js';
 
-export interface InitOptions extends MemoryOptions {
+export interface InitOptions extends MemoryOptions, ThreadOptions {
   /** 'auto' (default): relaxed if it validates and passes its self-test, else simd, else js. */
   backend?: 'auto' | BackendName;
 }
@@ -22,7 +24,9 @@ export interface BackendInfo {
   /** Whether the engine validates each binary. */
   simdSupported: boolean;
   relaxedSupported: boolean;
-  /** Why a better backend was not chosen, self-test failures, etc. */
+  /** Threads that run GEMV/GEMM (main thread included; 1 without a pool). */
+  threads: number;
+  /** Why a better backend was not chosen, self-test failures, thread fallbacks, etc. */
   notes: string[];
 }
 
@@ -31,16 +35,41 @@ export interface Backend {
   kernels: Kernels;
   heap: Heap | null;
   info: BackendInfo;
+  /** Terminates the worker threads, if any; the backend keeps working on one thread. */
+  dispose(): Promise<void>;
 }
 
-/** Creates an independent backend (tests use several side by side). Throws E_BACKEND if unavailable. */
-export async function createBackend(name: BackendName, opts: MemoryOptions = {}): Promise<Backend> {
+/**
+ * Creates an independent backend (tests use several side by side). Throws E_BACKEND if unavailable.
+ * `threads > 1` starts a worker pool where memory can be shared (else one thread, with a note);
+ * idle workers never keep a Node process alive, and `dispose()` terminates them.
+ */
+export async function createBackend(name: BackendName, opts: MemoryOptions & ThreadOptions = {}): Promise<Backend> {
   const info: BackendInfo = {
-    name, requested: name, simdSupported: wasmSupported('simd'), relaxedSupported: wasmSupported('relaxed'), notes: [],
+    name, requested: name, simdSupported: wasmSupported('simd'), relaxedSupported: wasmSupported('relaxed'), threads: 1, notes: [],
   };
-  if (name === 'js') return { kernels: withChecks(refKernels()), heap: null, info };
+  if (name === 'js') {
+    if ((opts.threads ?? 1) > 1) info.notes.push(`threads: ${opts.threads} requested, the js backend runs 1 thread`);
+    return { kernels: withChecks(refKernels()), heap: null, info, dispose: async () => {} };
+  }
   const inst = await instantiate(name, opts);
-  return { kernels: withChecks(wasmKernels(inst)), heap: inst.heap, info };
+  const pool = inst.pool;
+  info.threads = pool?.threads ?? 1;
+  info.notes.push(...inst.notes);
+  const b: Backend = {
+    kernels: withChecks(wasmKernels(inst)), heap: inst.heap, info,
+    async dispose() {
+      b.info.threads = 1;
+      await pool?.dispose();
+    },
+  };
+  if (pool) {
+    pool.onStop = (note) => {
+      b.info.threads = 1;
+      b.info.notes.push(note);
+    };
+  }
+  return b;
 }
 
 let current: Backend | null = null;
@@ -57,6 +86,7 @@ export async function init(opts: InitOptions = {}): Promise<BackendInfo> {
     if (requested === 'relaxed') {
       const failures = selfTest(chosen.kernels);
       if (failures.length) {
+        void chosen.dispose();
         throw new LowbitError('E_BACKEND', `relaxed backend failed its self-test: ${failures.join('; ')}`);
       }
     }
@@ -71,6 +101,7 @@ export async function init(opts: InitOptions = {}): Promise<BackendInfo> {
       const failures = selfTest(b.kernels);
       if (failures.length) {
         notes.push(`${name}: self-test failed (${failures.join('; ')}), falling back`);
+        void b.dispose();
         continue;
       }
       chosen = b;
@@ -79,8 +110,17 @@ export async function init(opts: InitOptions = {}): Promise<BackendInfo> {
     chosen ??= await createBackend('js', opts);
   }
   chosen.info = { ...chosen.info, requested, notes: [...notes, ...chosen.info.notes] };
+  if (current && current !== chosen) void current.dispose();
   current = chosen;
   return chosen.info;
+}
+
+/**
+ * Terminates the current backend's worker threads (a no-op without them). The backend stays in use
+ * on one thread; call `init()` again for a new pool.
+ */
+export async function dispose(): Promise<void> {
+  await current?.dispose();
 }
 
 function need(): Backend {

@@ -1,9 +1,12 @@
-// f32 kernels on a WASM instance: marshal typed arrays, call assembly/f32.ts exports.
+// f32 kernels on a WASM instance: marshal typed arrays, call assembly/f32.ts exports. With a thread
+// pool, GEMV/GEMM are split over output ranges cut where assembly/f32.ts's tiling already cuts, so
+// results are bit-identical for any thread count (see ntRanges / nnRanges).
 
 import type { F32Kernels } from '../kernels/f32.js';
 import { span } from '../kernels/check.js';
 import type { Heap } from './heap.js';
 import { marshal } from './marshal.js';
+import type { RangeOp, ThreadPool } from './pool.js';
 
 /** Raw exports of assembly/f32.ts: pointers are byte offsets into linear memory. */
 export interface F32Exports {
@@ -22,16 +25,52 @@ export interface F32Exports {
   peak_f32_flops_per_iter(): number;
 }
 
+/** Bytes of B that sgemm_nt keeps in cache per column block (assembly/f32.ts L2_BLOCK_BYTES). */
+const NT_BLOCK_BYTES = 256 * 1024;
+
+/**
+ * sgemm_nt split for threads. By columns of C (rows of B, the weight's output rows) at multiples of
+ * 4: the kernel computes columns in groups of 4 from each block start (a multiple of 4) and only the
+ * last N % 4 columns with its scalar `dot`, so every element sees the same instructions whatever the
+ * cut. Chunks are whole column blocks (`nc`) when long enough. When N is too narrow to share (Q·Kᵀ
+ * of a short context), by rows of C at even boundaries instead: rows are computed in pairs.
+ */
+export function ntRanges(threads: number, M: number, N: number, K: number, pa: number, lda: number, pb: number, ldb: number, pc: number, ldc: number, pz: number): RangeOp {
+  const args = [M, N, K, pa, lda, pb, ldb, pc, ldc, pz];
+  if (N >= 8 * threads || M < 2 * threads) {
+    const nc = Math.max(4, Math.floor(NT_BLOCK_BYTES / Math.max(1, K * 4)) & ~3);
+    return { fn: 'sgemm_nt', args, count: 1, align: 4, grain: M > 1 ? nc : 4, advance: [[5, ldb * 4], [7, 4], [9, 4]] };
+  }
+  return { fn: 'sgemm_nt', args, count: 0, align: 2, advance: [[3, lda * 4], [7, ldc * 4]] };
+}
+
+/**
+ * sgemm_nn split: by rows of C at multiples of 4 (its 4-row tiles; the M % 4 rows left use a
+ * one-row loop and stay in the last chunk), or for few rows by columns at multiples of 8 (its
+ * 8-column tiles; the N % 8 scalar tail stays in the last chunk).
+ */
+export function nnRanges(threads: number, M: number, N: number, K: number, pa: number, lda: number, pb: number, ldb: number, pc: number, ldc: number, pz: number): RangeOp {
+  const args = [M, N, K, pa, lda, pb, ldb, pc, ldc, pz];
+  if (M >= 8 * threads || N < 16 * threads) return { fn: 'sgemm_nn', args, count: 0, align: 4, advance: [[3, lda * 4], [7, ldc * 4]] };
+  return { fn: 'sgemm_nn', args, count: 1, align: 8, advance: [[5, 4], [7, 4], [9, 4]] };
+}
+
 /** The f32 kernels on one instance (unchecked: src/kernels/ adds the checks). */
-export function wasmF32(ex: F32Exports, h: Heap): F32Kernels {
+export function wasmF32(ex: F32Exports, h: Heap, pool: ThreadPool | null = null): F32Kernels {
   return {
     sgemmNT(M, N, K, a, lda, b, ldb, c, ldc, bias) {
       marshal(h, [[a, 'in', span(M, K, lda)], [b, 'in', span(N, K, ldb)], [c, ldc === N ? 'out' : 'inout', span(M, N, ldc)], [bias, 'in', N]],
-        (pa, pb, pc, pz) => ex.sgemm_nt(M, N, K, pa!, lda, pb!, ldb, pc!, ldc, pz!));
+        (pa, pb, pc, pz) => {
+          if (pool?.shouldSplit(2 * M * N * K)) pool.run([ntRanges(pool.threads, M, N, K, pa!, lda, pb!, ldb, pc!, ldc, pz!)]);
+          else ex.sgemm_nt(M, N, K, pa!, lda, pb!, ldb, pc!, ldc, pz!);
+        });
     },
     sgemmNN(M, N, K, a, lda, b, ldb, c, ldc, bias) {
       marshal(h, [[a, 'in', span(M, K, lda)], [b, 'in', span(K, N, ldb)], [c, ldc === N ? 'out' : 'inout', span(M, N, ldc)], [bias, 'in', N]],
-        (pa, pb, pc, pz) => ex.sgemm_nn(M, N, K, pa!, lda, pb!, ldb, pc!, ldc, pz!));
+        (pa, pb, pc, pz) => {
+          if (pool?.shouldSplit(2 * M * N * K)) pool.run([nnRanges(pool.threads, M, N, K, pa!, lda, pb!, ldb, pc!, ldc, pz!)]);
+          else ex.sgemm_nn(M, N, K, pa!, lda, pb!, ldb, pc!, ldc, pz!);
+        });
     },
     add(n, a, b, out) {
       marshal(h, [[a, 'in', n], [b, 'in', n], [out, 'out', n]], (pa, pb, po) => ex.add_f32(n, pa!, pb!, po!));

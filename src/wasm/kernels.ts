@@ -7,5 +7,5 @@ import { wasmQuant } from './quant.js';
 
 /** Kernels on one instance (unchecked: wrap with `withChecks`). */
 export function wasmKernels(inst: WasmInstance): Kernels {
-  return { name: inst.flavor, ...wasmF32(inst.exports, inst.heap), ...wasmQuant(inst.exports, inst.heap) };
+  return { name: inst.flavor, ...wasmF32(inst.exports, inst.heap, inst.pool), ...wasmQuant(inst.exports, inst.heap) };
 }
