@@ -173,7 +173,7 @@ describe('quantization accuracy properties', () => {
       fc.tuple(fc.constantFrom([3, 5], [4, 1], [1, 7]), fc.constantFrom<'zeros' | 'constant'>('zeros', 'constant')),
     );
     fc.assert(fc.property(degenerate, fc.integer({ min: 2, max: 8 }), fc.boolean(), rangeArb, fc.integer(), ([shape, pat], bits, symmetric, range, seed) => {
-      const n = (shape as number[]).reduce((a, b) => a * b, 1);
+      const n = (shape as readonly number[]).reduce((a, b) => a * b, 1);
       const x = floats(n, pat, seed);
       const cols = shape[shape.length - 1]!;
       for (const g of [{ kind: 'perTensor' }, { kind: 'perChannel', axis: 0 }, { kind: 'perToken' }, { kind: 'perGroup', groupSize: cols }] as Granularity[]) {
