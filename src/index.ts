@@ -8,6 +8,7 @@ export { matmul, linear, add, mul, relu, gelu, layerNorm, softmax, embedding, ar
 export { Heap, type HeapStats } from './wasm/heap.js';
 export { f16ToF32, f32ToF16 } from './util/f16.js';
 export * from './tokenizer/index.js';
+export * from './quant/index.js';
 export * from './io/index.js';
 export * as opt from './models/opt/index.js';
 export {

@@ -97,3 +97,17 @@ describe('WASM heap', () => {
     expect(() => w.data).toThrow(/disposed/);
   });
 });
+
+describe('marshalling across memory growth', () => {
+  it('a resident output stays valid when the same call grows memory for a host input', async () => {
+    const b = await createBackend('simd', { initialMemoryBytes: 1 << 20 });
+    const h = b.heap!;
+    const n = 1 << 20; // 4 MiB host input: its scratch copy forces memory.grow
+    const x = Float32Array.from({ length: n }, (_, i) => (i % 5) - 2);
+    const p = h.alloc(4 * n);
+    b.kernels.relu(n, x, h.f32(p, n));
+    const out = h.f32(p, n); // fresh view after growth
+    for (let i = 0; i < 20; i++) expect(out[i]).toBe(Math.max((i % 5) - 2, 0));
+    expect(h.stats().memoryBytes).toBeGreaterThan(1 << 20);
+  });
+});

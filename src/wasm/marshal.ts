@@ -15,15 +15,14 @@ export type Arg = [View | null, Mode, number];
  */
 export function marshal(heap: Heap, args: Arg[], fn: (...ptrs: number[]) => void): void {
   const ptrs = new Array<number>(args.length).fill(0);
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]![0];
-    if (a && heap.owns(a)) ptrs[i] = a.byteOffset;
-  }
+  // residency is decided once, before any allocation can grow memory and detach resident views
+  const resident = args.map(([a]) => a !== null && heap.owns(a));
+  for (let i = 0; i < args.length; i++) if (resident[i]) ptrs[i] = args[i]![0]!.byteOffset;
   const scratch: number[] = [];
   try {
     for (let i = 0; i < args.length; i++) {
       const [a, mode, n] = args[i]!;
-      if (!a || heap.owns(a)) continue;
+      if (!a || resident[i]) continue;
       const bytes = n * a.BYTES_PER_ELEMENT;
       const p = heap.alloc(bytes, 'kernel scratch');
       scratch.push(p);
@@ -33,7 +32,7 @@ export function marshal(heap: Heap, args: Arg[], fn: (...ptrs: number[]) => void
     fn(...ptrs);
     for (let i = 0; i < args.length; i++) {
       const [a, mode, n] = args[i]!;
-      if (!a || mode === 'in' || heap.owns(a)) continue;
+      if (!a || mode === 'in' || resident[i]) continue;
       const bytes = n * a.BYTES_PER_ELEMENT;
       new Uint8Array(a.buffer, a.byteOffset, bytes).set(heap.u8(ptrs[i]!, bytes));
     }
@@ -41,4 +40,3 @@ export function marshal(heap: Heap, args: Arg[], fn: (...ptrs: number[]) => void
     for (const p of scratch) heap.free(p);
   }
 }
-
