@@ -13,8 +13,9 @@ import { f32Cases } from './cases/f32.js';
 import { quantCases } from './cases/quant.js';
 import { tokenizerCases } from './cases/tokenizer.js';
 import { decoderCases } from './cases/decoder.js';
+import { threadCases } from './cases/threads.js';
 
-const MODULES: CaseModule[] = [f32Cases, tokenizerCases, decoderCases, quantCases];
+const MODULES: CaseModule[] = [f32Cases, tokenizerCases, decoderCases, quantCases, threadCases];
 
 interface Row {
   group: string;

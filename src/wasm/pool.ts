@@ -42,8 +42,8 @@ export interface ThreadOptions {
 /**
  * One kernel call to split over a range. `args` are the whole call's arguments; `args[count]` is the
  * range length and is replaced by each chunk's length; each `advance` pointer argument moves by
- * start × bytes (a null pointer, 0, stays 0). Chunk starts are multiples of `align` (and of `grain`,
- * a multiple of align, when a chunk is at least that long, e.g. the kernel's cache block).
+ * start × bytes (a null pointer, 0, stays 0). Chunk starts are multiples of `align`; chunks are
+ * equal (about CHUNKS_PER_THREAD per thread, claimed dynamically), the last one takes the rest.
  * `perThread` gives each thread its own scratch: arg += threadIndex × bytes (main thread = 0).
  */
 export interface RangeOp {
@@ -51,7 +51,6 @@ export interface RangeOp {
   args: number[];
   count: number;
   align: number;
-  grain?: number;
   advance: Array<[arg: number, bytesPerUnit: number]>;
   perThread?: [arg: number, bytes: number];
 }
@@ -356,7 +355,6 @@ export class ThreadPool {
       }
       const total = op.args[op.count]!;
       let chunk = Math.max(op.align, roundUp(Math.ceil(total / (this.size * CHUNKS_PER_THREAD)), op.align));
-      if (op.grain && chunk >= op.grain) chunk = roundUp(chunk, op.grain);
       if (Math.ceil(total / chunk) > perOp) chunk = roundUp(Math.ceil(total / perOp), op.align);
       const nChunks = total === 0 ? 0 : Math.ceil(total / chunk);
       out.push({ op, fn: this.fn(op.fn), chunk, first, nChunks });
