@@ -10,12 +10,13 @@ import { wasmSupported } from '../src/wasm/loader.js';
 import type { BackendName } from '../src/kernels/index.js';
 import type { BenchCase, BenchContext, CaseModule } from './types.js';
 import { f32Cases } from './cases/f32.js';
+import { kmeansCases } from './cases/kmeans.js';
 import { quantCases } from './cases/quant.js';
 import { tokenizerCases } from './cases/tokenizer.js';
 import { decoderCases } from './cases/decoder.js';
 import { threadCases } from './cases/threads.js';
 
-const MODULES: CaseModule[] = [f32Cases, tokenizerCases, decoderCases, quantCases, threadCases];
+const MODULES: CaseModule[] = [f32Cases, tokenizerCases, decoderCases, quantCases, threadCases, kmeansCases];
 
 interface Row {
   group: string;
