@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
 import { backend, createBackend, init, kernels, LowbitError } from '../src/index.js';
 import { dispose } from '../src/runtime.js';
-import { instantiate, type WasmInstance } from '../src/wasm/loader.js';
+import { instantiate, wasmBytes, wasmSupported, type WasmInstance } from '../src/wasm/loader.js';
 import { wasmKernels } from '../src/wasm/kernels.js';
 import { withChecks } from '../src/kernels/index.js';
 import { planThreads, type ThreadPool } from '../src/wasm/pool.js';
@@ -191,6 +191,22 @@ describe.skipIf(HW < 2)('worker failures', () => {
 });
 
 describe.skipIf(HW < 2)('the range helper and hand-off', () => {
+  it('a kernel that traps (out of bounds) fails the call once; claimed chunks finish first; the pool stays usable', async () => {
+    const { inst, pool } = await twoThreads({ minParallelFlops: 0 });
+    const h = inst.heap;
+    const end = h.memory.buffer.byteLength;
+    // every chunk of this add reads and writes past the end of memory
+    expect(() => pool.run([{ fn: 'add_f32', args: [4096, end - 16, end - 16, end - 16], count: 0, align: 4, advance: [[1, 4], [2, 4], [3, 4]] }]))
+      .toThrow(/out of bounds|E_BACKEND/);
+    const n = 999, px = h.alloc(n * 4), pz = h.alloc(n * 4);
+    const x = floats(n, 'random', 5);
+    h.f32(px, n).set(x);
+    pool.run([{ fn: 'add_f32', args: [n, px, px, pz], count: 0, align: 4, advance: [[1, 4], [2, 4], [3, 4]] }]);
+    expect(Array.from(h.f32(pz, n))).toEqual(Array.from(x, (v) => Math.fround(2 * v)));
+    expect(pool.threads).toBe(2);
+    await pool.dispose();
+  });
+
   it('runs any export over ranges: several independent ops in one hand-off, null pointers stay null', async () => {
     const { inst, pool } = await twoThreads({ minParallelFlops: 0 });
     const h = inst.heap;
@@ -225,6 +241,71 @@ describe.skipIf(HW < 2)('the range helper and hand-off', () => {
     expect(sleepy).toHaveLength(20);
     for (const us of [...spin, ...sleepy]) expect(us).toBeGreaterThan(0);
     await pool.dispose();
+  });
+});
+
+/** Reads a LEB128 at `p`; returns [value, next offset]. */
+function leb(b: Uint8Array, p: number): [number, number] {
+  let v = 0, shift = 0, byte: number;
+  do {
+    byte = b[p++]!;
+    v += (byte & 0x7f) * 2 ** shift;
+    shift += 7;
+  } while (byte & 0x80);
+  return [v, p];
+}
+
+/** Skips a constant expression (i32/i64/f32/f64/v128.const, global.get) up to its `end`. */
+function skipConstExpr(b: Uint8Array, p: number): [number, number] {
+  const op = b[p++]!;
+  let value = 0;
+  if (op === 0x41 || op === 0x42 || op === 0x23) [value, p] = leb(b, p);
+  else if (op === 0x43) p += 4;
+  else if (op === 0x44) p += 8;
+  else if (op === 0xfd) p = leb(b, p)[1] + 16;
+  else throw new Error(`unexpected const opcode 0x${op.toString(16)}`);
+  expect(b[p]).toBe(0x0b);
+  return [value, p + 1];
+}
+
+describe('the shared-memory binaries', () => {
+  it('have no mutable globals, and their data segments (re-applied by every worker) lie below heap_base', async () => {
+    for (const flavor of ['simd', 'relaxed'] as const) {
+      const bytes = wasmBytes(flavor, true);
+      let p = 8, mutableGlobals = 0, dataEnd = 0;
+      while (p < bytes.length) {
+        const id = bytes[p++]!;
+        let size: number;
+        [size, p] = leb(bytes, p);
+        const end = p + size;
+        if (id === 6) {
+          let [n, q] = leb(bytes, p);
+          for (; n > 0; n--) {
+            if (bytes[q + 1] === 1) mutableGlobals++;
+            q = skipConstExpr(bytes, q + 2)[1];
+          }
+        } else if (id === 11) {
+          let [n, q] = leb(bytes, p);
+          for (; n > 0; n--) {
+            let flags: number, offset = -1, len: number;
+            [flags, q] = leb(bytes, q);
+            if (flags === 2) q = leb(bytes, q)[1];
+            if (flags !== 1) [offset, q] = skipConstExpr(bytes, q);
+            [len, q] = leb(bytes, q);
+            q += len;
+            if (offset >= 0) dataEnd = Math.max(dataEnd, offset + len);
+          }
+        }
+        p = end;
+      }
+      expect(mutableGlobals, flavor).toBe(0);
+      expect(dataEnd, `${flavor}: static data found`).toBeGreaterThan(1024);
+      if (!wasmSupported(flavor, true)) continue; // relaxed without the V8 flag
+      expect(WebAssembly.Module.imports(new WebAssembly.Module(bytes))).toEqual([{ module: 'env', name: 'memory', kind: 'memory' }]);
+      const inst = await instantiate(flavor, { threads: 2 });
+      expect(dataEnd).toBeLessThanOrEqual(inst.exports.heap_base());
+      await inst.pool?.dispose();
+    }
   });
 });
 
