@@ -9,6 +9,7 @@ export { Heap, type HeapStats } from './wasm/heap.js';
 export { f16ToF32, f32ToF16 } from './util/f16.js';
 export * from './tokenizer/index.js';
 export * from './quant/index.js';
+export * as rptq from './quant/rptq/index.js';
 export * from './io/index.js';
 export * as opt from './models/opt/index.js';
 export {

@@ -286,17 +286,17 @@ export class Tensor<D extends DType = DType> {
   /** A contiguous tensor with the same elements: this one if already contiguous, else a copy. */
   contiguous(opts: TensorOptions = { heap: this.heap }): Tensor<D> {
     if (this.isContiguous && (opts.heap ?? null) === this.heap) return this;
-    const out = Tensor.empty(this.shape, this.dtype, opts) as Tensor<D>;
-    const dst = out.storage.view(), src = this.storage.view();
-    let i = 0;
-    this.forEachOffset((o) => { dst[i++] = src[o]!; });
-    return out;
+    return this.clone(opts);
   }
 
   /** Copy (always new storage). */
   clone(opts: TensorOptions = { heap: this.heap }): Tensor<D> {
     const out = Tensor.empty(this.shape, this.dtype, opts) as Tensor<D>;
     const dst = out.storage.view(), src = this.storage.view();
+    if (this.isContiguous) {
+      (dst as Float32Array).set((src as Float32Array).subarray(this.offset, this.offset + this.size));
+      return out;
+    }
     let i = 0;
     this.forEachOffset((o) => { dst[i++] = src[o]!; });
     return out;
