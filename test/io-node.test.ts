@@ -5,19 +5,11 @@ import { describe, expect, it } from 'vitest';
 import { LowbitError } from '../src/errors.js';
 import { bytesFromResponse, fetchBytes, readSafetensors } from '../src/io/index.js';
 import { readFileBytes, readFileBytesAsync } from '../src/io/node.js';
+import { lowbitErrorAsync, FIXTURE } from './helpers.js';
 
-const FIXTURE = new URL('../../shared/data/fixtures/opt-tiny-torch/', import.meta.url);
 const ST = new URL('model.safetensors', FIXTURE);
 
-async function lowbitErrorAsync(p: Promise<unknown>): Promise<LowbitError> {
-  try {
-    await p;
-  } catch (e) {
-    expect(e).toBeInstanceOf(LowbitError);
-    return e as LowbitError;
-  }
-  throw new Error('expected a LowbitError, nothing was thrown');
-}
+
 
 /** A Response whose body arrives in `chunks`, with an optional Content-Length header. */
 function chunkedResponse(chunks: Uint8Array[], headers: Record<string, string> = {}, status = 200): Response {

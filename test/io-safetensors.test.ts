@@ -21,20 +21,9 @@ import {
   type RawDtype,
   type RawTensor,
 } from '../src/io/index.js';
+import { lowbitError, FIXTURE, fixtureBytes } from './helpers.js';
 
-const FIXTURE = new URL('../../shared/data/fixtures/opt-tiny-torch/', import.meta.url);
-const fixtureBytes = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(name, FIXTURE)));
 
-/** Runs `fn` and returns the LowbitError it throws (fails the test if it throws anything else or nothing). */
-function lowbitError(fn: () => unknown): LowbitError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(LowbitError);
-    return e as LowbitError;
-  }
-  throw new Error('expected a LowbitError, nothing was thrown');
-}
 
 async function lowbitErrorAsync(p: Promise<unknown>): Promise<LowbitError> {
   try {

@@ -6,19 +6,10 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { LowbitError } from '../src/errors.js';
 import { crc32, readCheckpoint, readSafetensors, readTorchBin, readZip, toFloat32, zipEntryData, DTYPE_BYTES } from '../src/io/index.js';
+import { lowbitError, FIXTURE, fixtureBytes } from './helpers.js';
 
-const FIXTURE = new URL('../../shared/data/fixtures/opt-tiny-torch/', import.meta.url);
-const fixtureBytes = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(name, FIXTURE)));
 
-function lowbitError(fn: () => unknown): LowbitError {
-  try {
-    fn();
-  } catch (e) {
-    expect(e).toBeInstanceOf(LowbitError);
-    return e as LowbitError;
-  }
-  throw new Error('expected a LowbitError, nothing was thrown');
-}
+
 
 // ---- test builders: a stored-only ZIP writer and a pickle emitter that writes what torch.save writes ------------
 

@@ -13,14 +13,9 @@ import {
   OPT_PRESETS, Sampler, configFromHF, createRunState, evaluatePerplexity, forward, generate, generateIds, generateStream,
   loadOPT, makeRandomCheckpoint, mulberry32, perplexityWindows, randomCheckpoint, randomOPT, type OPTModel, type ObservePoint,
 } from '../src/models/opt/index.js';
+import { expectLowbit } from './helpers.js';
 
-function expectLowbit(f: () => unknown, code: string, ...parts: string[]): void {
-  let err: unknown;
-  try { f(); } catch (e) { err = e; }
-  expect(err, 'should throw').toBeInstanceOf(LowbitError);
-  expect((err as LowbitError).code).toBe(code);
-  for (const p of parts) expect((err as LowbitError).message).toContain(p);
-}
+
 
 function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let err = 0, mx = 0;

@@ -5,15 +5,8 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { LowbitError } from '../src/errors.js';
 import { Tokenizer, bytesToUnicode } from '../src/tokenizer/index.js';
+import { expectLowbit } from './helpers.js';
 
-/** Expects `f` to throw a LowbitError with `code` whose message contains every one of `parts`. */
-function expectLowbit(f: () => unknown, code: string, ...parts: string[]): void {
-  let err: unknown;
-  try { f(); } catch (e) { err = e; }
-  expect(err, 'should throw').toBeInstanceOf(LowbitError);
-  expect((err as LowbitError).code).toBe(code);
-  for (const p of parts) expect((err as LowbitError).message).toContain(p);
-}
 
 /** Runs `f`; anything it throws must be a LowbitError. */
 function onlyLowbit(f: () => unknown): void {

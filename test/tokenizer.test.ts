@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
 import { LowbitError } from '../src/errors.js';
 import { Tokenizer, bytesToUnicode, preTokenize, unicodeToBytes } from '../src/tokenizer/index.js';
+import { expectLowbit } from './helpers.js';
 
 const data = (p: string) => readFileSync(new URL(`../../shared/data/${p}`, import.meta.url));
 const optVocab = data('tokenizers/opt/vocab.json');
@@ -12,14 +13,6 @@ const optMerges = data('tokenizers/opt/merges.txt');
 const opt = Tokenizer.fromFiles(optVocab, optMerges);
 const gpt2 = Tokenizer.fromFiles(data('tokenizers/gpt2/encoder.json'), data('tokenizers/gpt2/vocab.bpe'));
 
-/** Expects `f` to throw a LowbitError with `code` whose message contains every `parts`. */
-function expectLowbit(f: () => unknown, code: string, ...parts: string[]): void {
-  let err: unknown;
-  try { f(); } catch (e) { err = e; }
-  expect(err, 'should throw').toBeInstanceOf(LowbitError);
-  expect((err as LowbitError).code).toBe(code);
-  for (const p of parts) expect((err as LowbitError).message).toContain(p);
-}
 
 /** Reference: openai/gpt-2 encoder.py `bpe()` on a byte-level word, merging every occurrence of the best bigram per step. */
 function naiveBpe(word: string[], ranks: Map<string, number>): string[] {
