@@ -45,7 +45,8 @@ export async function threadCases(ctx: BenchContext): Promise<BenchCase[]> {
   if (pool) {
     const group = 'threads: hand-off round trip (empty job, 2 threads)';
     cases.push({ group, impl: 'spinning worker', peer: 'sleeping worker', setup: () => pool.setSpinMicros(200), fn: () => { pool.pingMicros(1); } });
-    cases.push({ group, impl: 'sleeping worker', peer: 'sleeping worker', setup: () => pool.setSpinMicros(0), fn: () => { pool.pingMicros(1); } });
+    // (includes waiting, at most a few µs with spinMicros 0, until the worker is inside Atomics.wait)
+    cases.push({ group, impl: 'sleeping worker', peer: 'sleeping worker', setup: () => pool.setSpinMicros(0), fn: () => { pool.pingMicros(1, true); } });
   }
 
   const shapes: Array<[string, number, number, number]> = [

@@ -6,7 +6,7 @@ import type { F32Kernels } from '../kernels/f32.js';
 import { span } from '../kernels/check.js';
 import type { Heap } from './heap.js';
 import { marshal } from './marshal.js';
-import type { RangeOp, ThreadPool } from './pool.js';
+import { splitCall, type RangeOp, type ThreadPool } from './pool.js';
 
 /** Raw exports of assembly/f32.ts: pointers are byte offsets into linear memory. */
 export interface F32Exports {
@@ -58,17 +58,11 @@ export function wasmF32(ex: F32Exports, h: Heap, pool: ThreadPool | null = null)
   return {
     sgemmNT(M, N, K, a, lda, b, ldb, c, ldc, bias) {
       marshal(h, [[a, 'in', span(M, K, lda)], [b, 'in', span(N, K, ldb)], [c, ldc === N ? 'out' : 'inout', span(M, N, ldc)], [bias, 'in', N]],
-        (pa, pb, pc, pz) => {
-          if (pool?.shouldSplit(2 * M * N * K)) pool.run([ntRanges(pool.threads, M, N, K, pa!, lda, pb!, ldb, pc!, ldc, pz!)]);
-          else ex.sgemm_nt(M, N, K, pa!, lda, pb!, ldb, pc!, ldc, pz!);
-        });
+        (pa, pb, pc, pz) => splitCall(pool, ex, ntRanges(pool?.threads ?? 1, M, N, K, pa!, lda, pb!, ldb, pc!, ldc, pz!), 2 * M * N * K));
     },
     sgemmNN(M, N, K, a, lda, b, ldb, c, ldc, bias) {
       marshal(h, [[a, 'in', span(M, K, lda)], [b, 'in', span(K, N, ldb)], [c, ldc === N ? 'out' : 'inout', span(M, N, ldc)], [bias, 'in', N]],
-        (pa, pb, pc, pz) => {
-          if (pool?.shouldSplit(2 * M * N * K)) pool.run([nnRanges(pool.threads, M, N, K, pa!, lda, pb!, ldb, pc!, ldc, pz!)]);
-          else ex.sgemm_nn(M, N, K, pa!, lda, pb!, ldb, pc!, ldc, pz!);
-        });
+        (pa, pb, pc, pz) => splitCall(pool, ex, nnRanges(pool?.threads ?? 1, M, N, K, pa!, lda, pb!, ldb, pc!, ldc, pz!), 2 * M * N * K));
     },
     add(n, a, b, out) {
       marshal(h, [[a, 'in', n], [b, 'in', n], [out, 'out', n]], (pa, pb, po) => ex.add_f32(n, pa!, pb!, po!));

@@ -203,6 +203,7 @@ export class ThreadPool {
     const names = Object.keys(exports).filter((n) => typeof exports[n] === 'function');
     const handles: Array<{ terminate(): unknown }> = [];
     const ready: Array<Promise<void>> = [];
+    const timers: Array<ReturnType<typeof setTimeout>> = [];
     let pool: ThreadPool | null = null;
     const lost = (tid: number, what: string) => {
       if (pool) pool.stop(`worker ${tid} ${what}`);
@@ -215,6 +216,7 @@ export class ThreadPool {
       for (let tid = 1; tid < threads; tid++) {
         ready.push(new Promise<void>((resolve, reject) => {
           const timer = setTimeout(() => reject(new Error(`worker ${tid} did not start within ${STARTUP_TIMEOUT_MS} ms`)), STARTUP_TIMEOUT_MS);
+          timers.push(timer);
           const onMessage = (m: unknown) => {
             const msg = m as { type: string; message?: string };
             clearTimeout(timer);
@@ -253,6 +255,7 @@ export class ThreadPool {
       for (const h of handles) void h.terminate();
       throw new LowbitError('E_BACKEND', `thread pool: ${(e as Error).message}`);
     } finally {
+      for (const t of timers) clearTimeout(t);
       if (blobUrl) URL.revokeObjectURL(blobUrl);
     }
     pool = new ThreadPool(threads, handles, exports, control, opts);
@@ -293,12 +296,20 @@ export class ThreadPool {
     }
   }
 
-  /** Measures one empty hand-off round trip (post, a worker claims and finishes, main sees it), µs. */
-  pingMicros(rounds: number): number[] {
+  /**
+   * Times empty hand-off round trips (post, a worker claims and finishes the one chunk, the main
+   * thread sees it done), in µs. `asleep`: each round first waits (untimed, up to 50 ms) until every
+   * worker sleeps in Atomics.wait, to time the wake-up path (use with setSpinMicros(0)).
+   */
+  pingMicros(rounds: number, asleep = false): number[] {
     const out: number[] = [];
     const heapBase = this.fnIndex.has('heap_base') ? 'heap_base' : null;
     if (!heapBase || this.threads === 1) return out;
     for (let r = 0; r < rounds; r++) {
+      if (asleep) {
+        const until = performance.now() + 50;
+        while (Atomics.load(this.ctl, W_SLEEPERS) < this.size - 1 && performance.now() < until);
+      }
       const t0 = performance.now();
       this.dispatch([{ op: { fn: heapBase, args: [0], count: 0, align: 1, advance: [] }, fn: this.fn(heapBase), chunk: 1, first: 0, nChunks: 1 }], true);
       out.push((performance.now() - t0) * 1000);
@@ -479,6 +490,18 @@ export class ThreadPool {
     Atomics.notify(this.ctl, W_NEXT);
     await Promise.all(this.workers.map((w) => w.terminate()));
   }
+}
+
+/**
+ * One kernel call through the pool when it has threads and the call has `flops` worth splitting,
+ * else one direct call of `op.fn(...op.args)` on this thread. A kernel family routes a call with
+ * one line: `splitCall(pool, ex, {fn: 'gemv_x', args, count, align, advance}, flops)`. The op's cut
+ * points (`align`) must be where the kernel's own tiling already cuts, so results do not depend on
+ * the thread count, and the kernel must not use static scratch (memory.data): threads share it.
+ */
+export function splitCall(pool: ThreadPool | null, ex: object, op: RangeOp, flops: number): void {
+  if (pool?.shouldSplit(flops)) pool.run([op]);
+  else (ex as Record<string, Fn>)[op.fn]!(...op.args);
 }
 
 function roundUp(n: number, m: number): number {
