@@ -1,7 +1,7 @@
 // lowbit: low-bit LLM quantization and CPU inference in TypeScript with WASM SIMD kernels.
 
 export { LowbitError, type ErrorCode } from './errors.js';
-export { init, backend, kernels, createBackend, currentBackend, type InitOptions, type BackendInfo, type Backend } from './runtime.js';
+export { init, dispose, backend, kernels, createBackend, currentBackend, type InitOptions, type BackendInfo, type Backend } from './runtime.js';
 export type { Kernels, BackendName } from './kernels/index.js';
 export { Tensor, DTYPES, bytesPerElement, type DType, type TypedArray, type TensorOptions } from './tensor.js';
 export { matmul, linear, add, mul, relu, gelu, layerNorm, softmax, embedding, argmax, type SoftmaxOptions } from './ops.js';
