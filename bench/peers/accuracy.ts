@@ -38,3 +38,17 @@ export function dequantRef(M: number, N: number, K: number, blockSize: number, a
   }
   return y;
 }
+
+/** Y[m, n] = Σ_k A[m, k] · W[n, k] in f64 (the f32 reference). */
+export function f32Ref(M: number, N: number, K: number, a: Float32Array, w: Float32Array): Float64Array {
+  const y = new Float64Array(M * N);
+  for (let n = 0; n < N; n++) {
+    const o = n * K;
+    for (let m = 0; m < M; m++) {
+      let acc = 0;
+      for (let k = 0; k < K; k++) acc += a[m * K + k]! * w[o + k]!;
+      y[m * N + n] = acc;
+    }
+  }
+  return y;
+}
