@@ -37,7 +37,13 @@ async function main(): Promise<void> {
   const backends: Partial<Record<BackendName, Backend>> = { js: await createBackend('js') };
   backends.simd = await createBackend('simd');
   if (wasmSupported('relaxed')) backends.relaxed = await createBackend('relaxed');
-  const ctx: BenchContext = { backends, quick };
+  const threaded: BenchContext['threaded'] = {};
+  for (const name of ['simd', 'relaxed'] as const) {
+    if (!backends[name]) continue;
+    const two = await createBackend(name, { threads: 2 });
+    if (two.info.threads === 2) threaded[name] = two;
+  }
+  const ctx: BenchContext = { backends, threaded, quick };
 
   const rows: Row[] = [];
   for (const mod of MODULES) {

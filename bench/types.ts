@@ -6,6 +6,8 @@ import type { BackendName } from '../src/kernels/index.js';
 export interface BenchContext {
   /** Every backend this engine can run (relaxed only with --experimental-wasm-relaxed-simd). */
   backends: Partial<Record<BackendName, Backend>>;
+  /** The same WASM backends with a 2-thread pool (absent where shared memory is unavailable). */
+  threaded: Partial<Record<'simd' | 'relaxed', Backend>>;
   /** --quick: one iteration per case (the CI smoke run). */
   quick: boolean;
 }

@@ -50,8 +50,11 @@ export async function decoderCases(ctx: BenchContext): Promise<BenchCase[]> {
   const label = ctx.quick ? 'opt-125m(2 layers)' : 'opt-125m';
   const c = configFromHF(cfg125);
 
-  for (const name of ['simd', 'relaxed'] as const) {
-    const b: Backend | undefined = ctx.backends[name];
+  const runs: Array<[string, Backend | undefined]> = [
+    ['simd', ctx.backends.simd], ['relaxed', ctx.backends.relaxed],
+    ['simd 2T', ctx.threaded.simd], ['relaxed 2T', ctx.threaded.relaxed],
+  ];
+  for (const [name, b] of runs) {
     if (!b) continue;
     // one model per backend, built on first use and shared by its cases
     let model: OPTModel | null = null;
@@ -61,7 +64,7 @@ export async function decoderCases(ctx: BenchContext): Promise<BenchCase[]> {
       let s: RunState | null = null;
       const toks = ids(T, 50272);
       cases.push({
-        group: `${label} prefill ${T} tok`, impl: name, peer: 'simd',
+        group: `${label} prefill ${T} tok`, impl: name, peer: name.endsWith('2T') ? name.slice(0, -3) : 'simd',
         setup() { const m = get(); s ??= createRunState(m, { maxTokens: T, maxContext: T, logitRows: 1 }); },
         fn() { forward(get(), s!, toks, 0, { logits: 'last' }); },
         flops: forwardFlops(c, T, 0, 1),
@@ -70,7 +73,7 @@ export async function decoderCases(ctx: BenchContext): Promise<BenchCase[]> {
     for (const L of [128, 1024]) {
       let s: RunState | null = null;
       cases.push({
-        group: `${label} decode 1 tok @ ctx ${L}`, impl: name, peer: 'simd',
+        group: `${label} decode 1 tok @ ctx ${L}`, impl: name, peer: name.endsWith('2T') ? name.slice(0, -3) : 'simd',
         setup() { const m = get(); if (!s) { s = createRunState(m, { maxTokens: 1, maxContext: L + 1, logitRows: 1 }); fillCache(s, L); } },
         // pos = L every call: each call is one decode step at context L (the cache is rewound to L)
         fn() { forward(get(), s!, [42], L, { logits: 'last' }); },

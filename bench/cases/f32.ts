@@ -1,18 +1,10 @@
 // f32 GEMV/GEMM cases: each WASM backend against the js reference, with weights resident in WASM
-// memory (as the decoder keeps them), plus the single-core SIMD peak probe.
+// memory (as the decoder keeps them); 2-thread rows ('simd 2T') against the same binary on one
+// thread; plus the single-core SIMD peak probe.
 
 import type { BenchCase, BenchContext } from '../types.js';
 import type { Backend } from '../../src/runtime.js';
-
-function rand(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    a[i] = s / 2 ** 32 - 0.5;
-  }
-  return a;
-}
+import { seededFloats as rand } from '../data.js';
 
 /** Copies `src` into the backend's heap (resident), or returns it for the js backend. */
 export function place(b: Backend, src: Float32Array): Float32Array {
@@ -32,7 +24,11 @@ export function f32Cases(ctx: BenchContext): BenchCase[] {
   ];
   for (const [group, M, N, K] of shapes) {
     const a0 = rand(M * K, 1), w0 = rand(N * K, 2);
-    for (const [name, b] of Object.entries(ctx.backends)) {
+    const runs: Array<[string, Backend | undefined, string]> = [
+      ...Object.entries(ctx.backends).map(([n, b]) => [n, b, 'js'] as [string, Backend | undefined, string]),
+      ...Object.entries(ctx.threaded).map(([n, b]) => [`${n} 2T`, b, n] as [string, Backend | undefined, string]),
+    ];
+    for (const [name, b, peer] of runs) {
       if (!b) continue;
       // operands are placed lazily (views are re-created, since other cases may grow memory)
       let args: { a: Float32Array; w: Float32Array; c: Float32Array } | null = null;
@@ -42,7 +38,7 @@ export function f32Cases(ctx: BenchContext): BenchCase[] {
         return { a: b.heap.f32(ptrs[0]!, M * K), w: b.heap.f32(ptrs[1]!, N * K), c: b.heap.f32(ptrs[2]!, M * N) };
       };
       cases.push({
-        group, impl: name, flops: 2 * M * N * K, bytes: 4 * (M * K + N * K),
+        group, impl: name, peer, flops: 2 * M * N * K, bytes: 4 * (M * K + N * K),
         setup() {
           if (args || ptrs.length) return;
           if (!b.heap) { args = { a: a0, w: w0, c: new Float32Array(M * N) }; return; }
