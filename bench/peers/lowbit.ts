@@ -14,6 +14,8 @@ export interface Runner {
   output: () => Float32Array;
   /** Bytes of weights (+ their quantization parameters) the call streams. */
   weightBytes: number;
+  /** Set when the subject was timed elsewhere (an ORT host thread); `fn` is then not called. */
+  timing?: { median: number; samples: number };
   release?: () => void | Promise<void>;
 }
 

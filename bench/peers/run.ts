@@ -5,7 +5,6 @@
 // bench/results/peers-latest.json (peers-quick.json with --quick).
 // Flags: --quick (1 timed iteration per row), --filter <substring of "shape impl">, --threads 1,2.
 
-import { Bench } from 'tinybench';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { createBackend, type Backend } from '../../src/runtime.js';
@@ -14,7 +13,8 @@ import { Tensor } from '../../src/tensor.js';
 import { codesOf, quantize, type QuantizedTensor } from '../../src/quant/index.js';
 import { dequantRef, f32Ref, relError } from './accuracy.js';
 import { matmulF32Model, matmulIntegerModel, matmulNBitsModel, packNBits4 } from './graphs.js';
-import { loadOrt, ortSession, type Ort } from './ort.js';
+import { loadOrt, OrtHost } from './ort.js';
+import { timeIt } from './timing.js';
 import { lowbitF32, lowbitI8, lowbitQ4, NotAvailable, type Runner } from './lowbit.js';
 
 interface Shape { name: string; M: number; N: number; K: number }
@@ -63,22 +63,6 @@ function rand(n: number, seed: number): Float32Array {
   return a;
 }
 
-async function time(fn: () => void | Promise<void>, quick: boolean): Promise<{ median: number; samples: number }> {
-  const t0 = performance.now();
-  await fn(); // first call: also the warm-up for slow subjects
-  const t1 = performance.now() - t0;
-  const slow = t1 > 150;
-  const bench = quick
-    ? new Bench({ iterations: 1, time: 0, warmup: false })
-    : new Bench({ iterations: slow ? 3 : 10, time: slow ? 0 : 500, warmupIterations: slow ? 1 : 5, warmupTime: slow ? 0 : 100 });
-  bench.add('x', fn);
-  await bench.run();
-  const r = bench.tasks[0]!.result;
-  if (r.state === 'errored') throw r.error;
-  if (r.state !== 'completed') throw new Error(`bench: ${r.state}`);
-  return { median: r.latency.p50 ?? r.latency.mean, samples: r.latency.samplesCount ?? 0 };
-}
-
 interface Weights {
   w: Float32Array;
   q8: QuantizedTensor;
@@ -105,36 +89,20 @@ function reference(kind: Kind, s: Shape, a: Float32Array, W: Weights, kernels: B
   return dequantRef(rows, s.N, s.K, bs, a0, codesOf(q, { kernels }), q.scale, q.zero);
 }
 
-async function ortRunner(ort: Ort, kind: Kind, s: Shape, a: Float32Array, W: Weights, threads: number, kernels: Backend['kernels']): Promise<Runner> {
+/** The ORT graph for `kind` with the same codes/scales/zero points as lowbit's weights. */
+function ortModel(kind: Kind, s: Shape, W: Weights, kernels: Backend['kernels']): { model: Uint8Array; weightBytes: number } {
   const { M, N, K } = s;
-  let model: Uint8Array, weightBytes: number;
-  if (kind === 'f32') {
-    model = matmulF32Model(M, N, K, W.w);
-    weightBytes = 4 * N * K;
-  } else if (kind === 'int8') {
+  if (kind === 'f32') return { model: matmulF32Model(M, N, K, W.w), weightBytes: 4 * N * K };
+  if (kind === 'int8') {
     const codes = codesOf(W.q8, { kernels });
     const i8 = new Int8Array(N * K);
     for (let i = 0; i < i8.length; i++) i8[i] = codes[i]! - W.q8.zero[Math.floor(i / K)]!;
-    model = matmulIntegerModel(M, N, K, i8, W.q8.scale);
-    weightBytes = N * K + 4 * N;
-  } else {
-    const bs = kind === 'q4b32' ? 32 : 128;
-    const q = W.q4[bs];
-    const nb = packNBits4(N, K, bs, codesOf(q, { kernels }), q.scale, q.zero);
-    model = matmulNBitsModel(M, N, K, bs, nb);
-    weightBytes = nb.b.byteLength + nb.scales.byteLength + nb.zeroPoints.byteLength;
+    return { model: matmulIntegerModel(M, N, K, i8, W.q8.scale), weightBytes: N * K + 4 * N };
   }
-  const sess = await ortSession(ort, model, threads);
-  const feeds = { A: new ort.Tensor('float32', a, [M, K]) };
-  let last: Float32Array = new Float32Array(0);
-  return {
-    weightBytes,
-    async fn() {
-      last = await sess.run(feeds);
-    },
-    output: () => last,
-    release: () => sess.release(),
-  };
+  const bs = kind === 'q4b32' ? 32 : 128;
+  const q = W.q4[bs];
+  const nb = packNBits4(N, K, bs, codesOf(q, { kernels }), q.scale, q.zero);
+  return { model: matmulNBitsModel(M, N, K, bs, nb), weightBytes: nb.b.byteLength + nb.scales.byteLength + nb.zeroPoints.byteLength };
 }
 
 function lowbitRunner(kind: Kind, b: Backend, s: Shape, a: Float32Array, W: Weights): Runner {
@@ -151,9 +119,10 @@ async function main(): Promise<void> {
   const filter = fi >= 0 ? args[fi + 1] ?? '' : '';
   const ti = args.indexOf('--threads');
   const threadList = (ti >= 0 ? args[ti + 1] ?? '1,2' : '1,2').split(',').map(Number).filter((t) => t >= 1);
-  const maxT = Math.max(...threadList);
 
-  const ort = await loadOrt(maxT);
+  const ortVersion = (await loadOrt(1)).env.versions.web; // (not initialized here: the hosts run ORT)
+  const hosts: Record<number, OrtHost> = {};
+  for (const t of threadList) hosts[t] = new OrtHost(t);
   const name = wasmSupported('relaxed') ? 'relaxed' : 'simd';
   const lowbit: Record<number, Backend> = {};
   const notes: string[] = [];
@@ -165,9 +134,9 @@ async function main(): Promise<void> {
   const kernels = lowbit[threadList[0]!]!.kernels;
   const env = {
     date: new Date().toISOString(), node: process.version, cpu: cpus()[0]?.model ?? 'unknown', cores: cpus().length,
-    ort: ort.env.versions.web, ortNumThreads: ort.env.wasm.numThreads, lowbitBackend: name, quick,
+    ort: ortVersion, lowbitBackend: name, quick,
   };
-  console.log(`# lowbit (${name}) vs onnxruntime-web ${env.ort} WASM (numThreads ${env.ortNumThreads}), ${env.cpu}, ${env.cores} cores, Node ${env.node}${quick ? ', --quick' : ''}`);
+  console.log(`# lowbit (${name}) vs onnxruntime-web ${env.ort} WASM (one ORT instance per thread count, each in a worker thread), ${env.cpu}, ${env.cores} cores, Node ${env.node}${quick ? ', --quick' : ''}`);
 
   const rows: Row[] = [];
   const kinds: Kind[] = ['f32', 'int8', 'q4b32', 'q4b128'];
@@ -185,8 +154,10 @@ async function main(): Promise<void> {
         const measure = async (impl: string, make: () => Runner | Promise<Runner>): Promise<Row> => {
           let r: Runner | null = null;
           try {
+            // let the other side's threads (ORT's pool, lowbit's spinning workers) go idle first
+            await new Promise((res) => setTimeout(res, quick ? 0 : 100));
             r = await make();
-            const m = await time(r.fn, quick);
+            const m = r.timing ?? await timeIt(r.fn, quick);
             const err = relError(r.output().subarray(0, refLen), ref);
             return {
               ...base, impl, medianMs: m.median, samples: m.samples, gflops: flops / m.median / 1e6,
@@ -201,7 +172,12 @@ async function main(): Promise<void> {
         };
         const lbl = KIND_LABEL[kind];
         const peer = `${s.name} ${lbl.ort}`.includes(filter)
-          ? await measure(lbl.ort, () => ortRunner(ort, kind, s, a, W, t, kernels)) : null;
+          ? await measure(lbl.ort, async () => {
+            const { model, weightBytes } = ortModel(kind, s, W, kernels);
+            const m = await hosts[t]!.measure(model, s.M, s.K, a, quick, refLen);
+            if (m.numThreads !== t) notes.push(`ORT host for ${t} threads runs ${m.numThreads}`);
+            return { weightBytes, fn: () => {}, output: () => m.output, timing: { median: m.median, samples: m.samples } };
+          }) : null;
         const mine = `${s.name} ${lbl.lowbit}`.includes(filter) ? await measure(lbl.lowbit, () => lowbitRunner(kind, lowbit[t]!, s, a, W)) : null;
         if (peer && mine) {
           mine.peer = `${peer.impl} ${t}T`;
@@ -219,6 +195,7 @@ async function main(): Promise<void> {
   console.log('\n' + table(rows));
   for (const n of notes) console.log(`note: ${n}`);
   for (const b of Object.values(lowbit)) await b.dispose();
+  for (const h of Object.values(hosts)) await h.terminate();
   const out = { ...env, threads: threadList, notes, rows };
   const dir = new URL('../../../bench/results/', import.meta.url);
   mkdirSync(dir, { recursive: true });
