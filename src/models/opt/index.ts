@@ -16,3 +16,7 @@ export { OPT_PRESETS, makeRandomCheckpoint, randomCheckpoint, randomOPT } from '
 export type { OutlierOptions, RandomCheckpoint, RandomCheckpointOptions } from './random.js';
 export { loadOPTFolder, loadOPTFromUrl } from './folder.js';
 export type { FileGetter, FolderOptions, LoadedFolder } from './folder.js';
+export { estimateMemory, packedMatrixBytes, clusterCounts } from './memory.js';
+export type { MemoryEstimate, MemoryOptions } from './memory.js';
+export { QuantizedOPT, QRunState, QKVCache, qforward, qgenerateGreedy, layerForward, fakeQuantAct } from './quantized.js';
+export type { ActQuant, QLinear, QLayer, QLayerAct, QuantizedOPTParts, QRunStateOptions, QForwardOptions } from './quantized.js';

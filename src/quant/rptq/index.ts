@@ -10,3 +10,13 @@ export {
   type OptLayerWeights, type OptWeightKey, type OptLayerDims, type OptLayerMaps,
 } from './fold.js';
 export type { ClusterMap } from '../types.js';
+export {
+  rptqRecipe, customRecipe, baselineRecipe, validateRecipe, recipeToJSON, recipeFromJSON, cloneRecipe, isQuantized,
+  TENSOR_CLASSES, ACT_CLASSES, RECIPE_PRESETS, CALIBRATION_PRESETS,
+  type Recipe, type RecipeOverrides, type RecipePresetName, type TensorClass, type ActClass, type ActGranularity, type ClassBits,
+} from './recipe.js';
+export { calibrate, calibrationSamples, type CalibrateOptions, type CalibrationProgress, type CalibrationResult, type ChannelRange, type LayerStats } from './calibrate.js';
+export {
+  quantizeOPT, buildQLayer, buildLmHead, clusterMapsOf, actQuantFromRange, quantizeWeight, nextTokenKL,
+  type QuantizeOPTOptions, type KLResult,
+} from './pipeline.js';

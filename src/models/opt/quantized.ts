@@ -1,0 +1,406 @@
+// The RPTQ-quantized OPT decoder: reorder folded into the weights, reorder-LayerNorm (input gather), weights quantized per
+// (row × input cluster), activations fake-quantized per cluster with static calibrated ranges, a bit-packed per-cluster
+// KV cache, attention probabilities on a fixed grid (arXiv 2304.01089; RPTQ4LLM models/int_opt_layer.py).
+//
+// Numerics today: each linear runs on f32 weights dequantized from the packed codes once at build/load time (the packed
+// codes, scales and zeros are kept and are what qio.ts saves); activations go through quantizePack → dequantizeUnpack
+// with their static per-cluster (scale, zero) at R1..R5. Integer kernels (src/quant/qlinear.ts) will replace the
+// dequantized-weight matmuls without changing the codes or the parameters.
+
+import { LowbitError } from '../../errors.js';
+import { formatForBits, packedRowBytes, type PackedFormat } from '../../quant/formats.js';
+import type { QuantizedTensor } from '../../quant/types.js';
+import type { OptLayerMaps } from '../../quant/rptq/fold.js';
+import type { Recipe } from '../../quant/rptq/recipe.js';
+import type { Kernels } from '../../kernels/index.js';
+import type { Backend } from '../../runtime.js';
+import { Tensor } from '../../tensor.js';
+import { POS_OFFSET, type OPTConfig } from './config.js';
+import { roundHalfEven } from '../../quant/round.js';
+import type { F32, OPTLayerWeights } from './weights.js';
+
+// ---------------------------------------------------------------------------------------------
+// Parameters
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Static per-segment quantization of an activation (or KV) tensor whose channels are already in cluster order:
+ * segment s covers channels offsets[s]..offsets[s+1]−1 and uses (scale[s], zero[s]), asymmetric:
+ * q = clamp(round(x / s) + z, 0, 2^b − 1), x' = s · (q − z).
+ */
+export interface ActQuant {
+  bits: number;
+  format: PackedFormat;
+  offsets: Int32Array;
+  scale: Float32Array;
+  zero: Uint8Array;
+}
+
+/** A linear layer [out, in]: the f32 weights it computes with (dequantized codes when quantized) and its packed form. */
+export interface QLinear {
+  outDim: number;
+  inDim: number;
+  /** Weights the matmul uses, in the backend's heap: the dequantized codes when `q` is set, else the float weights. */
+  w: F32;
+  b: F32 | null;
+  /** Packed codes + (scale, zero) per (row × segment): perRowCluster / perChannel / perGroup layouts of the quant core. */
+  q: QuantizedTensor | null;
+}
+
+export interface QLayerAct {
+  r1: ActQuant | null; // self_attn_layer_norm out (q/k/v_proj in), R1 clusters
+  q: ActQuant | null; // q_proj out (before the head scaling), R2 clusters
+  k: ActQuant | null; // k_proj out when the KV cache is float, R2 clusters
+  attnOut: ActQuant | null; // out_proj in, R3 clusters
+  r4: ActQuant | null; // final_layer_norm out (fc1 in), R4 clusters
+  r5: ActQuant | null; // fc2 in, R5 clusters
+}
+
+/** One decoder layer of the quantized model (pre-LN OPT). */
+export interface QLayer {
+  ln1W: F32 | null;
+  ln1B: F32 | null;
+  ln2W: F32 | null;
+  ln2B: F32 | null;
+  /** Reorder-LayerNorm input index (R1/R4): LN(x[..., perm]) · γ' + β'. Null = plain LayerNorm. */
+  ln1Perm: Int32Array | null;
+  ln2Perm: Int32Array | null;
+  q: QLinear; k: QLinear; v: QLinear; o: QLinear; fc1: QLinear; fc2: QLinear;
+  act: QLayerAct;
+  /** KV cache storage: K per R2 segment, V per R3 segment; null = f32 cache. */
+  kv: { k: ActQuant; v: ActQuant } | null;
+  /** The folded cluster maps (provenance; saved with the model). */
+  maps: OptLayerMaps;
+}
+
+export interface QuantizedOPTParts {
+  tokEmb: F32;
+  posEmb: F32;
+  projectIn: F32 | null;
+  projectOut: F32 | null;
+  finalLnW: F32 | null;
+  finalLnB: F32 | null;
+  /** LM head: `w` is tokEmb itself when tied and kept in float. */
+  lmHead: QLinear;
+  /** Whether the LM head (in float) is the token embedding. */
+  tied: boolean;
+  layers: QLayer[];
+}
+
+/** An OPT model with RPTQ quantization applied. Owns its tensors except those shared with `shares` (the float model). */
+export class QuantizedOPT {
+  private disposed = false;
+  constructor(readonly config: OPTConfig, readonly recipe: Recipe, readonly parts: QuantizedOPTParts, readonly backend: Backend,
+    private readonly owned: Tensor[]) {}
+
+  get isDisposed(): boolean { return this.disposed; }
+
+  dispose(): void {
+    if (this.disposed) return;
+    for (const t of this.owned) t.dispose();
+    this.owned.length = 0;
+    this.disposed = true;
+  }
+}
+
+/** Copies a Float32Array into a tensor in `backend`'s heap (JS memory without a heap); registers it in `owned`. */
+export function heapF32(backend: Backend, data: Float32Array, shape: readonly number[], owned: Tensor[]): F32 {
+  const t = Tensor.empty(shape, 'f32', backend.heap ? { heap: backend.heap } : {}) as F32;
+  t.data.set(data);
+  owned.push(t);
+  return t;
+}
+
+/** A float, unfolded layer view of an OPT layer (shares the model's tensors): what calibration observes. */
+export function floatQLayer(w: OPTLayerWeights, c: OPTConfig): QLayer {
+  const lin = (wt: F32, b: F32 | null, outDim: number, inDim: number): QLinear => ({ outDim, inDim, w: wt, b, q: null });
+  return {
+    ln1W: w.attnLnW, ln1B: w.attnLnB, ln2W: w.ffnLnW, ln2B: w.ffnLnB, ln1Perm: null, ln2Perm: null,
+    q: lin(w.wq, w.bq, c.dim, c.dim), k: lin(w.wk, w.bk, c.dim, c.dim), v: lin(w.wv, w.bv, c.dim, c.dim),
+    o: lin(w.wo, w.bo, c.dim, c.dim), fc1: lin(w.w1, w.b1, c.hiddenDim, c.dim), fc2: lin(w.w2, w.b2, c.dim, c.hiddenDim),
+    act: { r1: null, q: null, k: null, attnOut: null, r4: null, r5: null }, kv: null, maps: {},
+  };
+}
+
+/** Builds an ActQuant, checking its shape. */
+export function actQuant(bits: number, offsets: Int32Array, scale: Float32Array, zero: Uint8Array): ActQuant {
+  const nSeg = offsets.length - 1;
+  if (scale.length !== nSeg || zero.length !== nSeg) {
+    throw new LowbitError('E_SHAPE', `actQuant: ${nSeg} segments need ${nSeg} scales and zeros, got ${scale.length} and ${zero.length}`);
+  }
+  return { bits, format: formatForBits(bits), offsets, scale, zero };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Run state with a (possibly packed) KV cache
+// ---------------------------------------------------------------------------------------------
+
+/** K and V of every layer: f32 rows, or packed rows of `packedRowBytes(format, dim)` bytes per position. */
+export class QKVCache {
+  readonly keyF32: (Float32Array | null)[] = [];
+  readonly valueF32: (Float32Array | null)[] = [];
+  readonly keyPacked: (Uint8Array | null)[] = [];
+  readonly valuePacked: (Uint8Array | null)[] = [];
+  length = 0;
+  constructor(readonly m: QuantizedOPT, readonly batch: number, readonly capacity: number) {
+    const d = m.config.dim;
+    for (const layer of m.parts.layers) {
+      if (layer.kv) {
+        this.keyPacked.push(new Uint8Array(batch * capacity * packedRowBytes(layer.kv.k.format, d)));
+        this.valuePacked.push(new Uint8Array(batch * capacity * packedRowBytes(layer.kv.v.format, d)));
+        this.keyF32.push(null); this.valueF32.push(null);
+      } else {
+        this.keyF32.push(new Float32Array(batch * capacity * d)); this.valueF32.push(new Float32Array(batch * capacity * d));
+        this.keyPacked.push(null); this.valuePacked.push(null);
+      }
+    }
+  }
+  /** Bytes of stored K and V (per-cluster parameters, which live in the model, excluded). */
+  get bytes(): number {
+    let n = 0;
+    for (let l = 0; l < this.keyF32.length; l++) {
+      n += (this.keyF32[l]?.byteLength ?? 0) + (this.valueF32[l]?.byteLength ?? 0) + (this.keyPacked[l]?.byteLength ?? 0) + (this.valuePacked[l]?.byteLength ?? 0);
+    }
+    return n;
+  }
+  /** Bytes of K + V per cached token (all layers). */
+  get bytesPerToken(): number { return this.bytes / (this.batch * this.capacity); }
+  reset(): void { this.length = 0; }
+}
+
+export interface QRunStateOptions { batch?: number; maxTokens?: number; maxContext?: number; logitRows?: number }
+
+/** Buffers for one forward pass of a QuantizedOPT (as RunState), resident in the backend's heap. */
+export class QRunState {
+  readonly batch: number; readonly maxTokens: number; readonly maxContext: number; readonly logitRows: number;
+  readonly x: F32; readonly xb: F32; readonly xg: F32; readonly q: F32; readonly k: F32; readonly v: F32;
+  readonly att: F32; readonly hb: F32; readonly kS: F32; readonly vS: F32; readonly logits: F32;
+  readonly emb: F32 | null; readonly hOut: F32 | null;
+  readonly ids: Tensor<'i32'>; readonly posIds: Tensor<'i32'>;
+  readonly cache: QKVCache;
+  final: F32;
+  private readonly owned: Tensor[] = [];
+  constructor(readonly model: QuantizedOPT, opts: QRunStateOptions = {}) {
+    const c = model.config, heap = model.backend.heap;
+    this.batch = opts.batch ?? 1;
+    this.maxContext = opts.maxContext ?? c.maxPos;
+    this.maxTokens = opts.maxTokens ?? this.maxContext;
+    for (const [k, v] of Object.entries({ batch: this.batch, maxTokens: this.maxTokens, maxContext: this.maxContext })) {
+      if (!Number.isSafeInteger(v) || v <= 0) throw new LowbitError('E_ARG', `QRunState: ${k} must be a positive integer, got ${v}`);
+    }
+    if (this.maxTokens > this.maxContext) throw new LowbitError('E_ARG', `QRunState: maxTokens (${this.maxTokens}) exceeds maxContext (${this.maxContext})`);
+    const rows = this.batch * this.maxTokens;
+    this.logitRows = opts.logitRows ?? (rows * c.vocabSize * 4 <= 64 * 2 ** 20 ? rows : this.batch);
+    const f = (shape: number[]) => { const t = Tensor.empty(shape, 'f32', heap ? { heap } : {}) as F32; this.owned.push(t); return t; };
+    const proj = c.wordEmbedProjDim !== c.dim;
+    this.x = f([rows, c.dim]); this.xb = f([rows, c.dim]); this.xg = f([rows, c.dim]);
+    this.q = f([rows, c.dim]); this.k = f([rows, c.dim]); this.v = f([rows, c.dim]);
+    this.att = f([this.maxTokens, this.maxContext]); this.hb = f([rows, c.hiddenDim]);
+    this.kS = f([this.maxContext, c.dim]); this.vS = f([this.maxContext, c.dim]);
+    this.logits = f([this.logitRows, c.vocabSize]);
+    this.emb = proj ? f([rows, c.wordEmbedProjDim]) : null;
+    this.hOut = proj ? f([rows, c.wordEmbedProjDim]) : null;
+    const i = (n: number) => { const t = Tensor.empty([n], 'i32', heap ? { heap } : {}) as Tensor<'i32'>; this.owned.push(t); return t; };
+    this.ids = i(rows); this.posIds = i(rows);
+    this.cache = new QKVCache(model, this.batch, this.maxContext);
+    this.final = this.x;
+  }
+  dispose(): void { for (const t of this.owned) t.dispose(); this.owned.length = 0; }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Forward
+// ---------------------------------------------------------------------------------------------
+
+/** Calibration hook: per-channel statistics of a layer's R-points in the layer's own channel order. */
+export type QObservePoint = 'r1' | 'q' | 'k' | 'v' | 'attnOut' | 'r4' | 'r5';
+export type QObserver = (point: QObservePoint, data: Float32Array, rows: number, cols: number) => void;
+
+/** x ← dequantize(quantize(x)) with static per-segment parameters (rows × cols, channels in cluster order). */
+export function fakeQuantAct(k: Kernels, a: ActQuant, x: Float32Array, rows: number, cols: number): void {
+  const nSeg = a.offsets.length - 1;
+  const packed = new Uint8Array(rows * packedRowBytes(a.format, cols));
+  k.quantizePack(rows, cols, x, nSeg, a.offsets, a.scale, a.zero, 1, a.bits, a.format, packed);
+  k.dequantizeUnpack(rows, cols, a.format, packed, nSeg, a.offsets, a.scale, a.zero, 1, x);
+}
+
+function gather(x: Float32Array, out: Float32Array, rows: number, cols: number, perm: Int32Array): void {
+  for (let t = 0; t < rows; t++) {
+    const o = t * cols;
+    for (let j = 0; j < cols; j++) out[o + j] = x[o + perm[j]!]!;
+  }
+}
+
+function linear(k: Kernels, n: number, lin: QLinear, x: Float32Array, y: Float32Array): void {
+  k.sgemmNT(n, lin.outDim, lin.inDim, x, lin.inDim, lin.w.data, lin.inDim, y, lin.outDim, lin.b ? lin.b.data : null);
+}
+
+/**
+ * One pre-LN decoder layer on s.x rows (B sequences × T tokens at cache positions pos..pos+T−1), in place.
+ * `cache` holds K/V of this layer (packed or f32); `probsBits` < 16 rounds probabilities to the grid 1/(2^b − 1).
+ */
+export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunState, B: number, T: number, pos: number,
+  probsBits: number, obs?: QObserver): void {
+  const c = m.config, k = m.backend.kernels, dim = c.dim, hs = c.headSize, cap = s.cache.capacity, n = B * T, L = pos + T;
+  const x = s.x.data, xb = s.xb.data;
+  // ---- self-attention
+  let lnIn = x;
+  if (layer.ln1Perm) { gather(x, s.xg.data, n, dim, layer.ln1Perm); lnIn = s.xg.data; }
+  k.layerNorm(n, dim, lnIn.subarray(0, n * dim), layer.ln1W ? layer.ln1W.data : null, layer.ln1B ? layer.ln1B.data : null, c.lnEps, xb.subarray(0, n * dim));
+  if (obs) obs('r1', xb.subarray(0, n * dim), n, dim);
+  if (layer.act.r1) fakeQuantAct(k, layer.act.r1, xb.subarray(0, n * dim), n, dim);
+  linear(k, n, layer.q, xb, s.q.data);
+  linear(k, n, layer.k, xb, s.k.data);
+  linear(k, n, layer.v, xb, s.v.data);
+  const q = s.q.data.subarray(0, n * dim), kk = s.k.data.subarray(0, n * dim), vv = s.v.data.subarray(0, n * dim);
+  if (obs) { obs('q', q, n, dim); obs('k', kk, n, dim); obs('v', vv, n, dim); }
+  if (layer.act.q) fakeQuantAct(k, layer.act.q, q, n, dim);
+  if (layer.act.k && !layer.kv) fakeQuantAct(k, layer.act.k, kk, n, dim);
+  const scale = Math.fround(hs ** -0.5);
+  for (let i = 0; i < n * dim; i++) q[i] = q[i]! * scale;
+  // ---- store K/V of the new tokens, then read back every visible position
+  const kv = layer.kv, cache = s.cache;
+  for (let b = 0; b < B; b++) {
+    const kRows = kk.subarray(b * T * dim, (b + 1) * T * dim), vRows = vv.subarray(b * T * dim, (b + 1) * T * dim);
+    if (kv) {
+      const kb = packedRowBytes(kv.k.format, dim), vb = packedRowBytes(kv.v.format, dim);
+      const kp = cache.keyPacked[l]!, vp = cache.valuePacked[l]!;
+      k.quantizePack(T, dim, kRows, kv.k.offsets.length - 1, kv.k.offsets, kv.k.scale, kv.k.zero, 1, kv.k.bits, kv.k.format,
+        kp.subarray((b * cap + pos) * kb, (b * cap + pos + T) * kb));
+      k.quantizePack(T, dim, vRows, kv.v.offsets.length - 1, kv.v.offsets, kv.v.scale, kv.v.zero, 1, kv.v.bits, kv.v.format,
+        vp.subarray((b * cap + pos) * vb, (b * cap + pos + T) * vb));
+    } else {
+      cache.keyF32[l]!.set(kRows, (b * cap + pos) * dim);
+      cache.valueF32[l]!.set(vRows, (b * cap + pos) * dim);
+    }
+  }
+  const att = s.att.data;
+  for (let b = 0; b < B; b++) {
+    let K: Float32Array, Vv: Float32Array;
+    if (kv) {
+      const kb = packedRowBytes(kv.k.format, dim), vb = packedRowBytes(kv.v.format, dim);
+      K = s.kS.data; Vv = s.vS.data;
+      k.dequantizeUnpack(L, dim, kv.k.format, cache.keyPacked[l]!.subarray(b * cap * kb, (b * cap + L) * kb), kv.k.offsets.length - 1,
+        kv.k.offsets, kv.k.scale, kv.k.zero, 1, K.subarray(0, L * dim));
+      k.dequantizeUnpack(L, dim, kv.v.format, cache.valuePacked[l]!.subarray(b * cap * vb, (b * cap + L) * vb), kv.v.offsets.length - 1,
+        kv.v.offsets, kv.v.scale, kv.v.zero, 1, Vv.subarray(0, L * dim));
+    } else {
+      K = cache.keyF32[l]!.subarray(b * cap * dim); Vv = cache.valueF32[l]!.subarray(b * cap * dim);
+    }
+    for (let h = 0; h < c.nHeads; h++) {
+      const qo = b * T * dim + h * hs;
+      k.sgemmNT(T, L, hs, s.q.data.subarray(qo), dim, K.subarray(h * hs), dim, att, L, null);
+      k.softmax(T, L, att, att, pos);
+      if (probsBits < 16) {
+        const lv = 2 ** probsBits - 1, st = Math.fround(1 / lv);
+        for (let i = 0; i < T * L; i++) att[i] = Math.fround(roundHalfEven(Math.fround(att[i]! * lv)) * st);
+      }
+      k.sgemmNN(T, hs, L, att, L, Vv.subarray(h * hs), dim, xb.subarray(qo), dim, null);
+    }
+  }
+  if (obs) obs('attnOut', xb.subarray(0, n * dim), n, dim);
+  if (layer.act.attnOut) fakeQuantAct(k, layer.act.attnOut, xb.subarray(0, n * dim), n, dim);
+  linear(k, n, layer.o, xb, s.q.data);
+  k.add(n * dim, x, s.q.data, x);
+  // ---- FFN
+  lnIn = x;
+  if (layer.ln2Perm) { gather(x, s.xg.data, n, dim, layer.ln2Perm); lnIn = s.xg.data; }
+  k.layerNorm(n, dim, lnIn.subarray(0, n * dim), layer.ln2W ? layer.ln2W.data : null, layer.ln2B ? layer.ln2B.data : null, c.lnEps, xb.subarray(0, n * dim));
+  if (obs) obs('r4', xb.subarray(0, n * dim), n, dim);
+  if (layer.act.r4) fakeQuantAct(k, layer.act.r4, xb.subarray(0, n * dim), n, dim);
+  const hb = s.hb.data.subarray(0, n * c.hiddenDim);
+  linear(k, n, layer.fc1, xb, s.hb.data);
+  if (c.activation === 'relu') k.relu(n * c.hiddenDim, hb, hb); else k.gelu(n * c.hiddenDim, hb, hb);
+  if (obs) obs('r5', hb, n, c.hiddenDim);
+  if (layer.act.r5) fakeQuantAct(k, layer.act.r5, hb, n, c.hiddenDim);
+  linear(k, n, layer.fc2, s.hb.data, s.q.data);
+  k.add(n * dim, x, s.q.data, x);
+}
+
+/** s.x ← token embedding + position embedding of B×T tokens at positions pos.. (no padding). */
+export function embed(m: QuantizedOPT, s: QRunState, tokens: ArrayLike<number>, pos: number, B: number, T: number): void {
+  const c = m.config, p = m.parts, k = m.backend.kernels, n = B * T, dim = c.dim, pd = c.wordEmbedProjDim;
+  const ids = s.ids.data, posIds = s.posIds.data;
+  for (let i = 0; i < n; i++) {
+    const id = tokens[i]!;
+    if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new LowbitError('E_RANGE', `forward: token ${i} is ${id}, outside the vocabulary of ${c.vocabSize}`);
+    ids[i] = id;
+    posIds[i] = pos + (i % T) + POS_OFFSET;
+  }
+  if (p.projectIn) {
+    k.gatherRows(n, pd, p.tokEmb.data, ids, s.emb!.data);
+    k.sgemmNT(n, dim, pd, s.emb!.data, pd, p.projectIn.data, pd, s.x.data, dim, null);
+  } else {
+    k.gatherRows(n, dim, p.tokEmb.data, ids, s.x.data);
+  }
+  k.gatherRows(n, dim, p.posEmb.data, posIds, s.xb.data);
+  k.add(n * dim, s.x.data, s.xb.data, s.x.data);
+}
+
+export interface QForwardOptions { logits?: 'all' | 'last' | 'none' }
+
+/**
+ * Runs B × T tokens (row-major, no padding) at cache positions pos..pos+T−1 and returns logits as `forward` does:
+ * (B·T, vocab) for 'all', (B, vocab) for 'last'. The returned array is a view valid until the next call.
+ */
+export function qforward(m: QuantizedOPT, s: QRunState, tokens: ArrayLike<number>, pos: number, opts: QForwardOptions = {}): Float32Array {
+  if (m.isDisposed) throw new LowbitError('E_ARG', 'qforward: the model was disposed');
+  if (s.model !== m) throw new LowbitError('E_ARG', 'qforward: the run state belongs to another model');
+  const c = m.config, p = m.parts, k = m.backend.kernels, B = s.batch, n = tokens.length;
+  if (n === 0 || n % B !== 0) throw new LowbitError('E_ARG', `qforward: ${n} tokens do not split into ${B} sequences`);
+  const T = n / B;
+  if (T > s.maxTokens) throw new LowbitError('E_ARG', `qforward: ${T} tokens per sequence exceed maxTokens (${s.maxTokens})`);
+  if (!Number.isSafeInteger(pos) || pos < 0 || pos > s.cache.length) throw new LowbitError('E_ARG', `qforward: pos must be in [0, ${s.cache.length}], got ${pos}`);
+  if (pos + T > s.cache.capacity || pos + T > c.maxPos) throw new LowbitError('E_RANGE', `qforward: positions ${pos}..${pos + T - 1} do not fit the cache (${s.cache.capacity}) / max positions (${c.maxPos})`);
+  const mode = opts.logits ?? 'last';
+  if (mode === 'all' && n > s.logitRows) throw new LowbitError('E_ARG', `qforward: logits 'all' needs ${n} rows, the state has ${s.logitRows}`);
+  embed(m, s, tokens, pos, B, T);
+  const probsBits = m.recipe.bits.attnProbs;
+  for (let l = 0; l < c.nLayers; l++) layerForward(m, p.layers[l]!, l, s, B, T, pos, probsBits);
+  s.cache.length = pos + T;
+  const dim = c.dim, pd = c.wordEmbedProjDim;
+  let fin = s.x;
+  if (c.finalLN) {
+    k.layerNorm(n, dim, s.x.data.subarray(0, n * dim), p.finalLnW ? p.finalLnW.data : null, p.finalLnB ? p.finalLnB.data : null, c.lnEps, s.xb.data.subarray(0, n * dim));
+    fin = s.xb;
+  }
+  if (p.projectOut) {
+    k.sgemmNT(n, pd, dim, fin.data, dim, p.projectOut.data, dim, s.hOut!.data, pd, null);
+    fin = s.hOut!;
+  }
+  s.final = fin;
+  if (mode === 'none') return s.logits.data.subarray(0, 0);
+  let rows = n;
+  if (mode === 'last') {
+    const f = fin.data;
+    for (let b = 0; b < B; b++) f.copyWithin(b * pd, (b * T + T - 1) * pd, (b * T + T) * pd);
+    rows = B;
+  }
+  const V = c.vocabSize;
+  k.sgemmNT(rows, V, pd, fin.data, pd, p.lmHead.w.data, pd, s.logits.data, V, null);
+  return s.logits.data.subarray(0, rows * V);
+}
+
+/** Greedy decoding of `steps` new tokens after `prompt` (batch 1). Returns the new ids. */
+export function qgenerateGreedy(m: QuantizedOPT, prompt: ArrayLike<number>, steps: number): number[] {
+  const s = new QRunState(m, { maxContext: Math.min(m.config.maxPos, prompt.length + steps), logitRows: 1 });
+  try {
+    const out: number[] = [];
+    let logits = qforward(m, s, prompt, 0);
+    for (let i = 0; i < steps; i++) {
+      let best = 0;
+      for (let j = 1; j < logits.length; j++) if (logits[j]! > logits[best]!) best = j;
+      out.push(best);
+      if (i + 1 < steps) logits = qforward(m, s, [best], prompt.length + i);
+    }
+    return out;
+  } finally {
+    s.dispose();
+  }
+}
+
+/** Throws E_UNSUPPORTED for model shapes the quantized decoder does not run. */
+export function checkQuantizable(c: OPTConfig): void {
+  if (!c.preLN) throw new LowbitError('E_UNSUPPORTED', 'RPTQ OPT: post-LN models (do_layer_norm_before = false, opt-350m) are not supported: R1/R4 fold into a pre-LN LayerNorm');
+}
+

@@ -1,0 +1,228 @@
+// RPTQ end to end on OPT: calibrate → cluster → fold → quantize weights per (row × input cluster) → static per-cluster
+// activation and KV ranges (arXiv 2304.01089; RPTQ4LLM quantize/opt_reorder_quantize.py).
+
+import { LowbitError } from '../../errors.js';
+import type { Kernels } from '../../kernels/index.js';
+import { createRunState, forward, type OPTModel } from '../../models/opt/model.js';
+import {
+  QRunState, QuantizedOPT, actQuant, checkQuantizable, heapF32, qforward, type ActQuant, type QLayer, type QLinear,
+} from '../../models/opt/quantized.js';
+import type { F32 } from '../../models/opt/weights.js';
+import type { Backend } from '../../runtime.js';
+import { Tensor } from '../../tensor.js';
+import { dequantize, quantize } from '../quantize.js';
+import { qparamsFromRanges } from '../range.js';
+import type { ClusterMap, QuantScheme } from '../types.js';
+import { calibrate, calibrationSamples, type CalibrationProgress, type ChannelRange, type LayerStats } from './calibrate.js';
+import { buildClusterMap, clusterPerHead, minMaxFeatures, qkFeatures } from './cluster-map.js';
+import { foldOptLayer, type OptLayerMaps, type OptLayerWeights } from './fold.js';
+import { validateRecipe, type ActClass, type Recipe } from './recipe.js';
+
+export interface QuantizeOPTOptions {
+  /** Calibration token ids (windows are drawn per recipe.calibration) or ready samples of equal length. */
+  calibration: ArrayLike<number> | ArrayLike<number>[];
+  onProgress?: (p: CalibrationProgress) => void;
+}
+
+const ident = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
+
+function permRange(r: ChannelRange, perm: Int32Array | null): ChannelRange {
+  if (!perm) return r;
+  const min = new Float32Array(perm.length), max = new Float32Array(perm.length);
+  for (let j = 0; j < perm.length; j++) { min[j] = r.min[perm[j]!]!; max[j] = r.max[perm[j]!]!; }
+  return { min, max };
+}
+
+/** Segment offsets of an activation class: its cluster map, one segment, or one per channel. */
+function segmentsOf(recipe: Recipe, cls: ActClass, n: number, map: ClusterMap | undefined): Int32Array {
+  const g = recipe.granularity[cls];
+  if (g === 'tensor') return Int32Array.from([0, n]);
+  if (g === 'channel') return Int32Array.from({ length: n + 1 }, (_, i) => i);
+  if (!map) throw new LowbitError('E_ARG', `recipe.granularity.${cls} is 'cluster' but the layer has no cluster map for it`);
+  return map.offsets;
+}
+
+/** Static per-segment asymmetric params from per-channel ranges already in the folded order. */
+export function actQuantFromRange(bits: number, offsets: Int32Array, r: ChannelRange): ActQuant {
+  const nSeg = offsets.length - 1, lo = new Float32Array(nSeg), hi = new Float32Array(nSeg);
+  for (let s = 0; s < nSeg; s++) {
+    let a = Infinity, b = -Infinity;
+    for (let j = offsets[s]!; j < offsets[s + 1]!; j++) { if (r.min[j]! < a) a = r.min[j]!; if (r.max[j]! > b) b = r.max[j]!; }
+    if (!Number.isFinite(a) || !Number.isFinite(b)) throw new LowbitError('E_NONFINITE', `calibration range of segment ${s} is not finite (${a}, ${b})`, { segment: s });
+    lo[s] = a; hi[s] = b;
+  }
+  const p = qparamsFromRanges(lo, hi, bits, false);
+  return actQuant(bits, offsets, p.scale, p.zero);
+}
+
+/** Quantizes a [out, in] weight: per (row × segment of `inOffsets`) when given, else per row. Returns packed + dequantized. */
+export function quantizeWeight(k: Kernels, w: Float32Array, outDim: number, inDim: number, bits: number, inOffsets: Int32Array | null):
+  { q: ReturnType<typeof quantize>; deq: Float32Array } {
+  const scheme: QuantScheme = inOffsets
+    ? { bits: bits as QuantScheme['bits'], symmetric: false, granularity: { kind: 'perRowCluster', clusters: { perm: ident(inDim), offsets: inOffsets } } }
+    : { bits: bits as QuantScheme['bits'], symmetric: false, granularity: { kind: 'perChannel', axis: 0 } };
+  const q = quantize(Tensor.fromArray(w, [outDim, inDim]), scheme, undefined, { kernels: k });
+  return { q, deq: dequantize(q, { kernels: k }).data as Float32Array };
+}
+
+function linearOf(be: Backend, owned: Tensor[], w: Float32Array, b: Float32Array | null, outDim: number, inDim: number, bits: number,
+  inOffsets: Int32Array | null): QLinear {
+  const bias = b ? heapF32(be, b, [outDim], owned) : null;
+  if (bits >= 16) return { outDim, inDim, w: heapF32(be, w, [outDim, inDim], owned), b: bias, q: null };
+  const { q, deq } = quantizeWeight(be.kernels, w, outDim, inDim, bits, inOffsets);
+  return { outDim, inDim, w: heapF32(be, deq, [outDim, inDim], owned), b: bias, q };
+}
+
+/** The cluster maps of one layer from its statistics (k-means per the recipe). */
+export function clusterMapsOf(model: OPTModel, st: LayerStats, recipe: Recipe): OptLayerMaps {
+  const c = model.config, km = { nInit: recipe.kmeans.nInit, seed: recipe.kmeans.seed }, cl = recipe.clusters;
+  const kOf = (k: number, n: number, what: string) => {
+    if (k > n) throw new LowbitError('E_ARG', `recipe.clusters.${what} = ${k} exceeds the ${n} channels`, { field: `clusters.${what}` });
+    return k;
+  };
+  return {
+    r1: buildClusterMap(st.r1.min, st.r1.max, kOf(cl.r1, c.dim, 'r1'), km).map,
+    r2: clusterPerHead(qkFeatures(st.q.min, st.q.max, st.k.min, st.k.max), c.nHeads, c.headSize, kOf(cl.qkPerHead, c.headSize, 'qkPerHead'), km).map,
+    r3: clusterPerHead(minMaxFeatures(st.attnOut.min, st.attnOut.max), c.nHeads, c.headSize, kOf(cl.attnOutPerHead, c.headSize, 'attnOutPerHead'), km).map,
+    r4: buildClusterMap(st.r4.min, st.r4.max, kOf(cl.r4, c.dim, 'r4'), km).map,
+    r5: buildClusterMap(st.r5.min, st.r5.max, kOf(cl.r5, c.hiddenDim, 'r5'), km).map,
+  };
+}
+
+function layerArrays(model: OPTModel, l: number): OptLayerWeights {
+  const c = model.config, w = model.weights.layers[l]!;
+  const v = (t: F32 | null, n: number, fill = 0) => (t ? t.data.slice() : new Float32Array(n).fill(fill));
+  return {
+    ln1Gamma: v(w.attnLnW, c.dim, 1), ln1Beta: v(w.attnLnB, c.dim), qW: v(w.wq, 0), qB: v(w.bq, c.dim), kW: v(w.wk, 0), kB: v(w.bk, c.dim),
+    vW: v(w.wv, 0), vB: v(w.bv, c.dim), oW: v(w.wo, 0), oB: v(w.bo, c.dim), ln2Gamma: v(w.ffnLnW, c.dim, 1), ln2Beta: v(w.ffnLnB, c.dim),
+    fc1W: v(w.w1, 0), fc1B: v(w.b1, c.hiddenDim), fc2W: v(w.w2, 0), fc2B: v(w.b2, c.dim),
+  };
+}
+
+/**
+ * Builds quantized layer l from its statistics: cluster maps (when recipe.reorder), fold, weights per (row × input
+ * cluster) (RTN), static per-segment activation and KV ranges. Tensors go to `be`'s heap and are registered in `owned`.
+ */
+export function buildQLayer(model: OPTModel, l: number, st: LayerStats, recipe: Recipe, be: Backend, owned: Tensor[],
+  mapsIn?: OptLayerMaps): QLayer {
+  const c = model.config, b = recipe.bits, d = c.dim, h = c.hiddenDim;
+  if (recipe.bits.weights < 16 && recipe.weight.method === 'gptq') {
+    throw new LowbitError('E_UNSUPPORTED', 'recipe.weight.method gptq: the GPTQ solver (src/quant/gptq/) is not available in this build; use rtn');
+  }
+  const maps: OptLayerMaps = mapsIn ?? (recipe.reorder ? clusterMapsOf(model, st, recipe) : {});
+  const f = foldOptLayer(layerArrays(model, l), { dim: d, nHeads: c.nHeads, hiddenDim: h }, maps);
+  const p1 = maps.r1?.perm ?? null, p2 = maps.r2?.perm ?? null, p3 = maps.r3?.perm ?? null, p4 = maps.r4?.perm ?? null, p5 = maps.r5?.perm ?? null;
+  const rc = recipe.weight.granularity === 'rowCluster';
+  const inOff = (m: ClusterMap | undefined) => (rc && m ? m.offsets : null);
+  const bias = (a: Float32Array) => (c.enableBias ? a : null);
+  const lnv = (a: Float32Array) => (c.lnAffine ? heapF32(be, a, [d], owned) : null);
+  const act = (cls: ActClass, bits: number, n: number, map: ClusterMap | undefined, r: ChannelRange, perm: Int32Array | null) =>
+    (bits < 16 ? actQuantFromRange(bits, segmentsOf(recipe, cls, n, map), permRange(r, perm)) : null);
+  return {
+    ln1W: lnv(f.ln1Gamma), ln1B: lnv(f.ln1Beta), ln2W: lnv(f.ln2Gamma), ln2B: lnv(f.ln2Beta),
+    ln1Perm: f.ln1InputPerm ?? null, ln2Perm: f.ln2InputPerm ?? null,
+    q: linearOf(be, owned, f.qW, bias(f.qB), d, d, b.weights, inOff(maps.r1)),
+    k: linearOf(be, owned, f.kW, bias(f.kB), d, d, b.weights, inOff(maps.r1)),
+    v: linearOf(be, owned, f.vW, bias(f.vB), d, d, b.weights, inOff(maps.r1)),
+    o: linearOf(be, owned, f.oW, bias(f.oB), d, d, b.weights, inOff(maps.r3)),
+    fc1: linearOf(be, owned, f.fc1W, bias(f.fc1B), h, d, b.weights, inOff(maps.r4)),
+    fc2: linearOf(be, owned, f.fc2W, bias(f.fc2B), d, h, b.weights, inOff(maps.r5)),
+    act: {
+      r1: act('r1', b.r1, d, maps.r1, st.r1, p1),
+      q: act('qk', b.qk, d, maps.r2, st.q, p2),
+      k: b.kv < 16 ? null : act('qk', b.qk, d, maps.r2, st.k, p2),
+      attnOut: act('attnOut', b.attnOut, d, maps.r3, st.attnOut, p3),
+      r4: act('r4', b.r4, d, maps.r4, st.r4, p4),
+      r5: act('r5', b.r5, h, maps.r5, st.r5, p5),
+    },
+    kv: b.kv < 16 ? { k: act('kv', b.kv, d, maps.r2, st.k, p2)!, v: act('kv', b.kv, d, maps.r3, st.v, p3)! } : null,
+    maps,
+  };
+}
+
+/** The LM head under the recipe: the (tied) float weights, or per (row × group) codes dequantized for compute. */
+export function buildLmHead(model: OPTModel, recipe: Recipe, be: Backend, owned: Tensor[]): QLinear {
+  const c = model.config, V = c.vocabSize, pd = c.wordEmbedProjDim, bits = recipe.bits.lmHead;
+  if (bits >= 16) return { outDim: V, inDim: pd, w: model.weights.lmHead, b: null, q: null };
+  const g = Math.min(recipe.weight.lmHeadGroup, pd);
+  if (pd % g !== 0) throw new LowbitError('E_ARG', `recipe.weight.lmHeadGroup ${g} does not divide the LM head width ${pd}`, { field: 'weight.lmHeadGroup' });
+  const offs = Int32Array.from({ length: pd / g + 1 }, (_, i) => i * g);
+  const { q, deq } = quantizeWeight(be.kernels, model.weights.lmHead.data, V, pd, bits, offs);
+  return { outDim: V, inDim: pd, w: heapF32(be, deq, [V, pd], owned), b: null, q };
+}
+
+/**
+ * Calibrates and quantizes `model` with `recipe`. Layer by layer: statistics of layer l with inputs from the quantized
+ * layers 0..l−1, cluster maps, fold, quantize; then the calibration inputs go through quantized layer l. The float model
+ * is not modified; the result shares its token/position embeddings (and the LM head when tied and float), so keep the
+ * float model alive while the quantized one is used (qio.ts's loader builds a self-contained one).
+ */
+export function quantizeOPT(model: OPTModel, recipe: Recipe, opts: QuantizeOPTOptions): QuantizedOPT {
+  validateRecipe(recipe);
+  checkQuantizable(model.config);
+  const cal = opts.calibration;
+  const samples = Array.isArray(cal) && cal.length > 0 && typeof cal[0] !== 'number'
+    ? (cal as ArrayLike<number>[])
+    : calibrationSamples(cal as ArrayLike<number>, recipe.calibration.samples, recipe.calibration.seqLen, recipe.calibration.seed);
+  const be = model.backend, owned: Tensor[] = [];
+  const layers: QLayer[] = [];
+  try {
+    calibrate(model, samples, {
+      probsBits: recipe.bits.attnProbs,
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      quantizeLayer: (l, st) => { const q = buildQLayer(model, l, st, recipe, be, owned); layers.push(q); return q; },
+    });
+    const w = model.weights;
+    return new QuantizedOPT(model.config, recipe, {
+      tokEmb: w.tokEmb, posEmb: w.posEmb, projectIn: w.projectIn, projectOut: w.projectOut, finalLnW: w.finalLnW, finalLnB: w.finalLnB,
+      lmHead: buildLmHead(model, recipe, be, owned), tied: w.tied, layers,
+    }, be, owned);
+  } catch (e) {
+    for (const t of owned) t.dispose();
+    throw e;
+  }
+}
+
+export interface KLResult {
+  /** Mean over predicted tokens of KL(p_float ‖ p_quantized) in nats. */
+  kl: number;
+  tokens: number;
+  /** Fraction of positions where the argmax agrees. */
+  top1: number;
+}
+
+/**
+ * Mean KL divergence of the quantized model's next-token distributions from the float model's, over consecutive
+ * windows of `seqLen` tokens of `ids` (at most `maxWindows`).
+ */
+export function nextTokenKL(floatModel: OPTModel, qm: QuantizedOPT, ids: ArrayLike<number>, seqLen: number, maxWindows = Infinity): KLResult {
+  const V = floatModel.config.vocabSize;
+  const fs = createRunState(floatModel, { maxContext: seqLen, logitRows: seqLen });
+  const qs = new QRunState(qm, { maxContext: seqLen, logitRows: seqLen });
+  let kl = 0, tokens = 0, agree = 0;
+  try {
+    for (let w = 0; w < maxWindows && (w + 1) * seqLen <= ids.length; w++) {
+      const win = Array.from({ length: seqLen }, (_, j) => ids[w * seqLen + j]!);
+      const pf = forward(floatModel, fs, win, 0, { logits: 'all' }).slice();
+      const pq = qforward(qm, qs, win, 0, { logits: 'all' });
+      for (let t = 0; t < seqLen; t++) {
+        const a = pf.subarray(t * V, (t + 1) * V), b = pq.subarray(t * V, (t + 1) * V);
+        let ma = -Infinity, mb = -Infinity, ia = 0, ib = 0;
+        for (let i = 0; i < V; i++) { if (a[i]! > ma) { ma = a[i]!; ia = i; } if (b[i]! > mb) { mb = b[i]!; ib = i; } }
+        let sa = 0, sb = 0;
+        for (let i = 0; i < V; i++) { sa += Math.exp(a[i]! - ma); sb += Math.exp(b[i]! - mb); }
+        const la = Math.log(sa), lb = Math.log(sb);
+        let k = 0;
+        for (let i = 0; i < V; i++) {
+          const lpa = a[i]! - ma - la, lpb = b[i]! - mb - lb;
+          k += Math.exp(lpa) * (lpa - lpb);
+        }
+        kl += k; tokens++; if (ia === ib) agree++;
+      }
+    }
+  } finally {
+    fs.dispose(); qs.dispose();
+  }
+  if (tokens === 0) throw new LowbitError('E_ARG', `nextTokenKL: ${ids.length} tokens are fewer than one window of ${seqLen}`);
+  return { kl: kl / tokens, tokens, top1: agree / tokens };
+}

@@ -1,0 +1,259 @@
+// RPTQ recipes: one object that names everything a quantization run needs (arXiv 2304.01089 §4; RPTQ4LLM main.py flags),
+// the paper's presets, the per-tensor / per-channel baselines, validation and JSON (de)serialisation for file metadata.
+
+import { LowbitError } from '../../errors.js';
+
+/**
+ * Tensor classes of an OPT decoder a recipe gives bits to.
+ * - `weights`: every decoder linear (q/k/v/out_proj, fc1, fc2).
+ * - `lmHead`: the LM head (tied to the token embedding in OPT; the embedding itself stays float).
+ * - `r1`: self_attn_layer_norm output (q/k/v_proj input).  - `qk`: q_proj and k_proj outputs (R2 clusters).
+ * - `attnOut`: attention output = out_proj input (R3).      - `r4`: final_layer_norm output (fc1 input).
+ * - `r5`: fc2 input (after ReLU).
+ * - `kv`: the KV cache, stored bit-packed: K per R2 cluster, V per R3 cluster.
+ * - `attnProbs`: softmax probabilities (the P·V input), on a fixed grid of step 1/(2^b − 1) over [0, 1].
+ */
+export type TensorClass = 'weights' | 'lmHead' | 'r1' | 'qk' | 'attnOut' | 'r4' | 'r5' | 'kv' | 'attnProbs';
+export const TENSOR_CLASSES: readonly TensorClass[] = ['weights', 'lmHead', 'r1', 'qk', 'attnOut', 'r4', 'r5', 'kv', 'attnProbs'];
+
+/** Classes quantized with calibrated per-channel statistics (granularity applies to these). */
+export type ActClass = 'r1' | 'qk' | 'attnOut' | 'r4' | 'r5' | 'kv';
+export const ACT_CLASSES: readonly ActClass[] = ['r1', 'qk', 'attnOut', 'r4', 'r5', 'kv'];
+
+/**
+ * How an activation class shares ranges: `cluster` = RPTQ (one static range per reordered cluster),
+ * `tensor` = one static range (baseline), `channel` = one static range per channel (baseline; not
+ * expressible as an integer matmul, measured as fake-quant only).
+ */
+export type ActGranularity = 'cluster' | 'tensor' | 'channel';
+
+/** Bits of a class: 2..8 quantized, 16 = kept in float (f32 at run time). */
+export type ClassBits = 2 | 3 | 4 | 5 | 6 | 7 | 8 | 16;
+
+export interface Recipe {
+  /** Preset name or a user label; informational. */
+  name: string;
+  bits: Record<TensorClass, ClassBits>;
+  granularity: Record<ActClass, ActGranularity>;
+  /** Build k-means cluster maps and fold the permutations into the weights (R1..R5). Required by any `cluster` class. */
+  reorder: boolean;
+  clusters: {
+    /** Clusters of self_attn_layer_norm output (R1). Default 32. */
+    r1: number;
+    /** Clusters per head of q/k outputs (R2). Default 4. */
+    qkPerHead: number;
+    /** Clusters per head of the attention output (R3). Default 4. */
+    attnOutPerHead: number;
+    /** Clusters of final_layer_norm output (R4). Default 32. */
+    r4: number;
+    /** Clusters of fc2 input (R5). Default 32. */
+    r5: number;
+  };
+  /** k-means settings (RPTQ4LLM: n_init 10, random_state 0). */
+  kmeans: { nInit: number; seed: number };
+  calibration: {
+    /** Calibration samples (default 128, as the reference). */
+    samples: number;
+    /** Tokens per sample (default 2048). */
+    seqLen: number;
+    /** Seed for picking sample windows from the calibration text. */
+    seed: number;
+  };
+  weight: {
+    method: 'rtn' | 'gptq';
+    /** Per output row × input cluster (needs `reorder`; falls back to per row for an unreordered input), or per row. */
+    granularity: 'rowCluster' | 'row';
+    /** Group size of the LM head when `bits.lmHead` < 16 (per row × group of this many input channels). */
+    lmHeadGroup: number;
+  };
+}
+
+export type RecipePresetName = 'FP' | 'W4A16' | 'W4A8' | 'W4A4' | 'W4A4KV' | 'W4A3KV' | 'W3A3KV';
+export const RECIPE_PRESETS: readonly RecipePresetName[] = ['FP', 'W4A16', 'W4A8', 'W4A4', 'W4A4KV', 'W4A3KV', 'W3A3KV'];
+
+/** Calibration presets: the reference's (128 × 2048) and a small one for small machines and CI. */
+export const CALIBRATION_PRESETS = {
+  reference: { samples: 128, seqLen: 2048, seed: 0 },
+  small: { samples: 16, seqLen: 256, seed: 0 },
+} as const;
+
+function allBits(b: ClassBits): Record<TensorClass, ClassBits> {
+  return { weights: b, lmHead: 16, r1: b, qk: b, attnOut: b, r4: b, r5: b, kv: b, attnProbs: b === 16 ? 16 : 8 };
+}
+
+function base(name: string): Recipe {
+  return {
+    name,
+    bits: allBits(16),
+    granularity: { r1: 'cluster', qk: 'cluster', attnOut: 'cluster', r4: 'cluster', r5: 'cluster', kv: 'cluster' },
+    reorder: true,
+    clusters: { r1: 32, qkPerHead: 4, attnOutPerHead: 4, r4: 32, r5: 32 },
+    kmeans: { nInit: 10, seed: 0 },
+    calibration: { ...CALIBRATION_PRESETS.reference },
+    weight: { method: 'rtn', granularity: 'rowCluster', lmHeadGroup: 128 },
+  };
+}
+
+/**
+ * The paper's settings. Choices recorded here (each from the reference or the paper):
+ * - W4A16: 4-bit weights, every activation and the KV cache in float.
+ * - W4A8: 4-bit weights, every activation and K/V at 8 bits, attention probabilities at 8 bits.
+ * - W4A4: 4-bit weights and activations and K/V, but the LayerNorm outputs (R1, R4) stay at 8 bits and the
+ *   attention probabilities on a fixed 8-bit grid, as the reference does in A4/A3 runs.
+ * - W4A4KV / W4A3KV / W3A3KV: only the weights and the KV cache are low-bit; other activations float.
+ * - FP: nothing quantized but the reorder still folded (the folding-is-exact check).
+ * The LM head stays in float in every preset (set `bits.lmHead` to 8 or 4 to shrink it).
+ */
+export function rptqRecipe(name: RecipePresetName, overrides: RecipeOverrides = {}): Recipe {
+  const r = base(name);
+  switch (name) {
+    case 'FP': break;
+    case 'W4A16': r.bits.weights = 4; break;
+    case 'W4A8': r.bits = { ...allBits(8), weights: 4 }; break;
+    case 'W4A4': r.bits = { ...allBits(4), weights: 4, r1: 8, r4: 8, attnProbs: 8 }; break;
+    case 'W4A4KV': r.bits.weights = 4; r.bits.kv = 4; break;
+    case 'W4A3KV': r.bits.weights = 4; r.bits.kv = 3; break;
+    case 'W3A3KV': r.bits.weights = 3; r.bits.kv = 3; break;
+    default: throw new LowbitError('E_ARG', `rptqRecipe: unknown preset '${String(name)}' (have ${RECIPE_PRESETS.join(', ')})`);
+  }
+  return validateRecipe(applyOverrides(r, overrides));
+}
+
+/** A recipe with explicit weight/activation/KV bits (e.g. W16A3 for measuring activation error alone). */
+export function customRecipe(name: string, w: ClassBits, a: ClassBits, kv: ClassBits, overrides: RecipeOverrides = {}): Recipe {
+  const r = base(name);
+  r.bits = { ...allBits(a), weights: w, kv, attnProbs: a === 16 ? 16 : 8 };
+  return validateRecipe(applyOverrides(r, overrides));
+}
+
+/**
+ * Baselines at the same bits as `recipe`: activation ranges per tensor or per channel instead of per cluster,
+ * no reorder, weights per output row.
+ */
+export function baselineRecipe(recipe: Recipe, kind: 'tensor' | 'channel'): Recipe {
+  const r = cloneRecipe(recipe);
+  r.name = `${recipe.name}-per${kind === 'tensor' ? 'Tensor' : 'Channel'}`;
+  for (const c of ACT_CLASSES) r.granularity[c] = kind;
+  r.reorder = false;
+  r.weight.granularity = 'row';
+  return validateRecipe(r);
+}
+
+export interface RecipeOverrides {
+  name?: string;
+  bits?: Partial<Record<TensorClass, ClassBits>>;
+  granularity?: Partial<Record<ActClass, ActGranularity>>;
+  reorder?: boolean;
+  clusters?: Partial<Recipe['clusters']>;
+  kmeans?: Partial<Recipe['kmeans']>;
+  calibration?: Partial<Recipe['calibration']>;
+  weight?: Partial<Recipe['weight']>;
+}
+
+function applyOverrides(r: Recipe, o: RecipeOverrides): Recipe {
+  if (!o || typeof o !== 'object') throw new LowbitError('E_ARG', 'recipe overrides must be an object');
+  for (const key of Object.keys(o)) {
+    if (!['name', 'bits', 'granularity', 'reorder', 'clusters', 'kmeans', 'calibration', 'weight'].includes(key)) {
+      throw new LowbitError('E_ARG', `recipe: unknown field '${key}'`, { field: key });
+    }
+  }
+  return {
+    name: o.name ?? r.name,
+    bits: { ...r.bits, ...o.bits },
+    granularity: { ...r.granularity, ...o.granularity },
+    reorder: o.reorder ?? r.reorder,
+    clusters: { ...r.clusters, ...o.clusters },
+    kmeans: { ...r.kmeans, ...o.kmeans },
+    calibration: { ...r.calibration, ...o.calibration },
+    weight: { ...r.weight, ...o.weight },
+  };
+}
+
+export function cloneRecipe(r: Recipe): Recipe {
+  return JSON.parse(JSON.stringify(r)) as Recipe;
+}
+
+function posInt(what: string, v: unknown): void {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) {
+    throw new LowbitError('E_ARG', `recipe.${what} must be a positive integer, got ${JSON.stringify(v)}`, { field: what });
+  }
+}
+
+function exactKeys(what: string, obj: unknown, keys: readonly string[]): Record<string, unknown> {
+  const pre = what ? `recipe.${what}` : 'recipe', dot = what ? `${what}.` : '';
+  if (!obj || typeof obj !== 'object' || Array.isArray(obj)) throw new LowbitError('E_ARG', `${pre} must be an object`, { field: what });
+  const o = obj as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    if (!keys.includes(k)) throw new LowbitError('E_ARG', `${pre}: unknown ${what === 'bits' || what === 'granularity' ? 'tensor class' : 'field'} '${k}' (expected ${keys.join(', ')})`, { field: `${dot}${k}` });
+  }
+  for (const k of keys) if (!(k in o)) throw new LowbitError('E_ARG', `${pre}.${k} is missing`, { field: `${dot}${k}` });
+  return o;
+}
+
+/**
+ * Checks every field and returns the recipe. E_ARG naming the class or field: an unknown tensor class, bits
+ * outside 2..8 and not 16, an unknown granularity, a `cluster` class without `reorder`, non-positive cluster or
+ * calibration counts, attention probabilities below 2 bits, an unknown weight method.
+ */
+export function validateRecipe(r: Recipe): Recipe {
+  if (!r || typeof r !== 'object') throw new LowbitError('E_ARG', 'recipe must be an object');
+  exactKeys('', r, ['name', 'bits', 'granularity', 'reorder', 'clusters', 'kmeans', 'calibration', 'weight']);
+  if (typeof r.name !== 'string') throw new LowbitError('E_ARG', 'recipe.name must be a string', { field: 'name' });
+  const bits = exactKeys('bits', r.bits, TENSOR_CLASSES);
+  for (const c of TENSOR_CLASSES) {
+    const b = bits[c];
+    if (!(typeof b === 'number' && ((Number.isInteger(b) && b >= 2 && b <= 8) || b === 16))) {
+      throw new LowbitError('E_ARG', `recipe.bits.${c} must be an integer from 2 to 8, or 16 (float), got ${JSON.stringify(b)}`, { field: `bits.${c}` });
+    }
+  }
+  const g = exactKeys('granularity', r.granularity, ACT_CLASSES);
+  for (const c of ACT_CLASSES) {
+    if (!['cluster', 'tensor', 'channel'].includes(g[c] as string)) {
+      throw new LowbitError('E_ARG', `recipe.granularity.${c} must be cluster, tensor or channel, got ${JSON.stringify(g[c])}`, { field: `granularity.${c}` });
+    }
+    if (g[c] === 'cluster' && !r.reorder) {
+      throw new LowbitError('E_ARG', `recipe.granularity.${c} is 'cluster' but recipe.reorder is false (clusters come from the reorder)`, { field: `granularity.${c}` });
+    }
+  }
+  if (typeof r.reorder !== 'boolean') throw new LowbitError('E_ARG', 'recipe.reorder must be a boolean', { field: 'reorder' });
+  const cl = exactKeys('clusters', r.clusters, ['r1', 'qkPerHead', 'attnOutPerHead', 'r4', 'r5']);
+  for (const k of Object.keys(cl)) posInt(`clusters.${k}`, cl[k]);
+  const km = exactKeys('kmeans', r.kmeans, ['nInit', 'seed']);
+  posInt('kmeans.nInit', km['nInit']);
+  if (!Number.isSafeInteger(km['seed'])) throw new LowbitError('E_ARG', `recipe.kmeans.seed must be an integer`, { field: 'kmeans.seed' });
+  const ca = exactKeys('calibration', r.calibration, ['samples', 'seqLen', 'seed']);
+  posInt('calibration.samples', ca['samples']);
+  posInt('calibration.seqLen', ca['seqLen']);
+  if (!Number.isSafeInteger(ca['seed'])) throw new LowbitError('E_ARG', `recipe.calibration.seed must be an integer`, { field: 'calibration.seed' });
+  const w = exactKeys('weight', r.weight, ['method', 'granularity', 'lmHeadGroup']);
+  if (w['method'] !== 'rtn' && w['method'] !== 'gptq') throw new LowbitError('E_ARG', `recipe.weight.method must be rtn or gptq, got ${JSON.stringify(w['method'])}`, { field: 'weight.method' });
+  if (w['granularity'] !== 'rowCluster' && w['granularity'] !== 'row') throw new LowbitError('E_ARG', `recipe.weight.granularity must be rowCluster or row, got ${JSON.stringify(w['granularity'])}`, { field: 'weight.granularity' });
+  posInt('weight.lmHeadGroup', w['lmHeadGroup']);
+  return r;
+}
+
+/** Canonical JSON (keys in a fixed order) for `__metadata__`. */
+export function recipeToJSON(r: Recipe): string {
+  validateRecipe(r);
+  return JSON.stringify({
+    name: r.name, bits: Object.fromEntries(TENSOR_CLASSES.map((c) => [c, r.bits[c]])),
+    granularity: Object.fromEntries(ACT_CLASSES.map((c) => [c, r.granularity[c]])), reorder: r.reorder,
+    clusters: r.clusters, kmeans: r.kmeans, calibration: r.calibration, weight: r.weight,
+  });
+}
+
+/** Parses and validates a recipe from JSON (E_FORMAT for malformed JSON, E_ARG for a bad recipe). */
+export function recipeFromJSON(json: string): Recipe {
+  let v: unknown;
+  try {
+    v = JSON.parse(json);
+  } catch (e) {
+    throw new LowbitError('E_FORMAT', `recipe JSON is malformed (${(e as Error).message})`);
+  }
+  return validateRecipe(v as Recipe);
+}
+
+/** Whether a class is quantized (bits < 16). */
+export function isQuantized(r: Recipe, c: TensorClass): boolean {
+  return r.bits[c] < 16;
+}

@@ -1,0 +1,68 @@
+// RPTQ-quantized OPT: folding alone is exact, presets run, the KV cache is bit-packed per cluster and matches the estimator.
+
+import { describe, expect, it, beforeAll } from 'vitest';
+import { createBackend, type Backend } from '../src/runtime.js';
+import { createRunState, forward, randomOPT, estimateMemory, type OPTModel } from '../src/models/opt/index.js';
+import { QRunState, qforward, qgenerateGreedy } from '../src/models/opt/quantized.js';
+import { quantizeOPT, rptqRecipe, customRecipe, calibrationSamples } from '../src/quant/rptq/index.js';
+import { mulberry32 } from '../src/models/opt/sample.js';
+
+function randomIds(n: number, vocab: number, seed: number): Int32Array {
+  const r = mulberry32(seed);
+  return Int32Array.from({ length: n }, () => 4 + Math.floor(r() * (vocab - 4)));
+}
+
+function maxRel(a: Float32Array, b: Float32Array): number {
+  let err = 0, mx = 0;
+  for (let i = 0; i < a.length; i++) { err = Math.max(err, Math.abs(a[i]! - b[i]!)); mx = Math.max(mx, Math.abs(a[i]!)); }
+  return err / mx;
+}
+
+describe('RPTQ OPT (tiny, outliers)', () => {
+  let be: Backend, model: OPTModel;
+  const calib = randomIds(2048, 512, 7);
+  const probe = Array.from(randomIds(24, 512, 9));
+  beforeAll(async () => {
+    be = await createBackend('simd');
+    model = randomOPT({ backend: be, config: 'tiny', seed: 3, outliers: { count: 4 } });
+  });
+
+  it('folding alone (FP recipe: reorder, no quantization) leaves the logits unchanged within 1e-4 relative', () => {
+    const recipe = rptqRecipe('FP', { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 } });
+    const qm = quantizeOPT(model, recipe, { calibration: calib });
+    expect(qm.parts.layers[0]!.ln1Perm).not.toBeNull();
+    const fs = createRunState(model, { maxContext: 32 }), qs = new QRunState(qm, { maxContext: 32 });
+    const a = forward(model, fs, probe, 0, { logits: 'all' }).slice();
+    const b = qforward(qm, qs, probe, 0, { logits: 'all' }).slice();
+    expect(maxRel(a, b)).toBeLessThan(1e-4);
+    // KV decode step equals the full forward
+    qforward(qm, qs, probe.slice(0, 23), 0, { logits: 'none' });
+    const step = qforward(qm, qs, [probe[23]!], 23);
+    expect(maxRel(a.subarray(23 * 512), step)).toBeLessThan(1e-4);
+    fs.dispose(); qs.dispose(); qm.dispose();
+  });
+
+  it('every preset calibrates, quantizes, runs and generates; the packed KV cache matches the estimator', () => {
+    for (const name of ['W4A16', 'W4A8', 'W4A4', 'W4A4KV', 'W4A3KV', 'W3A3KV'] as const) {
+      const recipe = rptqRecipe(name, { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 } });
+      const qm = quantizeOPT(model, recipe, { calibration: calib });
+      const qs = new QRunState(qm, { maxContext: 32 });
+      const lg = qforward(qm, qs, probe, 0, { logits: 'all' });
+      expect(lg.every(Number.isFinite)).toBe(true);
+      // the runtime keeps a float cache in f32: floatBytes 4
+      const est = estimateMemory(model.config, recipe, { batch: 1, seqLen: 32, floatBytes: 4 });
+      expect(qs.cache.bytesPerToken).toBe(est.detail.kvBytesPerToken);
+      expect(qs.cache.bytes).toBe(est.kvCache - est.detail.kvParams);
+      // 2 layers × (K + V) × one 64-channel row: u4 32 B, u8 64 B, u3 one 128-code block = 48 B, f32 256 B
+      const row = { 3: 48, 4: 32, 8: 64, 16: 256 }[recipe.bits.kv as 3 | 4 | 8 | 16];
+      expect(qs.cache.bytesPerToken).toBe(2 * 2 * row);
+      expect(qgenerateGreedy(qm, probe.slice(0, 5), 4)).toHaveLength(4);
+      qs.dispose(); qm.dispose();
+    }
+  });
+
+  it('calibration text shorter than one sample is E_ARG', () => {
+    expect(() => calibrationSamples(calib.subarray(0, 10), 4, 64)).toThrow(/E_ARG.*shorter than one sample/);
+    expect(() => quantizeOPT(model, customRecipe('x', 4, 16, 16, { calibration: { samples: 2, seqLen: 64 } }), { calibration: calib.subarray(0, 63) })).toThrow(/shorter than one sample/);
+  });
+});
