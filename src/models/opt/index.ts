@@ -20,3 +20,5 @@ export { estimateMemory, packedMatrixBytes, clusterCounts } from './memory.js';
 export type { MemoryEstimate, MemoryOptions } from './memory.js';
 export { QuantizedOPT, QRunState, QKVCache, qforward, qgenerateGreedy, layerForward, fakeQuantAct } from './quantized.js';
 export type { ActQuant, QLinear, QLayer, QLayerAct, QuantizedOPTParts, QRunStateOptions, QForwardOptions } from './quantized.js';
+export { saveQuantizedOPT, loadQuantizedOPT, quantizedSpecs, QUANTIZED_FORMAT, QUANTIZED_FORMAT_VERSION, LOWBIT_VERSION } from './qio.js';
+export type { LoadQuantizedOptions } from './qio.js';

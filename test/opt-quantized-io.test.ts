@@ -1,0 +1,105 @@
+// Quantized OPT files: save → load gives bit-equal logits (in process and in a fresh process); bad files are refused.
+
+import { describe, expect, it, beforeAll } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createBackend, type Backend } from '../src/runtime.js';
+import { randomOPT, makeRandomCheckpoint, type OPTModel } from '../src/models/opt/index.js';
+import { QRunState, qforward, type QuantizedOPT } from '../src/models/opt/quantized.js';
+import { saveQuantizedOPT, loadQuantizedOPT } from '../src/models/opt/qio.js';
+import { readSafetensors, writeSafetensors, type TensorToWrite } from '../src/io/safetensors.js';
+import { quantizeOPT, rptqRecipe } from '../src/quant/rptq/index.js';
+import { mulberry32 } from '../src/models/opt/sample.js';
+
+const calib = (() => { const r = mulberry32(7); return Int32Array.from({ length: 1024 }, () => 4 + Math.floor(r() * 500)); })();
+const probe = [2, 17, 99, 300, 45, 8, 411, 7, 7, 120];
+
+function logitsOf(qm: QuantizedOPT): Float32Array {
+  const s = new QRunState(qm, { maxContext: 16 });
+  const out = qforward(qm, s, probe, 0, { logits: 'all' }).slice();
+  s.dispose();
+  return out;
+}
+
+function rewrite(bytes: Uint8Array, edit: (t: TensorToWrite[], md: Record<string, string>) => void): Uint8Array {
+  const st = readSafetensors(bytes);
+  const t: TensorToWrite[] = [...st.tensors.values()].map((x) => ({ name: x.name, dtype: x.dtype, shape: x.shape, bytes: x.bytes }));
+  const md = { ...st.metadata };
+  edit(t, md);
+  return writeSafetensors(t, md);
+}
+
+describe('quantized OPT save/load', () => {
+  let be: Backend, model: OPTModel;
+  const saved: Record<string, { bytes: Uint8Array; logits: Float32Array }> = {};
+  beforeAll(async () => {
+    be = await createBackend('simd');
+    model = randomOPT({ backend: be, config: 'tiny', seed: 3, outliers: { count: 4 } });
+    for (const name of ['W4A4', 'W3A3KV'] as const) {
+      const recipe = rptqRecipe(name, { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 }, bits: { lmHead: name === 'W4A4' ? 4 : 8 } });
+      const qm = quantizeOPT(model, recipe, { calibration: calib });
+      saved[name] = { bytes: saveQuantizedOPT(qm), logits: logitsOf(qm) };
+      qm.dispose();
+    }
+  });
+
+  it('reloads with bit-equal logits; the recipe is in the metadata; codes are packed', () => {
+    for (const [name, s] of Object.entries(saved)) {
+      const st = readSafetensors(s.bytes);
+      expect(st.metadata['format']).toBe('lowbit-opt-quantized');
+      expect(JSON.parse(st.metadata['recipe']!).name).toBe(name);
+      const bits = name === 'W4A4' ? 4 : 3;
+      // q_proj 64×64 codes in 64 rows of packed bytes: u4 32 B, u3 one 128-code block 48 B
+      expect(st.tensors.get('layers.0.q.qweight')!.shape).toEqual([64, bits === 4 ? 32 : 48]);
+      const qm = loadQuantizedOPT(s.bytes, { backend: be });
+      expect(Buffer.from(logitsOf(qm).buffer).equals(Buffer.from(s.logits.buffer))).toBe(true);
+      qm.dispose();
+    }
+  });
+
+  it('a fresh process reloads the file to bit-equal logits', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lowbit-q-'));
+    const file = join(dir, 'w4a4.safetensors');
+    writeFileSync(file, saved['W4A4']!.bytes);
+    const script = `
+      import { createBackend } from './src/runtime.ts';
+      import { loadQuantizedOPT } from './src/models/opt/qio.ts';
+      import { QRunState, qforward } from './src/models/opt/quantized.ts';
+      import { readFileSync, writeFileSync } from 'node:fs';
+      const be = await createBackend('simd');
+      const qm = loadQuantizedOPT(readFileSync(${JSON.stringify(file)}), { backend: be });
+      const s = new QRunState(qm, { maxContext: 16 });
+      const out = qforward(qm, s, ${JSON.stringify(probe)}, 0, { logits: 'all' }).slice();
+      writeFileSync(${JSON.stringify(file + '.logits')}, new Uint8Array(out.buffer));
+    `;
+    writeFileSync(join(dir, 'child.test.ts'), `import { it } from 'vitest';\nit('reload', async () => {${script.replace(/import (.*) from '\.\/src\/(.*)';/g, "const $1 = await import('" + process.cwd() + "/src/$2');").replace(/import (.*) from 'node:fs';/, "const $1 = await import('node:fs');")}});\n`);
+    execFileSync('npx', ['vitest', 'run', '--root', dir, '--dir', dir, join(dir, 'child.test.ts')], { stdio: 'pipe', cwd: process.cwd() });
+    const got = readFileSync(file + '.logits');
+    expect(Buffer.from(got).equals(Buffer.from(saved['W4A4']!.logits.buffer))).toBe(true);
+  }, 120_000);
+
+  it('refuses metadata that does not match the tensors, newer versions, and float checkpoints', () => {
+    const b = saved['W4A4']!.bytes;
+    // recipe says W3 but the codes are 4-bit
+    const wrongBits = rewrite(b, (_t, md) => { const r = JSON.parse(md['recipe']!); r.bits.weights = 3; md['recipe'] = JSON.stringify(r); });
+    expect(() => loadQuantizedOPT(wrongBits, { backend: be })).toThrow(/E_FORMAT.*layers\.0\.q\.qweight/);
+    // a packed tensor replaced by a float one: never loaded as float
+    const asFloat = rewrite(b, (t) => {
+      const i = t.findIndex((x) => x.name === 'layers.1.fc2.qweight');
+      t.splice(i, 1, { name: 'layers.1.fc2.weight', dtype: 'F32', shape: [64, 256], bytes: new Uint8Array(64 * 256 * 4) });
+    });
+    expect(() => loadQuantizedOPT(asFloat, { backend: be })).toThrow(/E_FORMAT.*layers\.1\.fc2\.qweight.*missing.*not loading it as float/);
+    const extra = rewrite(b, (t) => { t.push({ name: 'junk', dtype: 'F32', shape: [1], bytes: new Uint8Array(4) }); });
+    expect(() => loadQuantizedOPT(extra, { backend: be })).toThrow(/E_FORMAT.*unexpected tensor 'junk'/);
+    const newer = rewrite(b, (_t, md) => { md['format_version'] = '2'; });
+    expect(() => loadQuantizedOPT(newer, { backend: be })).toThrow(/E_VERSION/);
+    const ck = makeRandomCheckpoint({ config: 'tiny' });
+    expect(() => loadQuantizedOPT(ck.safetensors, { backend: be })).toThrow(/E_FORMAT.*not a lowbit quantized OPT/);
+    const badRecipe = rewrite(b, (_t, md) => { const r = JSON.parse(md['recipe']!); r.bits.gamma = 4; md['recipe'] = JSON.stringify(r); });
+    expect(() => loadQuantizedOPT(badRecipe, { backend: be })).toThrow(/E_FORMAT.*unknown tensor class 'gamma'/);
+    const badOffsets = rewrite(b, (t) => { const x = t.find((y) => y.name === 'layers.0.act.r5.offsets')!; const o = new Int32Array(x.bytes.slice().buffer); o[1] = 0; x.bytes = new Uint8Array(o.buffer); });
+    expect(() => loadQuantizedOPT(badOffsets, { backend: be })).toThrow(/E_FORMAT.*act\.r5\.offsets/);
+  });
+});
