@@ -6,7 +6,10 @@ import { describe, expect, it, beforeAll } from 'vitest';
 import { encodeVarint, encodeZigzag, Writer } from '../bench/peers/protobuf.js';
 import { DataType, modelBytes, valueInfo, f32Tensor, DEFAULT_OPSETS } from '../bench/peers/onnx.js';
 import { matmulF32Model, matmulIntegerModel, matmulNBitsModel, packNBits4 } from '../bench/peers/graphs.js';
-import { dequantRef, relError } from '../bench/peers/accuracy.js';
+import { dequantRef, f32Ref, relError } from '../bench/peers/accuracy.js';
+import { codesOf, dequantize, quantize } from '../src/quant/index.js';
+import { refKernels } from '../src/ref/index.js';
+import { Tensor } from '../src/tensor.js';
 import { loadOrt, ortSession, OrtHost, type Ort } from '../bench/peers/ort.js';
 
 const hex = (b: Uint8Array) => Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(' ');
@@ -140,6 +143,24 @@ describe('ONNX models through onnxruntime-web (WASM backend)', () => {
       expect(nb.zeroPoints.length).toBe(N * Math.ceil(kb / 2));
       if (bs === 32) expect(nb.zeroPoints[0]).toBe(zero[0]! | (zero[1]! << 4));
       const want = dequantRef(M, N, K, bs, a, codes, scale, zero);
+      const s = await ortSession(ort, matmulNBitsModel(M, N, K, bs, nb), 2);
+      const y = await s.run(feed(a, M, K));
+      expect(relError(y, want), `block ${bs}`).toBeLessThan(1e-5);
+      await s.release();
+    }
+  });
+
+  it('lowbit-quantized 4-bit weights packed for MatMulNBits compute what lowbit dequantize() says they hold', async () => {
+    // the benchmark's path: lowbit quantize (per group, asymmetric) → codes → MatMulNBits packing
+    const M = 2, N = 8, K = 256;
+    const kernels = refKernels();
+    const w = new Float32Array(N * K).map((_, i) => Math.sin(i * 1.7) * (1 + (i % 5)));
+    const a = new Float32Array(M * K).map((_, i) => Math.cos(i * 0.3));
+    for (const bs of [32, 128]) {
+      const q = quantize(Tensor.fromArray(w, [N, K]), { bits: 4, symmetric: false, granularity: { kind: 'perGroup', groupSize: bs } }, undefined, { kernels });
+      const nb = packNBits4(N, K, bs, codesOf(q, { kernels }), q.scale, q.zero);
+      const deq = dequantize(q, { kernels }).data as Float32Array;
+      const want = f32Ref(M, N, K, a, deq);
       const s = await ortSession(ort, matmulNBitsModel(M, N, K, bs, nb), 2);
       const y = await s.run(feed(a, M, K));
       expect(relError(y, want), `block ${bs}`).toBeLessThan(1e-5);
