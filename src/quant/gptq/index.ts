@@ -1,0 +1,7 @@
+// GPTQ (arXiv 2210.17323, as IST-DASLab/gptq implements it): streaming Hessians, f64 Cholesky of H⁻¹,
+// the column loop, the layer-wise OPT driver and AutoGPTQ / GPTQModel checkpoint interop.
+
+export { createHessian, addBatch, type Hessian, type GramScratch } from './hessian.js';
+export { choleskyInPlace, invertLowerInPlace, choleskyInverse, upperCholeskyOfInverse, upperCholeskyOfInverseReference } from './linalg.js';
+export { findParams, type MseSearch } from './quantizer.js';
+export { gptqQuantize, rtnQuantize, buildTensor, type GPTQOptions, type GPTQResult } from './gptq.js';
