@@ -217,11 +217,12 @@ export type QObservePoint = 'r1' | 'q' | 'k' | 'v' | 'attnOut' | 'r4' | 'r5';
 export type QObserver = (point: QObservePoint, data: Float32Array, rows: number, cols: number) => void;
 
 /** x ← dequantize(quantize(x)) with static per-segment parameters (rows × cols, channels in cluster order). */
-export function fakeQuantAct(k: Kernels, a: ActQuant, x: Float32Array, rows: number, cols: number): void {
+export function fakeQuantAct(k: Kernels, a: ActQuant, x: Float32Array | (() => Float32Array), rows: number, cols: number): void {
   const nSeg = a.offsets.length - 1;
+  const view = typeof x === 'function' ? x : () => x; // a WASM view goes stale if the first call grows the heap
   const packed = new Uint8Array(rows * packedRowBytes(a.format, cols));
-  k.quantizePack(rows, cols, x, nSeg, a.offsets, a.scale, a.zero, 1, a.bits, a.format, packed);
-  k.dequantizeUnpack(rows, cols, a.format, packed, nSeg, a.offsets, a.scale, a.zero, 1, x);
+  k.quantizePack(rows, cols, view(), nSeg, a.offsets, a.scale, a.zero, 1, a.bits, a.format, packed);
+  k.dequantizeUnpack(rows, cols, a.format, packed, nSeg, a.offsets, a.scale, a.zero, 1, view());
 }
 
 function gather(x: Float32Array, out: Float32Array, rows: number, cols: number, perm: Int32Array): void {
@@ -241,80 +242,80 @@ function linear(k: Kernels, n: number, lin: QLinear, x: Float32Array, y: Float32
  */
 export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunState, B: number, T: number, pos: number,
   probsBits: number, obs?: QObserver): void {
-  const c = m.config, k = m.backend.kernels, dim = c.dim, hs = c.headSize, cap = s.cache.capacity, n = B * T, L = pos + T;
-  const x = s.x.data, xb = s.xb.data;
+  // Views of WASM memory go stale when a kernel call grows the heap (marshalling JS arrays): take them fresh each time.
+  const c = m.config, k = m.backend.kernels, dim = c.dim, hs = c.headSize, cap = s.cache.capacity, n = B * T, L = pos + T, nd = n * dim;
+  const X = () => s.x.data, XB = () => s.xb.data.subarray(0, nd), XG = () => s.xg.data;
+  const Q = () => s.q.data.subarray(0, nd), K_ = () => s.k.data.subarray(0, nd), V_ = () => s.v.data.subarray(0, nd);
+  const HB = () => s.hb.data.subarray(0, n * c.hiddenDim);
+  const ln = (perm: Int32Array | null, w: F32 | null, b: F32 | null) => {
+    if (perm) gather(X(), XG(), n, dim, perm);
+    k.layerNorm(n, dim, (perm ? XG() : X()).subarray(0, nd), w ? w.data : null, b ? b.data : null, c.lnEps, XB());
+  };
   // ---- self-attention
-  let lnIn = x;
-  if (layer.ln1Perm) { gather(x, s.xg.data, n, dim, layer.ln1Perm); lnIn = s.xg.data; }
-  k.layerNorm(n, dim, lnIn.subarray(0, n * dim), layer.ln1W ? layer.ln1W.data : null, layer.ln1B ? layer.ln1B.data : null, c.lnEps, xb.subarray(0, n * dim));
-  if (obs) obs('r1', xb.subarray(0, n * dim), n, dim);
-  if (layer.act.r1) fakeQuantAct(k, layer.act.r1, xb.subarray(0, n * dim), n, dim);
-  linear(k, n, layer.q, xb, s.q.data);
-  linear(k, n, layer.k, xb, s.k.data);
-  linear(k, n, layer.v, xb, s.v.data);
-  const q = s.q.data.subarray(0, n * dim), kk = s.k.data.subarray(0, n * dim), vv = s.v.data.subarray(0, n * dim);
-  if (obs) { obs('q', q, n, dim); obs('k', kk, n, dim); obs('v', vv, n, dim); }
-  if (layer.act.q) fakeQuantAct(k, layer.act.q, q, n, dim);
-  if (layer.act.k && !layer.kv) fakeQuantAct(k, layer.act.k, kk, n, dim);
+  ln(layer.ln1Perm, layer.ln1W, layer.ln1B);
+  if (obs) obs('r1', XB(), n, dim);
+  if (layer.act.r1) fakeQuantAct(k, layer.act.r1, XB, n, dim);
+  linear(k, n, layer.q, XB(), Q());
+  linear(k, n, layer.k, XB(), K_());
+  linear(k, n, layer.v, XB(), V_());
+  if (obs) { obs('q', Q(), n, dim); obs('k', K_(), n, dim); obs('v', V_(), n, dim); }
+  if (layer.act.q) fakeQuantAct(k, layer.act.q, Q, n, dim);
+  if (layer.act.k && !layer.kv) fakeQuantAct(k, layer.act.k, K_, n, dim);
   const scale = Math.fround(hs ** -0.5);
-  for (let i = 0; i < n * dim; i++) q[i] = q[i]! * scale;
+  { const q = Q(); for (let i = 0; i < nd; i++) q[i] = q[i]! * scale; }
   // ---- store K/V of the new tokens, then read back every visible position
   const kv = layer.kv, cache = s.cache;
   for (let b = 0; b < B; b++) {
-    const kRows = kk.subarray(b * T * dim, (b + 1) * T * dim), vRows = vv.subarray(b * T * dim, (b + 1) * T * dim);
+    const rowsOf = (a: Float32Array) => a.subarray(b * T * dim, (b + 1) * T * dim);
     if (kv) {
       const kb = packedRowBytes(kv.k.format, dim), vb = packedRowBytes(kv.v.format, dim);
-      const kp = cache.keyPacked[l]!, vp = cache.valuePacked[l]!;
-      k.quantizePack(T, dim, kRows, kv.k.offsets.length - 1, kv.k.offsets, kv.k.scale, kv.k.zero, 1, kv.k.bits, kv.k.format,
-        kp.subarray((b * cap + pos) * kb, (b * cap + pos + T) * kb));
-      k.quantizePack(T, dim, vRows, kv.v.offsets.length - 1, kv.v.offsets, kv.v.scale, kv.v.zero, 1, kv.v.bits, kv.v.format,
-        vp.subarray((b * cap + pos) * vb, (b * cap + pos + T) * vb));
+      k.quantizePack(T, dim, rowsOf(K_()), kv.k.offsets.length - 1, kv.k.offsets, kv.k.scale, kv.k.zero, 1, kv.k.bits, kv.k.format,
+        cache.keyPacked[l]!.subarray((b * cap + pos) * kb, (b * cap + pos + T) * kb));
+      k.quantizePack(T, dim, rowsOf(V_()), kv.v.offsets.length - 1, kv.v.offsets, kv.v.scale, kv.v.zero, 1, kv.v.bits, kv.v.format,
+        cache.valuePacked[l]!.subarray((b * cap + pos) * vb, (b * cap + pos + T) * vb));
     } else {
-      cache.keyF32[l]!.set(kRows, (b * cap + pos) * dim);
-      cache.valueF32[l]!.set(vRows, (b * cap + pos) * dim);
+      cache.keyF32[l]!.set(rowsOf(K_()), (b * cap + pos) * dim);
+      cache.valueF32[l]!.set(rowsOf(V_()), (b * cap + pos) * dim);
     }
   }
-  const att = s.att.data;
   for (let b = 0; b < B; b++) {
-    let K: Float32Array, Vv: Float32Array;
+    let KK: () => Float32Array, VV: () => Float32Array;
     if (kv) {
       const kb = packedRowBytes(kv.k.format, dim), vb = packedRowBytes(kv.v.format, dim);
-      K = s.kS.data; Vv = s.vS.data;
       k.dequantizeUnpack(L, dim, kv.k.format, cache.keyPacked[l]!.subarray(b * cap * kb, (b * cap + L) * kb), kv.k.offsets.length - 1,
-        kv.k.offsets, kv.k.scale, kv.k.zero, 1, K.subarray(0, L * dim));
+        kv.k.offsets, kv.k.scale, kv.k.zero, 1, s.kS.data.subarray(0, L * dim));
       k.dequantizeUnpack(L, dim, kv.v.format, cache.valuePacked[l]!.subarray(b * cap * vb, (b * cap + L) * vb), kv.v.offsets.length - 1,
-        kv.v.offsets, kv.v.scale, kv.v.zero, 1, Vv.subarray(0, L * dim));
+        kv.v.offsets, kv.v.scale, kv.v.zero, 1, s.vS.data.subarray(0, L * dim));
+      KK = () => s.kS.data; VV = () => s.vS.data;
     } else {
-      K = cache.keyF32[l]!.subarray(b * cap * dim); Vv = cache.valueF32[l]!.subarray(b * cap * dim);
+      const kf = cache.keyF32[l]!.subarray(b * cap * dim), vf = cache.valueF32[l]!.subarray(b * cap * dim);
+      KK = () => kf; VV = () => vf;
     }
     for (let h = 0; h < c.nHeads; h++) {
       const qo = b * T * dim + h * hs;
-      k.sgemmNT(T, L, hs, s.q.data.subarray(qo), dim, K.subarray(h * hs), dim, att, L, null);
-      k.softmax(T, L, att, att, pos);
+      k.sgemmNT(T, L, hs, s.q.data.subarray(qo), dim, KK().subarray(h * hs), dim, s.att.data, L, null);
+      k.softmax(T, L, s.att.data, s.att.data, pos);
       if (probsBits < 16) {
-        const lv = 2 ** probsBits - 1, st = Math.fround(1 / lv);
+        const att = s.att.data, lv = 2 ** probsBits - 1, st = Math.fround(1 / lv);
         for (let i = 0; i < T * L; i++) att[i] = Math.fround(roundHalfEven(Math.fround(att[i]! * lv)) * st);
       }
-      k.sgemmNN(T, hs, L, att, L, Vv.subarray(h * hs), dim, xb.subarray(qo), dim, null);
+      k.sgemmNN(T, hs, L, s.att.data, L, VV().subarray(h * hs), dim, s.xb.data.subarray(qo), dim, null);
     }
   }
-  if (obs) obs('attnOut', xb.subarray(0, n * dim), n, dim);
-  if (layer.act.attnOut) fakeQuantAct(k, layer.act.attnOut, xb.subarray(0, n * dim), n, dim);
-  linear(k, n, layer.o, xb, s.q.data);
-  k.add(n * dim, x, s.q.data, x);
+  if (obs) obs('attnOut', XB(), n, dim);
+  if (layer.act.attnOut) fakeQuantAct(k, layer.act.attnOut, XB, n, dim);
+  linear(k, n, layer.o, XB(), Q());
+  k.add(nd, X().subarray(0, nd), Q(), X().subarray(0, nd));
   // ---- FFN
-  lnIn = x;
-  if (layer.ln2Perm) { gather(x, s.xg.data, n, dim, layer.ln2Perm); lnIn = s.xg.data; }
-  k.layerNorm(n, dim, lnIn.subarray(0, n * dim), layer.ln2W ? layer.ln2W.data : null, layer.ln2B ? layer.ln2B.data : null, c.lnEps, xb.subarray(0, n * dim));
-  if (obs) obs('r4', xb.subarray(0, n * dim), n, dim);
-  if (layer.act.r4) fakeQuantAct(k, layer.act.r4, xb.subarray(0, n * dim), n, dim);
-  const hb = s.hb.data.subarray(0, n * c.hiddenDim);
-  linear(k, n, layer.fc1, xb, s.hb.data);
-  if (c.activation === 'relu') k.relu(n * c.hiddenDim, hb, hb); else k.gelu(n * c.hiddenDim, hb, hb);
-  if (obs) obs('r5', hb, n, c.hiddenDim);
-  if (layer.act.r5) fakeQuantAct(k, layer.act.r5, hb, n, c.hiddenDim);
-  linear(k, n, layer.fc2, s.hb.data, s.q.data);
-  k.add(n * dim, x, s.q.data, x);
+  ln(layer.ln2Perm, layer.ln2W, layer.ln2B);
+  if (obs) obs('r4', XB(), n, dim);
+  if (layer.act.r4) fakeQuantAct(k, layer.act.r4, XB, n, dim);
+  linear(k, n, layer.fc1, XB(), HB());
+  if (c.activation === 'relu') k.relu(n * c.hiddenDim, HB(), HB()); else k.gelu(n * c.hiddenDim, HB(), HB());
+  if (obs) obs('r5', HB(), n, c.hiddenDim);
+  if (layer.act.r5) fakeQuantAct(k, layer.act.r5, HB, n, c.hiddenDim);
+  linear(k, n, layer.fc2, HB(), Q());
+  k.add(nd, X().subarray(0, nd), Q(), X().subarray(0, nd));
 }
 
 /** s.x ← token embedding + position embedding of B×T tokens at positions pos.. (no padding). */
@@ -328,12 +329,12 @@ export function embed(m: QuantizedOPT, s: QRunState, tokens: ArrayLike<number>, 
     posIds[i] = pos + (i % T) + POS_OFFSET;
   }
   if (p.projectIn) {
-    k.gatherRows(n, pd, p.tokEmb.data, ids, s.emb!.data);
+    k.gatherRows(n, pd, p.tokEmb.data, s.ids.data.subarray(0, n), s.emb!.data);
     k.sgemmNT(n, dim, pd, s.emb!.data, pd, p.projectIn.data, pd, s.x.data, dim, null);
   } else {
-    k.gatherRows(n, dim, p.tokEmb.data, ids, s.x.data);
+    k.gatherRows(n, dim, p.tokEmb.data, s.ids.data.subarray(0, n), s.x.data);
   }
-  k.gatherRows(n, dim, p.posEmb.data, posIds, s.xb.data);
+  k.gatherRows(n, dim, p.posEmb.data, s.posIds.data.subarray(0, n), s.xb.data);
   k.add(n * dim, s.x.data, s.xb.data, s.x.data);
 }
 
