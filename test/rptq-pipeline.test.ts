@@ -10,6 +10,8 @@ import {
 } from '../src/quant/rptq/index.js';
 import { mulberry32 } from '../src/models/opt/sample.js';
 import type { Tensor } from '../src/tensor.js';
+import { QRunState, qforward } from '../src/models/opt/quantized.js';
+import { loadQuantizedOPT, saveQuantizedOPT } from '../src/models/opt/qio.js';
 
 const SMALL = {
   model_type: 'opt', activation_function: 'relu', vocab_size: 512, hidden_size: 128, num_hidden_layers: 2, num_attention_heads: 4,
@@ -56,6 +58,7 @@ describe('recipes', () => {
     bad((x) => { x.calibration.samples = -1; }, /E_ARG.*calibration\.samples/);
     bad((x) => { x.weight.method = 'awq'; }, /E_ARG.*weight\.method/);
     bad((x) => { x.extra = 1; }, /E_ARG.*unknown field 'extra'/);
+    bad((x) => { x.weight.method = 'gptq'; }, /E_ARG.*gptq needs weight\.granularity 'row'/);
     expect(() => rptqRecipe('W4A4', { bits: { kv: 9 as never } })).toThrow(/bits\.kv/);
     expect(() => recipeFromJSON('{')).toThrow(/E_FORMAT/);
   });
@@ -106,6 +109,24 @@ describe('calibration and the RPTQ claim', () => {
     expect(Array.from(quant.layers[0]!.r1.max)).toEqual(Array.from(float.layers[0]!.r1.max));
     expect(Array.from(quant.layers[1]!.r1.max)).not.toEqual(Array.from(float.layers[1]!.r1.max));
     for (const t of owned) t.dispose();
+  });
+
+  it('GPTQ weights (per row) give lower KL than RTN per row at W3A16, and save/load', () => {
+    const text = ids(4096, 21), evalIds = ids(512, 99);
+    const kl: Record<string, number> = {};
+    for (const method of ['rtn', 'gptq'] as const) {
+      const r = customRecipe(`W3A16-${method}`, 3, 16, 16, { calibration: { samples: 8, seqLen: 64 }, kmeans: { nInit: 1 }, weight: { method, granularity: 'row' } });
+      const qm = quantizeOPT(model, r, { calibration: text });
+      kl[method] = nextTokenKL(model, qm, evalIds, 64, 4).kl;
+      const back = loadQuantizedOPT(saveQuantizedOPT(qm), { backend: be });
+      const probe = Array.from(evalIds.subarray(0, 16));
+      const run = (m: typeof qm) => { const s = new QRunState(m, { maxContext: 16 }); const o = qforward(m, s, probe, 0, { logits: 'all' }).slice(); s.dispose(); return o; };
+      expect(Buffer.from(run(back).buffer).equals(Buffer.from(run(qm).buffer))).toBe(true);
+      back.dispose();
+      qm.dispose();
+    }
+    console.log(`W3A16 per row: RTN ${kl['rtn']!.toFixed(4)} GPTQ ${kl['gptq']!.toFixed(4)}`);
+    expect(kl['gptq']!).toBeLessThan(kl['rtn']!);
   });
 
   it('per-cluster activation quantization has lower KL vs float than per-tensor at A4 and A3 (W16)', () => {

@@ -38,6 +38,8 @@ export interface CalibrateOptions {
    * calibration inputs are propagated to layer l + 1, as the reference does. Without it every layer sees float inputs.
    */
   quantizeLayer?: (l: number, stats: LayerStats) => QLayer;
+  /** Also sees every observed tensor of the float pass of layer l (e.g. GPTQ Hessians); `data` is a live view. */
+  observe?: (l: number, point: QObservePoint, data: Float32Array, rows: number, cols: number) => void;
   /** Attention-probability bits used when propagating through quantized layers (default 16). */
   probsBits?: number;
 }
@@ -136,7 +138,10 @@ export function calibrate(model: OPTModel, samples: ArrayLike<number>[], opts: C
     try {
       for (let j = 0; j < N; j++) {
         fs.x.data.set(resid[j]!);
-        layerForward(fm, fm.parts.layers[0]!, 0, fs, 1, T, 0, 16, (p, data, rows, cols) => update(st[p], data, rows, cols));
+        layerForward(fm, fm.parts.layers[0]!, 0, fs, 1, T, 0, 16, (p, data, rows, cols) => {
+          update(st[p], data, rows, cols);
+          opts.observe?.(l, p, data, rows, cols);
+        });
         if (!opts.quantizeLayer) resid[j]!.set(fs.x.data.subarray(0, T * c.dim));
         tick(l);
       }

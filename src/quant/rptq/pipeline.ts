@@ -17,6 +17,19 @@ import { calibrate, calibrationSamples, type CalibrationProgress, type ChannelRa
 import { buildClusterMap, clusterPerHead, minMaxFeatures, qkFeatures } from './cluster-map.js';
 import { foldOptLayer, type OptLayerMaps, type OptLayerWeights } from './fold.js';
 import { validateRecipe, type ActClass, type Recipe } from './recipe.js';
+import { addBatch, createHessian, type Hessian } from '../gptq/hessian.js';
+import { gptqQuantize } from '../gptq/gptq.js';
+
+/** GPTQ Hessians of one layer's linear inputs, channels in the original (unfolded) order. */
+export interface LayerHessians { r1: Hessian; attnOut: Hessian; r4: Hessian; r5: Hessian }
+
+/** H' = H[perm][:, perm]: the Hessian of inputs whose channels were reordered by perm. */
+function permuteHessian(h: Hessian, perm: Int32Array | null): Hessian {
+  if (!perm) return h;
+  const n = h.cols, out = new Float64Array(n * n);
+  for (let i = 0; i < n; i++) { const r = perm[i]! * n; for (let j = 0; j < n; j++) out[i * n + j] = h.h[r + perm[j]!]!; }
+  return { cols: n, h: out, nSamples: h.nSamples, nRows: h.nRows };
+}
 
 export interface QuantizeOPTOptions {
   /** Calibration token ids (windows are drawn per recipe.calibration) or ready samples of equal length. */
@@ -66,9 +79,13 @@ export function quantizeWeight(k: Kernels, w: Float32Array, outDim: number, inDi
 }
 
 function linearOf(be: Backend, owned: Tensor[], w: Float32Array, b: Float32Array | null, outDim: number, inDim: number, bits: number,
-  inOffsets: Int32Array | null): QLinear {
+  inOffsets: Int32Array | null, gptq?: { h: Hessian; name: string }): QLinear {
   const bias = b ? heapF32(be, b, [outDim], owned) : null;
   if (bits >= 16) return { outDim, inDim, w: heapF32(be, w, [outDim, inDim], owned), b: bias, q: null };
+  if (gptq) {
+    const r = gptqQuantize(w, outDim, inDim, gptq.h, { bits, kernels: be.kernels, name: gptq.name });
+    return { outDim, inDim, w: heapF32(be, r.dequantized, [outDim, inDim], owned), b: bias, q: r.quantized };
+  }
   const { q, deq } = quantizeWeight(be.kernels, w, outDim, inDim, bits, inOffsets);
   return { outDim, inDim, w: heapF32(be, deq, [outDim, inDim], owned), b: bias, q };
 }
@@ -101,14 +118,14 @@ function layerArrays(model: OPTModel, l: number): OptLayerWeights {
 
 /**
  * Builds quantized layer l from its statistics: cluster maps (when recipe.reorder), fold, weights per (row × input
- * cluster) (RTN), static per-segment activation and KV ranges. Tensors go to `be`'s heap and are registered in `owned`.
+ * cluster) with RTN, or per row with GPTQ (`hessians` of the layer's linear inputs in the original channel order,
+ * permuted here like the folded columns), static per-segment activation and KV ranges. Tensors go to `be`'s heap and are registered in `owned`.
  */
 export function buildQLayer(model: OPTModel, l: number, st: LayerStats, recipe: Recipe, be: Backend, owned: Tensor[],
-  mapsIn?: OptLayerMaps): QLayer {
+  mapsIn?: OptLayerMaps, hessians?: LayerHessians): QLayer {
   const c = model.config, b = recipe.bits, d = c.dim, h = c.hiddenDim;
-  if (recipe.bits.weights < 16 && recipe.weight.method === 'gptq') {
-    throw new LowbitError('E_UNSUPPORTED', 'recipe.weight.method gptq: the GPTQ solver (src/quant/gptq/) is not available in this build; use rtn');
-  }
+  const useGptq = b.weights < 16 && recipe.weight.method === 'gptq';
+  if (useGptq && !hessians) throw new LowbitError('E_ARG', `buildQLayer: recipe.weight.method gptq needs the layer's Hessians`);
   const maps: OptLayerMaps = mapsIn ?? (recipe.reorder ? clusterMapsOf(model, st, recipe) : {});
   const f = foldOptLayer(layerArrays(model, l), { dim: d, nHeads: c.nHeads, hiddenDim: h }, maps);
   const p1 = maps.r1?.perm ?? null, p2 = maps.r2?.perm ?? null, p3 = maps.r3?.perm ?? null, p4 = maps.r4?.perm ?? null, p5 = maps.r5?.perm ?? null;
@@ -118,15 +135,17 @@ export function buildQLayer(model: OPTModel, l: number, st: LayerStats, recipe: 
   const lnv = (a: Float32Array) => (c.lnAffine ? heapF32(be, a, [d], owned) : null);
   const act = (cls: ActClass, bits: number, n: number, map: ClusterMap | undefined, r: ChannelRange, perm: Int32Array | null) =>
     (bits < 16 ? actQuantFromRange(bits, segmentsOf(recipe, cls, n, map), permRange(r, perm)) : null);
+  const H1 = useGptq ? permuteHessian(hessians!.r1, p1) : null;
+  const G = (hh: Hessian | null, name: string) => (hh ? { h: hh, name } : undefined);
   return {
     ln1W: lnv(f.ln1Gamma), ln1B: lnv(f.ln1Beta), ln2W: lnv(f.ln2Gamma), ln2B: lnv(f.ln2Beta),
     ln1Perm: f.ln1InputPerm ?? null, ln2Perm: f.ln2InputPerm ?? null,
-    q: linearOf(be, owned, f.qW, bias(f.qB), d, d, b.weights, inOff(maps.r1)),
-    k: linearOf(be, owned, f.kW, bias(f.kB), d, d, b.weights, inOff(maps.r1)),
-    v: linearOf(be, owned, f.vW, bias(f.vB), d, d, b.weights, inOff(maps.r1)),
-    o: linearOf(be, owned, f.oW, bias(f.oB), d, d, b.weights, inOff(maps.r3)),
-    fc1: linearOf(be, owned, f.fc1W, bias(f.fc1B), h, d, b.weights, inOff(maps.r4)),
-    fc2: linearOf(be, owned, f.fc2W, bias(f.fc2B), d, h, b.weights, inOff(maps.r5)),
+    q: linearOf(be, owned, f.qW, bias(f.qB), d, d, b.weights, inOff(maps.r1), G(H1, `layers.${l}.q_proj`)),
+    k: linearOf(be, owned, f.kW, bias(f.kB), d, d, b.weights, inOff(maps.r1), G(H1, `layers.${l}.k_proj`)),
+    v: linearOf(be, owned, f.vW, bias(f.vB), d, d, b.weights, inOff(maps.r1), G(H1, `layers.${l}.v_proj`)),
+    o: linearOf(be, owned, f.oW, bias(f.oB), d, d, b.weights, inOff(maps.r3), G(useGptq ? permuteHessian(hessians!.attnOut, p3) : null, `layers.${l}.out_proj`)),
+    fc1: linearOf(be, owned, f.fc1W, bias(f.fc1B), h, d, b.weights, inOff(maps.r4), G(useGptq ? permuteHessian(hessians!.r4, p4) : null, `layers.${l}.fc1`)),
+    fc2: linearOf(be, owned, f.fc2W, bias(f.fc2B), d, h, b.weights, inOff(maps.r5), G(useGptq ? permuteHessian(hessians!.r5, p5) : null, `layers.${l}.fc2`)),
     act: {
       r1: act('r1', b.r1, d, maps.r1, st.r1, p1),
       q: act('qk', b.qk, d, maps.r2, st.q, p2),
@@ -153,7 +172,9 @@ export function buildLmHead(model: OPTModel, recipe: Recipe, be: Backend, owned:
 
 /**
  * Calibrates and quantizes `model` with `recipe`. Layer by layer: statistics of layer l with inputs from the quantized
- * layers 0..l−1, cluster maps, fold, quantize; then the calibration inputs go through quantized layer l. The float model
+ * layers 0..l−1, cluster maps, fold, quantize; then the calibration inputs go through quantized layer l. With GPTQ, each
+ * linear's Hessian comes from the same float pass of layer l (the reference's sequential GPTQ also feeds fc2 the
+ * output of the already-quantized fc1 within the layer; lowbit does not, yet). The float model
  * is not modified; the result shares its token/position embeddings (and the LM head when tied and float), so keep the
  * float model alive while the quantized one is used (qio.ts's loader builds a self-contained one).
  */
@@ -166,11 +187,24 @@ export function quantizeOPT(model: OPTModel, recipe: Recipe, opts: QuantizeOPTOp
     : calibrationSamples(cal as ArrayLike<number>, recipe.calibration.samples, recipe.calibration.seqLen, recipe.calibration.seed);
   const be = model.backend, owned: Tensor[] = [];
   const layers: QLayer[] = [];
+  const c = model.config, useGptq = recipe.bits.weights < 16 && recipe.weight.method === 'gptq';
+  let hs: LayerHessians | null = null;
   try {
     calibrate(model, samples, {
       probsBits: recipe.bits.attnProbs,
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
-      quantizeLayer: (l, st) => { const q = buildQLayer(model, l, st, recipe, be, owned); layers.push(q); return q; },
+      ...(useGptq ? {
+        observe: (_l: number, p: string, data: Float32Array, rows: number) => {
+          hs ??= { r1: createHessian(c.dim), attnOut: createHessian(c.dim), r4: createHessian(c.dim), r5: createHessian(c.hiddenDim) };
+          if (p === 'r1' || p === 'attnOut' || p === 'r4' || p === 'r5') addBatch(hs[p], be.kernels, data.slice(), rows, 1);
+        },
+      } : {}),
+      quantizeLayer: (l, st) => {
+        const q = buildQLayer(model, l, st, recipe, be, owned, undefined, hs ?? undefined);
+        hs = null;
+        layers.push(q);
+        return q;
+      },
     });
     const w = model.weights;
     return new QuantizedOPT(model.config, recipe, {

@@ -61,7 +61,10 @@ export interface Recipe {
   };
   weight: {
     method: 'rtn' | 'gptq';
-    /** Per output row × input cluster (needs `reorder`; falls back to per row for an unreordered input), or per row. */
+    /**
+     * Per output row × input cluster (needs `reorder`; falls back to per row for an unreordered input), or per row.
+     * GPTQ needs 'row' (its groups are equal-sized; RPTQ clusters are not).
+     */
     granularity: 'rowCluster' | 'row';
     /** Group size of the LM head when `bits.lmHead` < 16 (per row × group of this many input channels). */
     lmHeadGroup: number;
@@ -229,6 +232,9 @@ export function validateRecipe(r: Recipe): Recipe {
   if (w['method'] !== 'rtn' && w['method'] !== 'gptq') throw new LowbitError('E_ARG', `recipe.weight.method must be rtn or gptq, got ${JSON.stringify(w['method'])}`, { field: 'weight.method' });
   if (w['granularity'] !== 'rowCluster' && w['granularity'] !== 'row') throw new LowbitError('E_ARG', `recipe.weight.granularity must be rowCluster or row, got ${JSON.stringify(w['granularity'])}`, { field: 'weight.granularity' });
   posInt('weight.lmHeadGroup', w['lmHeadGroup']);
+  if (w['method'] === 'gptq' && w['granularity'] !== 'row') {
+    throw new LowbitError('E_ARG', `recipe.weight.method gptq needs weight.granularity 'row' (GPTQ's groups are equal-sized; clusters are not)`, { field: 'weight.granularity' });
+  }
   return r;
 }
 
