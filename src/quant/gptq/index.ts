@@ -5,3 +5,8 @@ export { createHessian, addBatch, type Hessian, type GramScratch } from './hessi
 export { choleskyInPlace, invertLowerInPlace, choleskyInverse, upperCholeskyOfInverse, upperCholeskyOfInverseReference } from './linalg.js';
 export { findParams, type MseSearch } from './quantizer.js';
 export { gptqQuantize, rtnQuantize, buildTensor, type GPTQOptions, type GPTQResult } from './gptq.js';
+export {
+  parseQuantizeConfig, quantizeConfigJson, decodeGPTQLinear, readGPTQLinear, encodeGPTQLinear, gptqLinearTensors,
+  exportGPTQCheckpoint, loadGPTQCheckpoint, OPT_GPTQ_MODULES,
+  type GPTQQuantizeConfig, type GPTQCheckpointFormat, type GPTQLinearTensors, type ExportOptions, type LoadedGPTQ,
+} from './autogptq.js';
