@@ -1,0 +1,269 @@
+// QLinear: a quantized [out, in] weight in the kernel-ready layout of assembly/qmatmul.ts, and the
+// entries that run it: `qlinear` (W4A16 / W3A16 / W2A16 / W8A16 weight-only, f32 in, f32 out) and
+// `qlinearInt` (W8A8, W4A8, W4A4, W3A3, ...: activation codes from the cluster-wise quantizer).
+//
+// Layout (built by `packQLinear` from a QuantizedTensor):
+// - every segment (group or cluster) is padded with code 0 to whole blocks of the format (u4 32
+//   codes, u2 64, u3 128, u8 16), so the kernels never split a block between segments; rows are
+//   padded to a multiple of 4 (the kernels' row quads). Group sizes that are multiples of the block
+//   cost nothing; RPTQ clusters pay ≤ one block each.
+// - wp: per row quad and segment, 12 f32: scales, zero points and Q = Σ codes of the segment
+//   (precomputed here, exact).
+// - gatherX / gatherQ: for every padded position, the input column it reads (−1 for padding):
+//   gatherX applies the cluster permutation (f32 activations arrive in the model's channel order),
+//   gatherQ does not (activation codes are already in cluster order, like the weight's).
+//
+// Weight-only precision: per segment, x is split exactly into u = round(x/s) + 2^20 with
+// s = max|x|/(2^20 − 1), i.e. x ≈ s·(u − 2^20) with |error| ≤ s/2 ≈ 4.8e-7·max|x| per element
+// (21 bits); Σ q·u is exact in integers. The result differs from dequantize-then-f32 by at most
+// Σ_g |s_w|·Σ|q − z|·s_g/2 plus f32 rounding of the per-segment rescale; tests check ≤ 1e-5
+// relative to max|y|.
+
+import { LowbitError } from '../errors.js';
+import type { Kernels } from '../kernels/index.js';
+import { ACT_CHUNK_BYTES, MAX_SEGMENT_CODES, type QmmMode } from '../kernels/qmatmul.js';
+import { currentBackend } from '../runtime.js';
+import type { Heap } from '../wasm/heap.js';
+import { FORMATS, packedBytes, packedRowBytes, type PackedFormat } from './formats.js';
+import { defaultKernels } from './quantize.js';
+import type { QuantizedTensor } from './types.js';
+
+export interface QLinearOptions {
+  /** Kernels to run on (default: the backend `init()` chose, else the js reference). */
+  kernels?: Kernels;
+  /** Keep the packed arrays resident in this WASM heap (no copies per call). Default: the current backend's heap. */
+  heap?: Heap | null;
+}
+
+/** A quantized [out, in] weight ready for the qmatmul kernels. */
+export class QLinear {
+  readonly out: number;
+  readonly in: number;
+  readonly format: PackedFormat;
+  /** Weight code bits (2..8). */
+  readonly bits: number;
+  readonly nSeg: number;
+  /** nSeg + 1 segment offsets in 16-code chunks (padded positions). */
+  readonly segc: Int32Array;
+  readonly gatherX: Int32Array;
+  readonly gatherQ: Int32Array;
+  /** Bytes per packed row. */
+  readonly rb: number;
+  /** The original segment offsets and cluster permutation (to validate activation codes). */
+  readonly offsets: Int32Array;
+  readonly perm: Int32Array | null;
+  private readonly heap: Heap | null;
+  private readonly store: { w: Uint8Array | number; wp: Float32Array | number; wLen: number; wpLen: number };
+
+  constructor(fields: {
+    out: number; in: number; format: PackedFormat; bits: number; segc: Int32Array; gatherX: Int32Array; gatherQ: Int32Array;
+    rb: number; offsets: Int32Array; perm: Int32Array | null; w: Uint8Array; wp: Float32Array; heap: Heap | null;
+  }) {
+    this.out = fields.out; this.in = fields.in; this.format = fields.format; this.bits = fields.bits;
+    this.nSeg = fields.segc.length - 1; this.segc = fields.segc; this.gatherX = fields.gatherX; this.gatherQ = fields.gatherQ;
+    this.rb = fields.rb; this.offsets = fields.offsets; this.perm = fields.perm; this.heap = fields.heap;
+    const h = fields.heap;
+    if (h) {
+      const pw = h.alloc(fields.w.byteLength, 'qlinear codes');
+      h.u8(pw, fields.w.length).set(fields.w);
+      const pp = h.alloc(fields.wp.byteLength, 'qlinear params');
+      h.f32(pp, fields.wp.length).set(fields.wp);
+      this.store = { w: pw, wp: pp, wLen: fields.w.length, wpLen: fields.wp.length };
+    } else {
+      this.store = { w: fields.w, wp: fields.wp, wLen: fields.w.length, wpLen: fields.wp.length };
+    }
+  }
+
+  /** Packed codes [ceil4(out), rb] (a fresh view when resident: memory growth detaches old ones). */
+  get w(): Uint8Array {
+    const s = this.store.w;
+    return typeof s === 'number' ? this.heap!.u8(s, this.store.wLen) : s;
+  }
+
+  /** Per (row quad, segment) parameters, 12 f32 each. */
+  get wp(): Float32Array {
+    const s = this.store.wp;
+    return typeof s === 'number' ? this.heap!.f32(s, this.store.wpLen) : s;
+  }
+
+  /** Bytes of packed codes (the weight traffic of one GEMV). */
+  get codeBytes(): number { return this.store.wLen; }
+
+  /** Returns resident memory to the heap (the object must not be used afterwards). */
+  dispose(): void {
+    if (this.heap && typeof this.store.w === 'number') {
+      this.heap.free(this.store.w);
+      this.heap.free(this.store.wp as number);
+      this.store.w = new Uint8Array(0);
+      this.store.wp = new Float32Array(0);
+    }
+  }
+}
+
+function currentHeap(): Heap | null {
+  try {
+    return currentBackend().heap;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Packs a QuantizedTensor of an [out, in] weight (per-group, per-row-cluster, per-channel or
+ * per-tensor; any bits 2..8) into the kernel-ready layout. Throws LowbitError (E_SHAPE, E_ARG)
+ * when the packed bytes, scale or zero counts do not match the shape and granularity.
+ */
+export function packQLinear(qt: QuantizedTensor, opts: QLinearOptions = {}): QLinear {
+  const k = opts.kernels ?? defaultKernels();
+  const t = (FORMATS as Record<string, (typeof FORMATS)[PackedFormat] | undefined>)[qt.format];
+  if (!t) throw new LowbitError('E_ARG', `packQLinear: unknown format '${qt.format}'`);
+  if (qt.shape.length !== 2) throw new LowbitError('E_SHAPE', `packQLinear: weight must be 2-D [out, in], got shape [${qt.shape.join(', ')}]`);
+  const [out, inn] = qt.shape as [number, number];
+  if (qt.rows !== out || qt.cols !== inn) throw new LowbitError('E_SHAPE', `packQLinear: layout ${qt.rows}×${qt.cols} does not match shape [${out}, ${inn}]`);
+  const bits = qt.scheme.bits;
+  if (bits > t.bits) throw new LowbitError('E_ARG', `packQLinear: ${bits}-bit codes do not fit format ${qt.format}`);
+  if (qt.qs.length !== packedBytes(qt.format, out, inn)) {
+    throw new LowbitError('E_SHAPE', `packQLinear: ${qt.qs.length} packed bytes, ${qt.format} [${out}, ${inn}] needs ${packedBytes(qt.format, out, inn)}`);
+  }
+  const off = qt.offsets, nSeg = off.length - 1;
+  if (nSeg < 1 || off[0] !== 0 || off[nSeg] !== inn) throw new LowbitError('E_ARG', `packQLinear: offsets must run from 0 to ${inn}`);
+  for (let g = 0; g < nSeg; g++) if (!(off[g + 1]! > off[g]!)) throw new LowbitError('E_ARG', `packQLinear: offsets must strictly increase at ${g}`);
+  const rowPeriod = qt.rowPeriod;
+  if (!(rowPeriod === 1 || rowPeriod === out)) throw new LowbitError('E_ARG', `packQLinear: rowPeriod must be 1 or ${out}, got ${rowPeriod}`);
+  const slots = Math.min(rowPeriod, out) * nSeg;
+  if (qt.scale.length !== slots || qt.zero.length !== slots) {
+    throw new LowbitError('E_SHAPE', `packQLinear: ${nSeg} segments × ${Math.min(rowPeriod, out)} rows need ${slots} scales and zeros, got ${qt.scale.length} and ${qt.zero.length}`);
+  }
+  if (qt.perm && qt.perm.length !== inn) throw new LowbitError('E_SHAPE', `packQLinear: perm has ${qt.perm.length} entries, expected ${inn}`);
+  const qmax = 2 ** bits - 1;
+  for (let i = 0; i < slots; i++) {
+    if (!(qt.scale[i]! > 0) || !Number.isFinite(qt.scale[i]!)) throw new LowbitError('E_ARG', `packQLinear: scale[${i}] must be finite and > 0, got ${qt.scale[i]}`);
+    if (qt.zero[i]! > qmax) throw new LowbitError('E_RANGE', `packQLinear: zero[${i}] = ${qt.zero[i]} is above ${qmax}`);
+  }
+  // padded segments
+  const B = t.blockCodes;
+  const poff = new Int32Array(nSeg + 1);
+  for (let g = 0; g < nSeg; g++) {
+    const n = off[g + 1]! - off[g]!;
+    const p = Math.ceil(n / B) * B;
+    if (p > MAX_SEGMENT_CODES) throw new LowbitError('E_ARG', `packQLinear: segment ${g} has ${n} columns, at most ${MAX_SEGMENT_CODES} are supported`);
+    poff[g + 1] = poff[g]! + p;
+  }
+  const Kp = poff[nSeg]!;
+  const segc = poff.map((v) => v / 16);
+  const gatherX = new Int32Array(Kp).fill(-1), gatherQ = new Int32Array(Kp).fill(-1);
+  for (let g = 0; g < nSeg; g++) {
+    for (let i = 0; i < off[g + 1]! - off[g]!; i++) {
+      gatherQ[poff[g]! + i] = off[g]! + i;
+      gatherX[poff[g]! + i] = qt.perm ? qt.perm[off[g]! + i]! : off[g]! + i;
+    }
+  }
+  // codes: unpack, re-lay out padded, pack
+  const codes = new Uint8Array(out * inn);
+  k.unpackCodes(out, inn, qt.format, qt.qs, codes);
+  const rowsPad = Math.ceil(out / 4) * 4;
+  const padded = new Uint8Array(rowsPad * Kp);
+  const wp = new Float32Array((rowsPad / 4) * nSeg * 12);
+  for (let r = 0; r < out; r++) {
+    const pr = (r % rowPeriod) * nSeg, quad = r >> 2, lane = r & 3;
+    for (let g = 0; g < nSeg; g++) {
+      let Q = 0;
+      for (let i = off[g]!; i < off[g + 1]!; i++) {
+        const q = codes[r * inn + i]!;
+        padded[r * Kp + poff[g]! + i - off[g]!] = q;
+        Q += q;
+      }
+      const o = (quad * nSeg + g) * 12;
+      wp[o + lane] = qt.scale[pr + g]!;
+      wp[o + 4 + lane] = qt.zero[pr + g]!;
+      wp[o + 8 + lane] = Q;
+    }
+  }
+  const rb = packedRowBytes(qt.format, Kp);
+  const w = new Uint8Array(rowsPad * rb);
+  k.packCodes(rowsPad, Kp, qt.format, padded, w);
+  const heap = opts.heap === undefined ? currentHeap() : opts.heap;
+  return new QLinear({ out, in: inn, format: qt.format, bits, segc, gatherX, gatherQ, rb, offsets: off.slice(), perm: qt.perm ? qt.perm.slice() : null, w, wp, heap });
+}
+
+/** Runs `body` with act/ap scratch, in the WASM heap when there is one (no marshalling copies). */
+function withScratch<T>(heap: Heap | null, actBytes: number, apLen: number, body: (act: () => Uint8Array, ap: () => Float32Array) => T): T {
+  if (!heap) {
+    const act = new Uint8Array(actBytes), ap = new Float32Array(apLen);
+    return body(() => act, () => ap);
+  }
+  const pa = heap.alloc(actBytes, 'qlinear activations');
+  let pp = -1;
+  try {
+    pp = heap.alloc(apLen * 4, 'qlinear activation params');
+    return body(() => heap.u8(pa, actBytes), () => heap.f32(pp, apLen));
+  } finally {
+    heap.free(pa);
+    if (pp >= 0) heap.free(pp);
+  }
+}
+
+function resolve(opts: QLinearOptions): { k: Kernels; heap: Heap | null } {
+  if (opts.kernels) return { k: opts.kernels, heap: opts.heap ?? null };
+  return { k: defaultKernels(), heap: opts.heap === undefined ? currentHeap() : opts.heap };
+}
+
+function rowsOf(what: string, n: number, inn: number): number {
+  if (inn === 0 || n % inn !== 0) throw new LowbitError('E_SHAPE', `${what}: ${n} values are not a whole number of rows of ${inn}`);
+  return n / inn;
+}
+
+/**
+ * Weight-only linear layer: y [M, out] = x [M, in] · dequant(w)ᵀ (+ bias), x in the model's channel
+ * order. M = 1 is the GEMV (decode), larger M the GEMM (prefill); both run the same kernel, which
+ * reads each packed byte once per token group and never converts a code to f32.
+ */
+export function qlinear(x: Float32Array, w: QLinear, bias: Float32Array | null = null, opts: QLinearOptions = {}): Float32Array {
+  const M = rowsOf('qlinear', x.length, w.in);
+  if (bias && bias.length !== w.out) throw new LowbitError('E_SHAPE', `qlinear: bias has ${bias.length} values, expected ${w.out}`);
+  const { k, heap } = resolve(opts);
+  const Kc = w.segc[w.nSeg]!;
+  const y = new Float32Array(M * w.out);
+  withScratch(heap, M * Kc * ACT_CHUNK_BYTES, M * w.nSeg * 4, (act, ap) => {
+    k.qPrepF32(M, w.in, x, w.nSeg, w.segc, w.gatherX, act(), ap());
+    k.qmm(M, w.out, w.nSeg, w.segc, w.format, 0, w.w, w.rb, w.wp, act(), ap(), bias, y, w.out);
+  });
+  return y;
+}
+
+/**
+ * Integer × integer linear layer: `a` holds activation codes [M, in] quantized with the SAME
+ * segments (clusters, in cluster order) as the weight, per-cluster (rowPeriod 1) or per token
+ * (rowPeriod M) — e.g. `quantize(x, {bits, granularity: {kind: 'perCluster', clusters}})`.
+ * y[m, n] = Σ_c s_w[n,c]·s_a[m,c]·Σ_{i∈c} (qw − zw)(qa − za) (+ bias), integer dots, one f32 rescale
+ * per (row, cluster). Activation codes of ≤ 7 bits use one i8×i7 dot per 16 codes on the relaxed
+ * binary (mode 1); 8-bit codes are split into (code >> 7, code & 127), two dots (mode 2); the
+ * baseline binary uses the i16 path (i32x4.dot_i16x8_s) for both.
+ */
+export function qlinearInt(a: QuantizedTensor, w: QLinear, bias: Float32Array | null = null, opts: QLinearOptions = {}): Float32Array {
+  if (a.cols !== w.in) throw new LowbitError('E_SHAPE', `qlinearInt: activation has ${a.cols} columns, weight has ${w.in}`);
+  if (a.offsets.length !== w.offsets.length || a.offsets.some((v, i) => v !== w.offsets[i])) {
+    throw new LowbitError('E_ARG', 'qlinearInt: activation clusters (offsets) differ from the weight\'s');
+  }
+  if ((a.perm === null) !== (w.perm === null) || (a.perm && a.perm.some((v, i) => v !== w.perm![i]))) {
+    throw new LowbitError('E_ARG', 'qlinearInt: activation cluster permutation differs from the weight\'s');
+  }
+  const M = a.rows;
+  if (!(a.rowPeriod === 1 || a.rowPeriod === M)) throw new LowbitError('E_ARG', `qlinearInt: activation rowPeriod must be 1 or ${M}`);
+  if (a.qs.length !== packedBytes(a.format, M, a.cols)) throw new LowbitError('E_SHAPE', `qlinearInt: ${a.qs.length} packed activation bytes do not match ${a.format} [${M}, ${a.cols}]`);
+  const slots = Math.min(a.rowPeriod, M) * w.nSeg;
+  if (a.scale.length !== slots || a.zero.length !== slots) throw new LowbitError('E_SHAPE', `qlinearInt: activation needs ${slots} scales and zeros, got ${a.scale.length} and ${a.zero.length}`);
+  if (bias && bias.length !== w.out) throw new LowbitError('E_SHAPE', `qlinearInt: bias has ${bias.length} values, expected ${w.out}`);
+  const bitsA = a.scheme.bits;
+  const mode: QmmMode = bitsA <= 7 ? 1 : 2;
+  const { k, heap } = resolve(opts);
+  const codes = new Uint8Array(M * a.cols);
+  k.unpackCodes(M, a.cols, a.format, a.qs, codes);
+  const Kc = w.segc[w.nSeg]!;
+  const y = new Float32Array(M * w.out);
+  withScratch(heap, M * Kc * ACT_CHUNK_BYTES, M * w.nSeg * 4, (act, ap) => {
+    k.qPrepCodes(M, a.cols, codes, w.nSeg, w.segc, w.gatherQ, a.scale, a.zero, a.rowPeriod, bitsA, act(), ap());
+    k.qmm(M, w.out, w.nSeg, w.segc, w.format, mode, w.w, w.rb, w.wp, act(), ap(), bias, y, w.out);
+  });
+  return y;
+}

@@ -1,0 +1,51 @@
+// Bit-packed integer matmul on a WASM instance: marshal typed arrays, call assembly/qmatmul.ts.
+// With a thread pool, qmm is split over weight rows at multiples of 4 (its row quads), so results
+// are bit-identical for any thread count; the activation prep runs on the calling thread.
+
+import type { QMatmulKernels } from '../kernels/qmatmul.js';
+import { ACT_CHUNK_BYTES } from '../kernels/qmatmul.js';
+import { span } from '../kernels/check.js';
+import { FORMATS } from '../quant/formats.js';
+import type { Heap } from './heap.js';
+import { marshal } from './marshal.js';
+import { splitCall, type RangeOp, type ThreadPool } from './pool.js';
+
+/** Raw exports of assembly/qmatmul.ts. */
+export interface QMatmulExports {
+  qx_prep_f32(M: number, K: number, x: number, nSeg: number, segc: number, gather: number, act: number, ap: number): void;
+  qx_prep_codes(M: number, K: number, codes: number, nSeg: number, segc: number, gather: number, scale: number, zero: number,
+    rowPeriod: number, act: number, ap: number): void;
+  qmm(M: number, N: number, nSeg: number, segc: number, bits: number, mode: number, w: number, rb: number, wp: number,
+    act: number, ap: number, bias: number, y: number, ldy: number): void;
+}
+
+/** qmm split over weight rows at multiples of 4 (w, wp, bias and y advance with the row). */
+export function qmmRanges(args: number[], nSeg: number, rb: number): RangeOp {
+  return { fn: 'qmm', args, count: 1, align: 4, advance: [[6, rb], [8, nSeg * 12], [11, 4], [12, 4]] };
+}
+
+export function wasmQMatmul(ex: QMatmulExports, h: Heap, pool: ThreadPool | null = null): QMatmulKernels {
+  return {
+    qPrepF32(M, K, x, nSeg, segc, gather, act, ap) {
+      const Kc = segc[nSeg]!;
+      marshal(h, [[x, 'in', M * K], [segc, 'in', nSeg + 1], [gather, 'in', Kc * 16], [act, 'out', M * Kc * ACT_CHUNK_BYTES],
+        [ap, 'out', M * nSeg * 4]],
+      (px, ps, pg, pa, pp) => ex.qx_prep_f32(M, K, px!, nSeg, ps!, pg!, pa!, pp!));
+    },
+    qPrepCodes(M, K, codes, nSeg, segc, gather, scale, zero, rowPeriod, _bitsA, act, ap) {
+      const Kc = segc[nSeg]!, slots = Math.min(rowPeriod, M) * nSeg;
+      marshal(h, [[codes, 'in', M * K], [segc, 'in', nSeg + 1], [gather, 'in', Kc * 16], [scale, 'in', slots], [zero, 'in', slots],
+        [act, 'out', M * Kc * ACT_CHUNK_BYTES], [ap, 'out', M * nSeg * 4]],
+      (pc, ps, pg, psc, pz, pa, pp) => ex.qx_prep_codes(M, K, pc!, nSeg, ps!, pg!, psc!, pz!, rowPeriod, pa!, pp!));
+    },
+    qmm(M, N, nSeg, segc, format, mode, w, rb, wp, act, ap, bias, y, ldy) {
+      const Kc = segc[nSeg]!, quads = Math.ceil(N / 4);
+      marshal(h, [[segc, 'in', nSeg + 1], [w, 'in', quads * 4 * rb], [wp, 'in', quads * nSeg * 12], [act, 'in', M * Kc * ACT_CHUNK_BYTES],
+        [ap, 'in', M * nSeg * 4], [bias, 'in', N], [y, ldy === N ? 'out' : 'inout', span(M, N, ldy)]],
+      (ps, pw, pwp, pa, pap, pb, py) => {
+        const args = [M, N, nSeg, ps!, FORMATS[format].bits, mode, pw!, rb, pwp!, pa!, pap!, pb!, py!, ldy];
+        splitCall(pool, ex, qmmRanges(args, nSeg, rb), 2 * M * N * Kc * 16);
+      });
+    },
+  };
+}

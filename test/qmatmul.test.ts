@@ -1,0 +1,141 @@
+// qlinear / qlinearInt end to end: every backend bit-identical to the js twin, weight-only within
+// 1e-5 (relative to max|y|) of dequantize-then-f64 matmul, integer × integer exactly the integer
+// formula, bad input rejected with LowbitError before any kernel runs.
+
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createBackend, type Backend } from '../src/runtime.js';
+import { quantize, dequantize } from '../src/quant/quantize.js';
+import { packQLinear, qlinear, qlinearInt } from '../src/quant/qlinear.js';
+import { Tensor } from '../src/tensor.js';
+import { LowbitError } from '../src/errors.js';
+import type { Bits, ClusterMap, QuantizedTensor } from '../src/quant/types.js';
+
+function rand(n: number, seed: number, scale = 1): Float32Array {
+  const a = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    a[i] = (s / 2 ** 32 - 0.5) * scale * (1 + (i % 13) / 4);
+  }
+  return a;
+}
+
+function clusters(n: number, k: number, seed: number): ClusterMap {
+  const perm = Int32Array.from({ length: n }, (_, i) => i);
+  let s = seed;
+  for (let i = n - 1; i > 0; i--) { s = (Math.imul(s, 1103515245) + 12345) >>> 0; const j = s % (i + 1); [perm[i], perm[j]] = [perm[j]!, perm[i]!]; }
+  const cuts = new Set<number>();
+  while (cuts.size < k - 1) { s = (Math.imul(s, 1103515245) + 12345) >>> 0; cuts.add(1 + (s % (n - 1))); }
+  return { perm, offsets: Int32Array.from([0, ...[...cuts].sort((a, b) => a - b), n]) };
+}
+
+/** y = x · dequant(w)ᵀ in f64. */
+function refMatmul(x: Float32Array, wq: QuantizedTensor, M: number, bias: Float32Array | null): Float64Array {
+  const [N, K] = wq.shape as [number, number];
+  const wd = dequantize(wq).data as Float32Array;
+  const y = new Float64Array(M * N);
+  for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+    let s = 0;
+    for (let k = 0; k < K; k++) s += x[m * K + k]! * wd[n * K + k]!;
+    y[m * N + n] = s + (bias ? bias[n]! : 0);
+  }
+  return y;
+}
+
+function relErr(got: Float32Array, want: Float64Array): number {
+  let e = 0, mx = 0;
+  for (let i = 0; i < want.length; i++) { e = Math.max(e, Math.abs(got[i]! - want[i]!)); mx = Math.max(mx, Math.abs(want[i]!)); }
+  return e / mx;
+}
+
+const names = (process.env.LOWBIT_BACKENDS ?? 'js,simd').split(',').map((s) => s.trim()) as Array<'js' | 'simd' | 'relaxed'>;
+
+describe('qlinear', () => {
+  const bs: Record<string, Backend> = {};
+  beforeAll(async () => { for (const n of new Set(['js', ...names])) bs[n] = await createBackend(n as 'js'); });
+
+  const cases: Array<[string, Bits, 'group' | 'cluster', number, number, number, number]> = [
+    ['W4 g32', 4, 'group', 32, 9, 3, 256], ['W4 g128', 4, 'group', 128, 13, 2, 384], ['W3 g128', 3, 'group', 128, 6, 5, 256],
+    ['W2 g64', 2, 'group', 64, 7, 1, 192], ['W4 clusters', 4, 'cluster', 5, 10, 4, 150], ['W3 clusters', 3, 'cluster', 3, 5, 1, 77],
+    ['W8 g16', 8, 'group', 16, 5, 2, 48], ['W2 clusters', 2, 'cluster', 4, 6, 3, 100], ['W4 g32 M17', 4, 'group', 32, 11, 17, 64],
+  ];
+  for (const [label, bits, kind, g, N, M, K] of cases) {
+    it(`${label}: every backend bit-identical to js, within 1e-5 of dequantize-then-f32`, () => {
+      const w = Tensor.fromArray(rand(N * K, 7 + N, 0.1), [N, K]);
+      const cm = kind === 'cluster' ? clusters(K, g, K) : null;
+      const wq = quantize(w, { bits, symmetric: false, granularity: cm ? { kind: 'perRowCluster', clusters: cm } : { kind: 'perGroup', groupSize: g } }, undefined, { kernels: bs.js!.kernels });
+      const x = rand(M * K, 3 + M, 2);
+      x[1] = 40; // an outlier
+      const bias = rand(N, 5);
+      const want = refMatmul(x, wq, M, bias);
+      const yRef = qlinear(x, packQLinear(wq, { kernels: bs.js!.kernels, heap: null }), bias, { kernels: bs.js!.kernels });
+      expect(relErr(yRef, want)).toBeLessThan(1e-5);
+      for (const n of names) {
+        const b = bs[n]!;
+        const ql = packQLinear(wq, { kernels: b.kernels, heap: b.heap });
+        const y = qlinear(x, ql, bias, { kernels: b.kernels, heap: b.heap });
+        for (let i = 0; i < y.length; i++) if (!Object.is(y[i], yRef[i])) expect(`${n} y[${i}] = ${y[i]}`).toBe(`${yRef[i]}`);
+      }
+    });
+  }
+
+  const icases: Array<[string, Bits, Bits, number, number, number, number]> = [
+    ['W8A8', 8, 8, 4, 9, 5, 100], ['W4A8', 4, 8, 6, 10, 3, 130], ['W4A4', 4, 4, 3, 7, 4, 90], ['W3A3', 3, 3, 2, 5, 2, 70], ['W2A4', 2, 4, 3, 4, 3, 64],
+  ];
+  for (const [label, bw, ba, k, N, M, K] of icases) {
+    it(`${label}: integer formula exact, every backend bit-identical`, () => {
+      const cm = clusters(K, k, K + bw);
+      const w = Tensor.fromArray(rand(N * K, 11, 0.1), [N, K]);
+      const wq = quantize(w, { bits: bw, symmetric: false, granularity: { kind: 'perRowCluster', clusters: cm } }, undefined, { kernels: bs.js!.kernels });
+      const xa = Tensor.fromArray(rand(M * K, 13, 3), [M, K]);
+      const aq = quantize(xa, { bits: ba, symmetric: false, granularity: { kind: 'perCluster', clusters: cm } }, undefined, { kernels: bs.js!.kernels });
+      const ref = bs.js!.kernels;
+      const yRef = qlinearInt(aq, packQLinear(wq, { kernels: ref, heap: null }), null, { kernels: ref });
+      // the integer formula in f64
+      const wc = new Uint8Array(N * K), ac = new Uint8Array(M * K);
+      ref.unpackCodes(N, K, wq.format, wq.qs, wc);
+      ref.unpackCodes(M, K, aq.format, aq.qs, ac);
+      const nSeg = cm.offsets.length - 1;
+      for (let m = 0; m < M; m++) for (let n = 0; n < N; n++) {
+        let y = 0;
+        for (let c = 0; c < nSeg; c++) {
+          let dot = 0;
+          for (let i = cm.offsets[c]!; i < cm.offsets[c + 1]!; i++) dot += (wc[n * K + i]! - wq.zero[n * nSeg + c]!) * (ac[m * K + i]! - aq.zero[c]!);
+          y += wq.scale[n * nSeg + c]! * aq.scale[c]! * dot;
+        }
+        expect(Math.abs(yRef[m * N + n]! - y)).toBeLessThanOrEqual(1e-5 * (Math.abs(y) + 1));
+      }
+      for (const n of names) {
+        const b = bs[n]!;
+        const y = qlinearInt(aq, packQLinear(wq, { kernels: b.kernels, heap: b.heap }), null, { kernels: b.kernels, heap: b.heap });
+        for (let i = 0; i < y.length; i++) if (!Object.is(y[i], yRef[i])) expect(`${n} y[${i}] = ${y[i]}`).toBe(`${yRef[i]}`);
+      }
+    });
+  }
+
+  it('rejects bad input with LowbitError before any kernel runs', () => {
+    const k = bs.js!.kernels;
+    const w = Tensor.fromArray(rand(8 * 64, 1), [8, 64]);
+    const wq = quantize(w, { bits: 4, symmetric: false, granularity: { kind: 'perGroup', groupSize: 32 } }, undefined, { kernels: k });
+    const code = (fn: () => unknown) => { try { fn(); } catch (e) { expect(e).toBeInstanceOf(LowbitError); return (e as LowbitError).code; } return 'none'; };
+    expect(code(() => packQLinear({ ...wq, format: 'u2' }, { kernels: k }))).toBe('E_ARG'); // 4-bit codes in u2
+    expect(code(() => packQLinear({ ...wq, qs: wq.qs.subarray(1) }, { kernels: k }))).toBe('E_SHAPE');
+    expect(code(() => packQLinear({ ...wq, shape: [8, 32] }, { kernels: k }))).toBe('E_SHAPE');
+    expect(code(() => packQLinear({ ...wq, scale: wq.scale.subarray(1) }, { kernels: k }))).toBe('E_SHAPE');
+    expect(code(() => packQLinear({ ...wq, zero: wq.zero.subarray(2) }, { kernels: k }))).toBe('E_SHAPE');
+    const ql = packQLinear(wq, { kernels: k, heap: null });
+    expect(code(() => qlinear(new Float32Array(65), ql, null, { kernels: k }))).toBe('E_SHAPE');
+    expect(code(() => qlinear(new Float32Array(64), ql, new Float32Array(7), { kernels: k }))).toBe('E_SHAPE');
+    // activation codes out of range for the declared bits
+    const act = new Uint8Array(2 * 64).fill(3); act[70] = 16;
+    const aq: QuantizedTensor = { ...quantize(Tensor.fromArray(rand(128, 2), [2, 64]), { bits: 4, symmetric: false, granularity: { kind: 'perToken' } }, undefined, { kernels: k }) };
+    expect(code(() => k.qPrepCodes(2, 64, act, 2, ql.segc, ql.gatherQ, new Float32Array(4).fill(1), new Uint8Array(4), 2, 4, new Uint8Array(2 * 4 * 128), new Float32Array(16)))).toBe('E_RANGE');
+    expect(code(() => qlinearInt(aq, ql, null, { kernels: k }))).toBe('E_ARG'); // per-token offsets [0, 64] vs groups
+    // scale count not matching segments, at kernel level
+    expect(code(() => k.qPrepCodes(2, 64, new Uint8Array(128), 2, ql.segc, ql.gatherQ, new Float32Array(1).fill(1), new Uint8Array(4), 1, 4, new Uint8Array(2 * 4 * 128), new Float32Array(16)))).toBe('E_SHAPE');
+    // packed format and shape mismatch at kernel level
+    expect(code(() => k.qmm(1, 8, ql.nSeg, ql.segc, 'u3', 0, ql.w, ql.rb, ql.wp, new Uint8Array(4 * 128), new Float32Array(8), null, new Float32Array(8), 8))).toBe('E_ARG');
+    expect(code(() => k.qmm(1, 9, ql.nSeg, ql.segc, 'u4', 0, ql.w, ql.rb, ql.wp, new Uint8Array(4 * 128), new Float32Array(8), null, new Float32Array(9), 9))).toBe('E_SHAPE');
+    expect(code(() => k.qmm(1, 8, ql.nSeg, ql.segc, 'u4', 0, ql.w, ql.rb - 1, ql.wp, new Uint8Array(4 * 128), new Float32Array(8), null, new Float32Array(8), 8))).toBe('E_SHAPE');
+  });
+});
