@@ -5,18 +5,20 @@
 
 import { checkedF32, type F32Kernels } from './f32.js';
 import { checkedQuant, type QuantKernels } from './quant.js';
+import { checkedQMatmul, type QMatmulKernels } from './qmatmul.js';
 
 export type BackendName = 'js' | 'simd' | 'relaxed';
 
-export interface Kernels extends F32Kernels, QuantKernels {
+export interface Kernels extends F32Kernels, QuantKernels, QMatmulKernels {
   readonly name: BackendName;
 }
 
 /** Wraps a backend's raw kernels with the argument checks every backend shares. */
 export function withChecks(k: Kernels): Kernels {
-  return { name: k.name, ...checkedF32(k), ...checkedQuant(k) };
+  return { name: k.name, ...checkedF32(k), ...checkedQuant(k), ...checkedQMatmul(k) };
 }
 
 export { checkDims, checkLen, span } from './check.js';
 export type { F32Kernels } from './f32.js';
 export type { QuantKernels } from './quant.js';
+export type { QMatmulKernels } from './qmatmul.js';

@@ -3,7 +3,8 @@
 import type { Kernels } from '../kernels/index.js';
 import { refF32 } from './f32.js';
 import { refQuant } from './quant.js';
+import { refQMatmul } from './qmatmul.js';
 
 export function refKernels(): Kernels {
-  return { name: 'js', ...refF32, ...refQuant };
+  return { name: 'js', ...refF32, ...refQuant, ...refQMatmul };
 }

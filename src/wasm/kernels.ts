@@ -4,8 +4,9 @@ import type { Kernels } from '../kernels/index.js';
 import type { WasmInstance } from './loader.js';
 import { wasmF32 } from './f32.js';
 import { wasmQuant } from './quant.js';
+import { wasmQMatmul } from './qmatmul.js';
 
 /** Kernels on one instance (unchecked: wrap with `withChecks`). */
 export function wasmKernels(inst: WasmInstance): Kernels {
-  return { name: inst.flavor, ...wasmF32(inst.exports, inst.heap, inst.pool), ...wasmQuant(inst.exports, inst.heap) };
+  return { name: inst.flavor, ...wasmF32(inst.exports, inst.heap, inst.pool), ...wasmQuant(inst.exports, inst.heap), ...wasmQMatmul(inst.exports, inst.heap, inst.pool) };
 }

@@ -13,11 +13,12 @@ import { Heap } from './heap.js';
 import { planThreads, ThreadPool, type ThreadOptions } from './pool.js';
 import type { F32Exports } from './f32.js';
 import type { QuantExports } from './quant.js';
+import type { QMatmulExports } from './qmatmul.js';
 
 export type WasmFlavor = 'simd' | 'relaxed';
 
 /** Raw exports of assembly/index.ts: each family's exports plus the module's own. */
-export interface WasmExports extends F32Exports, QuantExports {
+export interface WasmExports extends F32Exports, QuantExports, QMatmulExports {
   heap_base(): number;
   is_relaxed(): number;
 }
