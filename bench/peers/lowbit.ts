@@ -1,12 +1,14 @@
 // lowbit's side of the peer benchmark: the same shapes with the same quantization, run by lowbit's
 // kernels with weights resident in WASM memory (as the decoder keeps them).
 //
-// f32: Kernels.sgemmNT. 4-bit and int8: the integer matmul kernels (src/quant/qlinear.ts,
-// src/kernels/qmatmul.ts) are being written in parallel; until they are in the tree these producers
-// throw NotAvailable and the table says so instead of showing a number.
+// f32: Kernels.sgemmNT. 4-bit and int8: the integer matmul kernels (src/kernels/qmatmul.ts) through
+// src/quant/qlinear.ts (`packQLinear` once, then `qlinear` / `qlinearInt` per call). A producer that
+// cannot run throws NotAvailable and the table says so instead of showing a number.
 
 import type { Backend } from '../../src/runtime.js';
-import type { QuantizedTensor } from '../../src/quant/index.js';
+import { quantize, type QuantizedTensor } from '../../src/quant/index.js';
+import { packQLinear, qlinear, qlinearInt, type QLinear } from '../../src/quant/qlinear.js';
+import { Tensor } from '../../src/tensor.js';
 
 /** One prepared benchmark subject: `fn` runs one matmul, `output()` reads its last result. */
 export interface Runner {
@@ -50,16 +52,48 @@ export function lowbitF32(b: Backend, M: number, N: number, K: number, a: Float3
   };
 }
 
-const QLINEAR = 'src/quant/qlinear.ts / src/kernels/qmatmul.ts';
-
-/** 4-bit per-group (block) weights, f32 activations: lowbit's 4-bit GEMV/GEMM. */
-export function lowbitQ4(_b: Backend, _M: number, _N: number, _K: number, _a: Float32Array, _q: QuantizedTensor): Runner {
-  // TODO(issue 4): wire in the 4-bit kernel once it lands (same codes/scales/zeros as ORT's MatMulNBits).
-  throw new NotAvailable(`lowbit 4-bit matmul not yet available (${QLINEAR} not in the tree)`);
+/** Bytes a QLinear streams per call: packed codes + per (row quad, segment) parameters (12 f32). */
+function qlinearBytes(w: QLinear): number {
+  return w.codeBytes + w.wp.byteLength;
 }
 
-/** int8 weights (per output channel, symmetric) × int8 activations: lowbit's integer GEMM. */
-export function lowbitI8(_b: Backend, _M: number, _N: number, _K: number, _a: Float32Array, _q: QuantizedTensor): Runner {
-  // TODO(issue 4): wire in the int8 kernel once it lands.
-  throw new NotAvailable(`lowbit int8 matmul not yet available (${QLINEAR} not in the tree)`);
+/**
+ * 4-bit per-group (block) weights, f32 activations: lowbit's weight-only GEMV/GEMM (`qlinear`, the
+ * u4 qmm kernel), weights resident in the backend's heap. Same codes/scales/zeros as ORT's MatMulNBits.
+ */
+export function lowbitQ4(b: Backend, M: number, _N: number, K: number, a: Float32Array, q: QuantizedTensor): Runner {
+  if (!b.heap) throw new Error('lowbitQ4 needs a WASM backend');
+  const opts = { kernels: b.kernels, heap: b.heap };
+  const w = packQLinear(q, opts);
+  if (a.length !== M * K) throw new Error('lowbitQ4: activation size');
+  let y: Float32Array = new Float32Array(0);
+  return {
+    weightBytes: qlinearBytes(w),
+    fn() { y = qlinear(a, w, null, opts); },
+    output: () => y,
+    release: () => w.dispose(),
+  };
+}
+
+/**
+ * W8A8, the equivalent of ORT's DynamicQuantizeLinear + MatMulInteger: activations quantized inside
+ * the timed call to u8, asymmetric, one range per tensor (DynamicQuantizeLinear's scheme); weights
+ * int8 symmetric per output channel (codes + 128 in u8 storage); `qlinearInt` runs the integer dots
+ * (8-bit activation codes: mode 2, two i8 dots per 16 codes on the relaxed binary).
+ */
+export function lowbitI8(b: Backend, M: number, _N: number, K: number, a: Float32Array, q: QuantizedTensor): Runner {
+  if (!b.heap) throw new Error('lowbitI8 needs a WASM backend');
+  const opts = { kernels: b.kernels, heap: b.heap };
+  const w = packQLinear(q, opts);
+  const x = Tensor.fromArray(a, [M, K]);
+  let y: Float32Array = new Float32Array(0);
+  return {
+    weightBytes: qlinearBytes(w),
+    fn() {
+      const aq = quantize(x, { bits: 8, symmetric: false, granularity: { kind: 'perTensor' } }, undefined, { kernels: b.kernels });
+      y = qlinearInt(aq, w, null, opts);
+    },
+    output: () => y,
+    release: () => w.dispose(),
+  };
 }
