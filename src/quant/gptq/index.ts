@@ -10,3 +10,7 @@ export {
   exportGPTQCheckpoint, loadGPTQCheckpoint, OPT_GPTQ_MODULES,
   type GPTQQuantizeConfig, type GPTQCheckpointFormat, type GPTQLinearTensors, type ExportOptions, type LoadedGPTQ,
 } from './autogptq.js';
+export {
+  gptqQuantizeOPT, rtnQuantizeOPT, cloneOPT, calibrationSamples, decoderLayerInputs, GPTQ_CPU_PRESET,
+  type GPTQModelOptions, type GPTQModelResult, type GPTQProgress, type GPTQLayerTiming, type OPTLinear,
+} from './model.js';
