@@ -8,6 +8,7 @@ import { DataType, modelBytes, valueInfo, f32Tensor, DEFAULT_OPSETS } from '../b
 import { matmulF32Model, matmulIntegerModel, matmulNBitsModel, packNBits4 } from '../bench/peers/graphs.js';
 import { dequantRef, f32Ref, relError } from '../bench/peers/accuracy.js';
 import { codesOf, dequantize, quantize } from '../src/quant/index.js';
+import { packQLinear, qlinear } from '../src/quant/qlinear.js';
 import { refKernels } from '../src/ref/index.js';
 import { Tensor } from '../src/tensor.js';
 import { loadOrt, ortSession, OrtHost, type Ort } from '../bench/peers/ort.js';
@@ -150,7 +151,7 @@ describe('ONNX models through onnxruntime-web (WASM backend)', () => {
     }
   });
 
-  it('lowbit-quantized 4-bit weights packed for MatMulNBits compute what lowbit dequantize() says they hold', async () => {
+  it('lowbit-quantized 4-bit weights: MatMulNBits and lowbit qlinear both compute what dequantize() says they hold', async () => {
     // the benchmark's path: lowbit quantize (per group, asymmetric) → codes → MatMulNBits packing
     const M = 2, N = 8, K = 256;
     const kernels = refKernels();
@@ -163,8 +164,11 @@ describe('ONNX models through onnxruntime-web (WASM backend)', () => {
       const want = f32Ref(M, N, K, a, deq);
       const s = await ortSession(ort, matmulNBitsModel(M, N, K, bs, nb), 2);
       const y = await s.run(feed(a, M, K));
-      expect(relError(y, want), `block ${bs}`).toBeLessThan(1e-5);
+      expect(relError(y, want), `ORT block ${bs}`).toBeLessThan(1e-5);
       await s.release();
+      // and lowbit's own 4-bit kernel (js twin) on the same QuantizedTensor
+      const mine = qlinear(a, packQLinear(q, { kernels, heap: null }), null, { kernels, heap: null });
+      expect(relError(mine, want), `lowbit block ${bs}`).toBeLessThan(1e-5);
     }
   });
 
