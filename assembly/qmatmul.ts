@@ -29,6 +29,8 @@
 
 const ACH: usize = 128;
 const OFF20: i32 = 1 << 20;
+/** See `pair`: the relaxed i8×i7 dot path is off until Node 20's Liftoff result is understood. */
+const USE_RELAXED_DOT = false;
 
 // @ts-ignore: decorator
 @inline function reduce4(v0: v128, v1: v128, v2: v128, v3: v128): v128 {
@@ -160,17 +162,17 @@ export function qx_prep_codes(M: i32, K: i32, codes: usize, nSeg: i32, segc: usi
       const q0 = codesOf(bits, p0, h), q1 = codesOf(bits, p1, h);
       const ch = ch0 + <usize>h * ACH;
       const lc = v128.load(ch, 32);
-      C0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(q0, lc, C0);
-      C1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(q1, lc, C1);
+      C0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(lc, q0, C0);
+      C1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(lc, q1, C1);
       if (mode != 1) {
         const lb = v128.load(ch, 16);
-        B0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(q0, lb, B0);
-        B1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(q1, lb, B1);
+        B0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(lb, q0, B0);
+        B1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(lb, q1, B1);
       }
       if (mode == 0) {
         const la = v128.load(ch);
-        A0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(q0, la, A0);
-        A1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(q1, la, A1);
+        A0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(la, q0, A0);
+        A1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(la, q1, A1);
       }
     }
   }
@@ -205,7 +207,10 @@ export function qx_prep_codes(M: i32, K: i32, codes: usize, nSeg: i32, segc: usi
 
 // @ts-ignore: decorator
 @inline function pair(bits: i32, mode: i32, w0: usize, w1: usize, act: usize, k0: i32, k1: i32): v128 {
-  if (ASC_FEATURE_RELAXED_SIMD && bits <= 4) return pairRelaxed(bits, mode, w0, w1, act, k0, k1);
+  // The relaxed i8×i7 path is DISABLED: on Node 20, Liftoff (the first tier) returns wrong sums from
+  // relaxed_dot_i8x16_i7x16_add_s here even with both operands in 0..127 (correct after tier-up, at
+  // ~20k calls); see the relaxed conformance run. Both binaries use the i16 path until that is fixed.
+  if (USE_RELAXED_DOT && ASC_FEATURE_RELAXED_SIMD && bits <= 4) return pairRelaxed(bits, mode, w0, w1, act, k0, k1);
   return pairI16(bits, mode, w0, w1, act, k0, k1);
 }
 

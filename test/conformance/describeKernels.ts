@@ -8,6 +8,7 @@ import type { Kernels } from '../../src/kernels/index.js';
 import { refKernels } from '../../src/ref/index.js';
 import { f32Suite } from './f32.js';
 import { quantSuite } from './quant.js';
+import { qmatmulSuite } from './qmatmul.js';
 
 export interface SuiteContext {
   /** The backend under test (its kernels are checked). */
@@ -21,5 +22,6 @@ export function describeKernels(name: string, get: () => Backend): void {
     const ctx: SuiteContext = { backend: get, ref: refKernels() };
     f32Suite(ctx);
     quantSuite(ctx);
+    qmatmulSuite(ctx);
   });
 }

@@ -1,0 +1,75 @@
+// Conformance of the qmatmul family (assembly/qmatmul.ts vs src/ref/qmatmul.ts): prepared
+// activations (bytes, except the 16 unused ones per chunk, and per-segment params) and qmm outputs are bit-exact, for every weight format,
+// every mode, odd row counts (partial row quads), several tokens, with and without bias.
+
+import { expect, it } from 'vitest';
+import fc from 'fast-check';
+import type { SuiteContext } from './describeKernels.js';
+import { floats, pattern } from './gen.js';
+import { FORMATS, packedRowBytes, type PackedFormat } from '../../src/quant/formats.js';
+import { ACT_CHUNK_BYTES, type QmmMode } from '../../src/kernels/qmatmul.js';
+
+const RUNS = { numRuns: 40 };
+
+function setup(format: PackedFormat, nSeg: number, blocksPer: number[], K: number, seed: number) {
+  const t = FORMATS[format], cpb = t.blockCodes / 16;
+  const segc = new Int32Array(nSeg + 1);
+  for (let g = 0; g < nSeg; g++) segc[g + 1] = segc[g]! + cpb * blocksPer[g]!;
+  const Kp = segc[nSeg]! * 16;
+  const gather = new Int32Array(Kp);
+  let s = seed >>> 0 || 1;
+  for (let j = 0; j < Kp; j++) { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; gather[j] = (s >>> 8) % 5 === 0 ? -1 : (s >>> 8) % K; }
+  return { segc, gather, Kp };
+}
+
+export function qmatmulSuite({ backend, ref }: SuiteContext): void {
+  const k = () => backend().kernels;
+
+  it('qPrepF32 / qPrepCodes / qmm are bit-exact for every format and mode', () => {
+    fc.assert(fc.property(
+      fc.constantFrom<PackedFormat>('u2', 'u3', 'u4', 'u8'), fc.constantFrom<QmmMode>(0, 1, 2), fc.integer({ min: 1, max: 3 }),
+      fc.integer({ min: 1, max: 11 }), fc.integer({ min: 1, max: 4 }), fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 4, maxLength: 4 }),
+      pattern, fc.integer(), fc.boolean(),
+      (format, mode, nSeg, N, M, blocksPer, p, seed, withBias) => {
+        const K = 37;
+        const { segc, gather, Kp } = setup(format, nSeg, blocksPer, K, seed);
+        const Kc = segc[nSeg]!;
+        const actG = new Uint8Array(M * Kc * ACT_CHUNK_BYTES).fill(0x5a), actW = new Uint8Array(M * Kc * ACT_CHUNK_BYTES);
+        const apG = new Float32Array(M * nSeg * 4).fill(NaN), apW = new Float32Array(M * nSeg * 4);
+        if (mode === 0) {
+          const x = floats(M * K, p, seed, 10, K);
+          k().qPrepF32(M, K, x, nSeg, segc, gather, actG, apG);
+          ref.qPrepF32(M, K, x, nSeg, segc, gather, actW, apW);
+        } else {
+          const bitsA = mode === 1 ? 7 : 8, qmax = 2 ** bitsA - 1;
+          const codes = Uint8Array.from({ length: M * K }, (_, i) => (i * 2654435761 + seed) >>> 0 & qmax);
+          if (p === 'outlier') codes.fill(qmax);
+          const scale = Float32Array.from({ length: M * nSeg }, (_, i) => 0.01 * (i + 1));
+          const zero = Uint8Array.from({ length: M * nSeg }, (_, i) => (i * 97 + seed) >>> 0 & qmax);
+          k().qPrepCodes(M, K, codes, nSeg, segc, gather, scale, zero, M, bitsA, actG, apG);
+          ref.qPrepCodes(M, K, codes, nSeg, segc, gather, scale, zero, M, bitsA, actW, apW);
+        }
+        for (let i = 0; i < actW.length; i++) if (((i & 127) < 48 || (i & 127) >= 64) && actG[i] !== actW[i]) expect(`act[${i}] = ${actG[i]}`).toBe(`${actW[i]}`);
+        for (let i = 0; i < apW.length; i++) if (!Object.is(apG[i], apW[i])) expect(`ap[${i}] = ${apG[i]}`).toBe(`${apW[i]}`);
+        // weights: random codes (max codes on 'outlier'), params with exact Q
+        const t = FORMATS[format], qmax = format === 'u8' ? 255 : 2 ** t.bits - 1;
+        const rows = Math.ceil(N / 4) * 4, rb = packedRowBytes(format, Kp) + (seed & 1) * 16;
+        const codes = Uint8Array.from({ length: rows * Kp }, (_, i) => (p === 'outlier' ? qmax : ((i * 40503 + seed) >>> 3) % (qmax + 1)));
+        const w = new Uint8Array(rows * rb);
+        for (let r = 0; r < rows; r++) ref.packCodes(1, Kp, format, codes.subarray(r * Kp, r * Kp + Kp), w.subarray(r * rb, r * rb + packedRowBytes(format, Kp)));
+        const wp = new Float32Array((rows / 4) * nSeg * 12);
+        for (let r = 0; r < rows; r++) for (let g = 0; g < nSeg; g++) {
+          let Q = 0;
+          for (let j = segc[g]! * 16; j < segc[g + 1]! * 16; j++) Q += codes[r * Kp + j]!;
+          const o = ((r >> 2) * nSeg + g) * 12 + (r & 3);
+          wp[o] = Math.fround(0.001 * (1 + ((r * 7 + g) % 5))); wp[o + 4] = (r + g) % (qmax + 1); wp[o + 8] = Q;
+        }
+        const bias = withBias ? floats(N, 'random', seed + 1) : null;
+        const ldy = N + (seed & 2);
+        const yG = new Float32Array(M * ldy).fill(7), yW = new Float32Array(M * ldy).fill(7);
+        k().qmm(M, N, nSeg, segc, format, mode, w, rb, wp, actW, apW, bias, yG, ldy);
+        ref.qmm(M, N, nSeg, segc, format, mode, w, rb, wp, actW, apW, bias, yW, ldy);
+        for (let i = 0; i < yW.length; i++) if (!Object.is(yG[i], yW[i])) expect(`${format} mode ${mode} y[${i}] = ${yG[i]}`).toBe(`${yW[i]}`);
+      }), RUNS);
+  });
+}
