@@ -17,6 +17,7 @@ import { decoderCases } from './cases/decoder.js';
 import { threadCases } from './cases/threads.js';
 
 const MODULES: CaseModule[] = [f32Cases, tokenizerCases, decoderCases, quantCases, threadCases, kmeansCases];
+MODULES.push(async (ctx) => (await import('./cases/gptq.js')).gptqCases(ctx));
 
 interface Row {
   group: string;
