@@ -1,0 +1,66 @@
+// Bit-packed matmul cases: weight-only GEMV (u4 g32/g128, u3/u2 g128) and int x int GEMM (W8A8,
+// W4A4, per-row-cluster), each against the f32 sgemmNT of the same shape on the same backend
+// ('<backend> f32' peer). Weights resident; GB/s counts packed code bytes read.
+
+import type { BenchCase, BenchContext } from '../types.js';
+import type { Backend } from '../../src/runtime.js';
+import { seededFloats as rand } from '../data.js';
+import { quantize } from '../../src/quant/quantize.js';
+import { packQLinear, qlinear, qlinearInt, type QLinear } from '../../src/quant/qlinear.js';
+import { Tensor } from '../../src/tensor.js';
+import type { Bits, QuantizedTensor } from '../../src/quant/types.js';
+import { place } from './f32.js';
+
+export function qmatmulCases(ctx: BenchContext): BenchCase[] {
+  const cases: BenchCase[] = [];
+  const runs: Array<[string, Backend]> = [
+    ...Object.entries(ctx.backends).filter(([n, b]) => n !== 'js' && b).map(([n, b]) => [n, b!] as [string, Backend]),
+    ...Object.entries(ctx.threaded).filter(([, b]) => b).map(([n, b]) => [`${n} 2T`, b!] as [string, Backend]),
+  ];
+  const gemv: Array<[number, number, Bits, number]> = [[4096, 4096, 4, 128], [4096, 4096, 4, 32], [4096, 4096, 3, 128], [4096, 4096, 2, 128], [3072, 768, 4, 128]];
+  for (const [N, K, bits, g] of gemv) {
+    const group = `qgemv W${bits}A16 g${g} 1x${K}·${K}x${N}`;
+    const w0 = rand(N * K, 2), x0 = rand(K, 1);
+    for (const [name, b] of runs) {
+      let ql: QLinear | null = null;
+      cases.push({
+        group, impl: name, peer: `${name} f32`, flops: 2 * N * K,
+        setup() { ql ??= packQLinear(quantize(Tensor.fromArray(w0, [N, K]), { bits, symmetric: false, granularity: { kind: 'perGroup', groupSize: g } }, undefined, { kernels: b.kernels }), { kernels: b.kernels, heap: b.heap }); },
+        fn() { qlinear(x0, ql!, null, { kernels: b.kernels, heap: b.heap }); },
+        get bytes() { return ql ? ql.codeBytes : (N * K * bits) / 8; },
+      } as BenchCase);
+      let ptr: Float32Array[] | null = null;
+      cases.push({
+        group, impl: `${name} f32`, flops: 2 * N * K, bytes: 4 * N * K,
+        setup() { ptr ??= [place(b, x0), place(b, w0), place(b, new Float32Array(N))]; },
+        fn() { b.kernels.sgemmNT(1, N, K, b.heap ? b.heap.f32(ptr![0]!.byteOffset, K) : ptr![0]!, K, b.heap ? b.heap.f32(ptr![1]!.byteOffset, N * K) : ptr![1]!, K, b.heap ? b.heap.f32(ptr![2]!.byteOffset, N) : ptr![2]!, N, null); },
+      });
+    }
+  }
+  const gemm: Array<[number, number, number, Bits, Bits]> = [[128, 768, 768, 8, 8], [128, 768, 768, 4, 4], [128, 4096, 4096, 8, 8], [128, 4096, 4096, 4, 4]];
+  for (const [M, N, K, bw, ba] of gemm) {
+    if (ctx.quick && K > 1000) continue;
+    const group = `qgemm W${bw}A${ba} ${M}x${K}·${K}x${N}`;
+    const nC = K / 128;
+    const clusters = { perm: Int32Array.from({ length: K }, (_, i) => i), offsets: Int32Array.from({ length: nC + 1 }, (_, i) => i * 128) };
+    const w0 = rand(N * K, 2), x0 = rand(M * K, 1);
+    for (const [name, b] of runs) {
+      let ql: QLinear | null = null, aq: QuantizedTensor | null = null;
+      cases.push({
+        group, impl: name, peer: `${name} f32`, flops: 2 * M * N * K,
+        setup() {
+          ql ??= packQLinear(quantize(Tensor.fromArray(w0, [N, K]), { bits: bw, symmetric: false, granularity: { kind: 'perRowCluster', clusters } }, undefined, { kernels: b.kernels }), { kernels: b.kernels, heap: b.heap });
+          aq ??= quantize(Tensor.fromArray(x0, [M, K]), { bits: ba, symmetric: false, granularity: { kind: 'perCluster', clusters } }, undefined, { kernels: b.kernels });
+        },
+        fn() { qlinearInt(aq!, ql!, null, { kernels: b.kernels, heap: b.heap }); },
+      });
+      let ptr: Float32Array[] | null = null;
+      cases.push({
+        group, impl: `${name} f32`, flops: 2 * M * N * K,
+        setup() { ptr ??= [place(b, x0), place(b, w0), place(b, new Float32Array(M * N))]; },
+        fn() { b.kernels.sgemmNT(M, N, K, b.heap ? b.heap.f32(ptr![0]!.byteOffset, M * K) : ptr![0]!, K, b.heap ? b.heap.f32(ptr![1]!.byteOffset, N * K) : ptr![1]!, K, b.heap ? b.heap.f32(ptr![2]!.byteOffset, M * N) : ptr![2]!, N, null); },
+      });
+    }
+  }
+  return cases;
+}
