@@ -15,8 +15,9 @@ import { quantCases } from './cases/quant.js';
 import { tokenizerCases } from './cases/tokenizer.js';
 import { decoderCases } from './cases/decoder.js';
 import { threadCases } from './cases/threads.js';
+import { qmatmulCases } from './cases/qmatmul.js';
 
-const MODULES: CaseModule[] = [f32Cases, tokenizerCases, decoderCases, quantCases, threadCases, kmeansCases];
+const MODULES: CaseModule[] = [f32Cases, tokenizerCases, decoderCases, quantCases, threadCases, kmeansCases, qmatmulCases, async (ctx) => (await import('./cases/rptq.js')).rptqCases(ctx)];
 MODULES.push(async (ctx) => (await import('./cases/gptq.js')).gptqCases(ctx));
 
 interface Row {
