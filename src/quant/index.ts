@@ -11,3 +11,4 @@ export {
   minMaxObserver, movingAverageMinMaxObserver, perChannelMinMaxObserver, movingAveragePerChannelMinMaxObserver,
   calibrate, qparamsFromStats, type Observer, type ObserverStats, type ObserverKind,
 } from './observer.js';
+export * as gptq from './gptq/index.js';
