@@ -135,22 +135,26 @@ export function actQuant(bits: number, offsets: Int32Array, scale: Float32Array,
 // Run state with a (possibly packed) KV cache
 // ---------------------------------------------------------------------------------------------
 
-/** K and V of every layer: f32 rows, or packed rows of `packedRowBytes(format, dim)` bytes per position. */
+/**
+ * K and V of every layer: f32 rows (in the backend's heap, so attention reads them without copies), or packed rows of
+ * `packedRowBytes(format, dim)` bytes per position.
+ */
 export class QKVCache {
-  readonly keyF32: (Float32Array | null)[] = [];
-  readonly valueF32: (Float32Array | null)[] = [];
+  readonly keyF32: (F32 | null)[] = [];
+  readonly valueF32: (F32 | null)[] = [];
   readonly keyPacked: (Uint8Array | null)[] = [];
   readonly valuePacked: (Uint8Array | null)[] = [];
   length = 0;
-  constructor(readonly m: QuantizedOPT, readonly batch: number, readonly capacity: number) {
-    const d = m.config.dim;
+  constructor(readonly m: QuantizedOPT, readonly batch: number, readonly capacity: number, owned: Tensor[] = []) {
+    const d = m.config.dim, heap = m.backend.heap;
+    const f = () => { const t = Tensor.empty([batch, capacity, d], 'f32', heap ? { heap } : {}) as F32; owned.push(t); return t; };
     for (const layer of m.parts.layers) {
       if (layer.kv) {
         this.keyPacked.push(new Uint8Array(batch * capacity * packedRowBytes(layer.kv.k.format, d)));
         this.valuePacked.push(new Uint8Array(batch * capacity * packedRowBytes(layer.kv.v.format, d)));
         this.keyF32.push(null); this.valueF32.push(null);
       } else {
-        this.keyF32.push(new Float32Array(batch * capacity * d)); this.valueF32.push(new Float32Array(batch * capacity * d));
+        this.keyF32.push(f()); this.valueF32.push(f());
         this.keyPacked.push(null); this.valuePacked.push(null);
       }
     }
@@ -159,7 +163,7 @@ export class QKVCache {
   get bytes(): number {
     let n = 0;
     for (let l = 0; l < this.keyF32.length; l++) {
-      n += (this.keyF32[l]?.byteLength ?? 0) + (this.valueF32[l]?.byteLength ?? 0) + (this.keyPacked[l]?.byteLength ?? 0) + (this.valuePacked[l]?.byteLength ?? 0);
+      n += 4 * ((this.keyF32[l]?.size ?? 0) + (this.valueF32[l]?.size ?? 0)) + (this.keyPacked[l]?.byteLength ?? 0) + (this.valuePacked[l]?.byteLength ?? 0);
     }
     return n;
   }
@@ -202,7 +206,7 @@ export class QRunState {
     this.hOut = proj ? f([rows, c.wordEmbedProjDim]) : null;
     const i = (n: number) => { const t = Tensor.empty([n], 'i32', heap ? { heap } : {}) as Tensor<'i32'>; this.owned.push(t); return t; };
     this.ids = i(rows); this.posIds = i(rows);
-    this.cache = new QKVCache(model, this.batch, this.maxContext);
+    this.cache = new QKVCache(model, this.batch, this.maxContext, this.owned);
     this.final = this.x;
   }
   dispose(): void { for (const t of this.owned) t.dispose(); this.owned.length = 0; }
@@ -274,8 +278,8 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
       k.quantizePack(T, dim, rowsOf(V_()), kv.v.offsets.length - 1, kv.v.offsets, kv.v.scale, kv.v.zero, 1, kv.v.bits, kv.v.format,
         cache.valuePacked[l]!.subarray((b * cap + pos) * vb, (b * cap + pos + T) * vb));
     } else {
-      cache.keyF32[l]!.set(rowsOf(K_()), (b * cap + pos) * dim);
-      cache.valueF32[l]!.set(rowsOf(V_()), (b * cap + pos) * dim);
+      cache.keyF32[l]!.data.set(rowsOf(K_()), (b * cap + pos) * dim);
+      cache.valueF32[l]!.data.set(rowsOf(V_()), (b * cap + pos) * dim);
     }
   }
   for (let b = 0; b < B; b++) {
@@ -288,8 +292,8 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
         kv.v.offsets, kv.v.scale, kv.v.zero, 1, s.vS.data.subarray(0, L * dim));
       KK = () => s.kS.data; VV = () => s.vS.data;
     } else {
-      const kf = cache.keyF32[l]!.subarray(b * cap * dim), vf = cache.valueF32[l]!.subarray(b * cap * dim);
-      KK = () => kf; VV = () => vf;
+      const kf = cache.keyF32[l]!, vf = cache.valueF32[l]!;
+      KK = () => kf.data.subarray(b * cap * dim); VV = () => vf.data.subarray(b * cap * dim);
     }
     for (let h = 0; h < c.nHeads; h++) {
       const qo = b * T * dim + h * hs;

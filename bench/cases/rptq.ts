@@ -1,0 +1,71 @@
+// RPTQ decode cases: one decode step (context 128) of the OPT-125m-shaped model in FP32 and quantized W4A16, W4A8,
+// W4A4KV, on simd with 1 and 2 threads. Ratios are against FP32 of the same backend. Today's quantized decoder computes
+// with weights dequantized to f32 at build time (packed codes are what is saved) and fake-quantizes activations and
+// K/V, so it cannot beat FP32 yet: these rows are the baseline the integer kernels (src/quant/qlinear.ts) must move.
+// Models are built lazily in each case's setup and the previous case's freed, so one model pair is alive at a time.
+
+import type { BenchCase, BenchContext } from '../types.js';
+import type { Backend } from '../../src/runtime.js';
+import { OPT_PRESETS, randomOPT } from '../../src/models/opt/random.js';
+import { createRunState, forward, type OPTModel, type RunState } from '../../src/models/opt/model.js';
+import { QRunState, qforward, type QuantizedOPT } from '../../src/models/opt/quantized.js';
+import { quantizeOPT } from '../../src/quant/rptq/pipeline.js';
+import { rptqRecipe, type RecipePresetName } from '../../src/quant/rptq/recipe.js';
+
+const CTX = 128;
+
+function ids(n: number, vocab: number, seed: number): Int32Array {
+  const a = new Int32Array(n);
+  for (let i = 0; i < n; i++) a[i] = ((i + seed) * 7919 + 2) % vocab;
+  return a;
+}
+
+interface Live { be: Backend; model: OPTModel; fs: RunState | null; qm: QuantizedOPT | null; qs: QRunState | null }
+let live: Live | null = null;
+
+function release(keepModelOf: Backend | null): void {
+  if (!live) return;
+  live.fs?.dispose(); live.qs?.dispose(); live.qm?.dispose();
+  live.fs = null; live.qs = null; live.qm = null;
+  if (live.be !== keepModelOf) { live.model.dispose(); live = null; }
+}
+
+export async function rptqCases(ctx: BenchContext): Promise<BenchCase[]> {
+  const cases: BenchCase[] = [];
+  const cfg = ctx.quick ? { ...OPT_PRESETS['opt-125m'], num_hidden_layers: 2 } : OPT_PRESETS['opt-125m']!;
+  const label = ctx.quick ? 'opt-125m(2 layers)' : 'opt-125m';
+  const runs: Array<[string, Backend | undefined]> = [['simd', ctx.backends.simd], ['simd 2T', ctx.threaded.simd]];
+  for (const [name, be] of runs) {
+    if (!be) continue;
+    const group = `rptq decode ${label} @${CTX} ${name}`;
+    const modelOf = (): OPTModel => {
+      release(be);
+      if (!live) live = { be, model: randomOPT({ backend: be, config: cfg, seed: 1, outliers: { count: 8 } }), fs: null, qm: null, qs: null };
+      return live.model;
+    };
+    const prompt = ids(CTX, 50272, 3), next = [1234];
+    cases.push({
+      group, impl: 'FP32',
+      setup: () => {
+        const m = modelOf();
+        live!.fs = createRunState(m, { maxContext: CTX + 1, logitRows: 1 });
+        forward(m, live!.fs, prompt, 0, { logits: 'none' });
+      },
+      fn: () => { forward(live!.model, live!.fs!, next, CTX); },
+    });
+    for (const preset of ['W4A16', 'W4A8', 'W4A4KV'] as RecipePresetName[]) {
+      cases.push({
+        group, impl: preset, peer: 'FP32',
+        setup: () => {
+          const m = modelOf();
+          const recipe = rptqRecipe(preset, { calibration: { samples: 1, seqLen: 32, seed: 0 }, kmeans: { nInit: 1 } });
+          live!.qm = quantizeOPT(m, recipe, { calibration: ids(256, 50272, 11) });
+          live!.qs = new QRunState(live!.qm, { maxContext: CTX + 1, logitRows: 1 });
+          qforward(live!.qm, live!.qs, prompt, 0, { logits: 'none' });
+        },
+        fn: () => { qforward(live!.qm!, live!.qs!, next, CTX); },
+      });
+    }
+  }
+  return cases;
+}
