@@ -61,6 +61,23 @@ describe('RPTQ OPT (tiny, outliers)', () => {
     }
   });
 
+  it('integer kernels (packed codes, int×int where activations share the weight clusters) agree with dequantized execution', () => {
+    for (const name of ['W4A16', 'W4A8', 'W4A4', 'W3A3KV'] as const) {
+      const recipe = rptqRecipe(name, { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 }, bits: { lmHead: 8 } });
+      const qi = quantizeOPT(model, recipe, { calibration: calib });
+      const qd = quantizeOPT(model, recipe, { calibration: calib, execution: 'dequantized' });
+      const L = qi.parts.layers[1]!;
+      expect(L.fc1.w).toBeNull(); // no f32 copy of quantized weights
+      expect(L.fc1.packed!.bits).toBe(recipe.bits.weights);
+      if (recipe.bits.r4 < 16) expect(Array.from(L.fc1.packed!.offsets)).toEqual(Array.from(L.act.r4!.offsets)); // int×int
+      expect(qd.parts.layers[1]!.fc1.packed).toBeNull();
+      const si = new QRunState(qi, { maxContext: 32 }), sd = new QRunState(qd, { maxContext: 32 });
+      const a = qforward(qi, si, probe, 0, { logits: 'all' }).slice(), b = qforward(qd, sd, probe, 0, { logits: 'all' });
+      expect(maxRel(b, a)).toBeLessThan(1e-3);
+      si.dispose(); sd.dispose(); qi.dispose(); qd.dispose();
+    }
+  });
+
   it('calibration text shorter than one sample is E_ARG', () => {
     expect(() => calibrationSamples(calib.subarray(0, 10), 4, 64)).toThrow(/E_ARG.*shorter than one sample/);
     expect(() => quantizeOPT(model, customRecipe('x', 4, 16, 16, { calibration: { samples: 2, seqLen: 64 } }), { calibration: calib.subarray(0, 63) })).toThrow(/shorter than one sample/);

@@ -18,15 +18,13 @@ import { LowbitError, fmtShape } from '../../errors.js';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from '../../io/safetensors.js';
 import type { RawDtype, RawTensor } from '../../io/tensor.js';
 import { formatForBits, packedRowBytes } from '../../quant/formats.js';
-import { dequantize } from '../../quant/quantize.js';
 import { validateClusterMap } from '../../quant/rptq/cluster-map.js';
 import { recipeFromJSON, recipeToJSON, type ActClass, type Recipe } from '../../quant/rptq/recipe.js';
 import type { QuantizedTensor } from '../../quant/types.js';
 import { currentBackend, type Backend } from '../../runtime.js';
-import { Tensor } from '../../tensor.js';
 import { configFromHF, configToHF, type OPTConfig } from './config.js';
 import { actSlots, clusterCounts } from './memory.js';
-import { QuantizedOPT, actQuant, heapF32, type ActQuant, type QLayer, type QLinear } from './quantized.js';
+import { QuantizedOPT, actQuant, heapF32, makeQLinear, type ActQuant, type Disposable, type Execution, type QLayer, type QLinear } from './quantized.js';
 import type { F32 } from './weights.js';
 
 export const QUANTIZED_FORMAT = 'lowbit-opt-quantized';
@@ -121,7 +119,7 @@ export function saveQuantizedOPT(m: QuantizedOPT): Uint8Array {
     i32(`${name}.offsets`, a.offsets);
   };
   const lin = (name: string, l: QLinear) => {
-    if (l.q) packed(name, l.q); else f32(`${name}.weight`, l.w.data, [l.outDim, l.inDim]);
+    if (l.q) packed(name, l.q); else f32(`${name}.weight`, l.w!.data, [l.outDim, l.inDim]);
     if (l.b) f32(`${name}.bias`, l.b.data, [l.outDim]);
   };
   f32('tok_emb', p.tokEmb.data, [...p.tokEmb.shape]);
@@ -131,7 +129,7 @@ export function saveQuantizedOPT(m: QuantizedOPT): Uint8Array {
   if (p.finalLnW) f32('final_ln.weight', p.finalLnW.data, [c.dim]);
   if (p.finalLnB) f32('final_ln.bias', p.finalLnB.data, [c.dim]);
   if (p.lmHead.q) packed('lm_head', p.lmHead.q);
-  else if (!p.tied) f32('lm_head.weight', p.lmHead.w.data, [c.vocabSize, c.wordEmbedProjDim]);
+  else if (!p.tied) f32('lm_head.weight', p.lmHead.w!.data, [c.vocabSize, c.wordEmbedProjDim]);
   p.layers.forEach((L, l) => {
     const P = `layers.${l}`;
     if (L.ln1W) f32(`${P}.ln1.weight`, L.ln1W.data, [c.dim]);
@@ -163,6 +161,8 @@ export function saveQuantizedOPT(m: QuantizedOPT): Uint8Array {
 export interface LoadQuantizedOptions {
   backend?: Backend;
   fileName?: string;
+  /** How quantized linears run (default 'integer'; see quantized.ts `Execution`). */
+  execution?: Execution;
 }
 
 function fail(file: string, msg: string, details: Record<string, unknown> = {}): never {
@@ -210,7 +210,7 @@ export function loadQuantizedOPT(bytes: Uint8Array | ArrayBuffer, opts: LoadQuan
   for (const name of st.tensors.keys()) if (!specs.has(name)) fail(file, `unexpected tensor '${name}': the metadata (recipe ${recipe.name}) does not describe it`, { key: name });
 
   const be = opts.backend ?? currentBackend();
-  const owned: Tensor[] = [];
+  const owned: Disposable[] = [], execution = opts.execution ?? 'integer';
   try {
     const raw = (n: string): RawTensor => st.tensors.get(n)!;
     const aligned = (n: string) => { const b = raw(n).bytes; return b.byteOffset % 4 === 0 ? b : b.slice(); };
@@ -237,7 +237,7 @@ export function loadQuantizedOPT(bytes: Uint8Array | ArrayBuffer, opts: LoadQuan
     };
     const qlin = (P: string, outDim: number, inDim: number, bits: number, bias: boolean): QLinear => {
       const b = bias ? heap(`${P}.bias`) : null;
-      if (bits >= 16) return { outDim, inDim, w: heap(`${P}.weight`), b, q: null };
+      if (bits >= 16) return { outDim, inDim, w: heap(`${P}.weight`), b, q: null, packed: null };
       const offsets = offsetsOf(`${P}.offsets`, inDim);
       const format = formatForBits(bits);
       const q: QuantizedTensor = {
@@ -245,8 +245,7 @@ export function loadQuantizedOPT(bytes: Uint8Array | ArrayBuffer, opts: LoadQuan
         rows: outDim, cols: inDim, offsets, rowPeriod: outDim, perm: null,
         scheme: { bits: bits as QuantizedTensor['scheme']['bits'], symmetric: false, granularity: { kind: 'perRowCluster', clusters: { perm: Int32Array.from({ length: inDim }, (_, i) => i), offsets } } },
       };
-      const deq = dequantize(q, { kernels: be.kernels }).data as Float32Array;
-      return { outDim, inDim, w: heapF32(be, deq, [outDim, inDim], owned), b, q };
+      return makeQLinear(be, q, b, execution, owned);
     };
     const act = (P: string, bits: number, cols: number): ActQuant => actQuant(bits, offsetsOf(`${P}.offsets`, cols), scalesOf(`${P}.scales`), zerosOf(`${P}.zeros`, bits));
     const b = recipe.bits, d = c.dim, h = c.hiddenDim;
@@ -282,12 +281,12 @@ export function loadQuantizedOPT(bytes: Uint8Array | ArrayBuffer, opts: LoadQuan
     const tokEmb = heap('tok_emb');
     const lmHead: QLinear = b.lmHead < 16
       ? qlin('lm_head', c.vocabSize, c.wordEmbedProjDim, b.lmHead, false)
-      : { outDim: c.vocabSize, inDim: c.wordEmbedProjDim, w: tied ? tokEmb : heap('lm_head.weight'), b: null, q: null };
+      : { outDim: c.vocabSize, inDim: c.wordEmbedProjDim, w: tied ? tokEmb : heap('lm_head.weight'), b: null, q: null, packed: null };
     const opt = (n: string): F32 | null => (has(n) ? heap(n) : null);
     return new QuantizedOPT(c, recipe, {
       tokEmb, posEmb: heap('pos_emb'), projectIn: opt('project_in'), projectOut: opt('project_out'),
       finalLnW: opt('final_ln.weight'), finalLnB: opt('final_ln.bias'), lmHead, tied, layers,
-    }, be, owned);
+    }, be, owned, execution);
   } catch (e) {
     for (const t of owned) t.dispose();
     throw e;

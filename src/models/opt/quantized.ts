@@ -1,15 +1,19 @@
 // The RPTQ-quantized OPT decoder: reorder folded into the weights, reorder-LayerNorm (input gather), weights quantized per
-// (row × input cluster), activations fake-quantized per cluster with static calibrated ranges, a bit-packed per-cluster
+// (row × input cluster), activations quantized per cluster with static calibrated ranges, a bit-packed per-cluster
 // KV cache, attention probabilities on a fixed grid (arXiv 2304.01089; RPTQ4LLM models/int_opt_layer.py).
 //
-// Numerics today: each linear runs on f32 weights dequantized from the packed codes once at build/load time (the packed
-// codes, scales and zeros are kept and are what qio.ts saves); activations go through quantizePack → dequantizeUnpack
-// with their static per-cluster (scale, zero) at R1..R5. Integer kernels (src/quant/qlinear.ts) will replace the
-// dequantized-weight matmuls without changing the codes or the parameters.
+// Execution (see `Execution`): by default quantized linears run the qmatmul kernels on the packed codes: weight-only
+// (`qlinear`, f32 activations: W4A16 and the KV presets) or integer × integer (`qlinearInt`) when the input activation
+// is quantized per cluster with exactly the weight's segments (RPTQ W4A8 / W4A4: R1→q/k/v, R3→out_proj, R4→fc1,
+// R5→fc2). Other quantized activations (q/k outputs, per-tensor/per-channel baselines) are fake-quantized:
+// quantizePack → dequantizeUnpack with their static per-segment (scale, zero). 'dequantized' execution keeps f32
+// copies of the dequantized weights and fake-quantizes every activation (the reference numerics).
 
 import { LowbitError } from '../../errors.js';
 import { formatForBits, packedRowBytes, type PackedFormat } from '../../quant/formats.js';
 import type { QuantizedTensor } from '../../quant/types.js';
+import { dequantize } from '../../quant/quantize.js';
+import { packQLinear, qlinear, qlinearInt, type QLinear as PackedLinear } from '../../quant/qlinear.js';
 import type { OptLayerMaps } from '../../quant/rptq/fold.js';
 import type { Recipe } from '../../quant/rptq/recipe.js';
 import type { Kernels } from '../../kernels/index.js';
@@ -36,15 +40,40 @@ export interface ActQuant {
   zero: Uint8Array;
 }
 
-/** A linear layer [out, in]: the f32 weights it computes with (dequantized codes when quantized) and its packed form. */
+/**
+ * How quantized linears run. 'integer': the packed codes through the qmatmul kernels (src/quant/qlinear.ts):
+ * weight-only `qlinear` (f32 activations; W4A16) or integer × integer `qlinearInt` when the input activation is
+ * quantized per cluster with the same segments as the weight (W4A8, W4A4); no f32 copy of the weights exists.
+ * 'dequantized': f32 weights dequantized once, f32 GEMM, activations fake-quantized (the reference numerics).
+ */
+export type Execution = 'integer' | 'dequantized';
+
+/** A linear layer [out, in]: float weights, or packed codes run by the integer kernels or dequantized once. */
 export interface QLinear {
   outDim: number;
   inDim: number;
-  /** Weights the matmul uses, in the backend's heap: the dequantized codes when `q` is set, else the float weights. */
-  w: F32;
+  /** f32 weights in the backend's heap: the float weights, or the dequantized codes ('dequantized' execution). Null when `packed`. */
+  w: F32 | null;
   b: F32 | null;
   /** Packed codes + (scale, zero) per (row × segment): perRowCluster / perChannel / perGroup layouts of the quant core. */
   q: QuantizedTensor | null;
+  /** The codes in the qmatmul kernels' layout, resident in the heap ('integer' execution). */
+  packed: PackedLinear | null;
+}
+
+/** Something the quantized model frees on dispose (heap tensors, packed linears). */
+export interface Disposable { dispose(): void }
+
+/** A QLinear of codes `q` for `execution` (`deq`: the dequantized weights if already at hand). */
+export function makeQLinear(be: Backend, q: QuantizedTensor, b: F32 | null, execution: Execution, owned: Disposable[], deq?: Float32Array): QLinear {
+  const [outDim, inDim] = [q.rows, q.cols];
+  if (execution === 'integer') {
+    const packed = packQLinear(q, { kernels: be.kernels, heap: be.heap });
+    owned.push(packed);
+    return { outDim, inDim, w: null, b, q, packed };
+  }
+  const d = deq ?? (dequantize(q, { kernels: be.kernels }).data as Float32Array);
+  return { outDim, inDim, w: heapF32(be, d, [outDim, inDim], owned), b, q, packed: null };
 }
 
 export interface QLayerAct {
@@ -91,7 +120,7 @@ export interface QuantizedOPTParts {
 export class QuantizedOPT {
   private disposed = false;
   constructor(readonly config: OPTConfig, readonly recipe: Recipe, readonly parts: QuantizedOPTParts, readonly backend: Backend,
-    private readonly owned: Tensor[]) {}
+    private readonly owned: Disposable[], readonly execution: Execution = 'integer') {}
 
   get isDisposed(): boolean { return this.disposed; }
 
@@ -104,7 +133,7 @@ export class QuantizedOPT {
 }
 
 /** Copies a Float32Array into a tensor in `backend`'s heap (JS memory without a heap); registers it in `owned`. */
-export function heapF32(backend: Backend, data: Float32Array, shape: readonly number[], owned: Tensor[]): F32 {
+export function heapF32(backend: Backend, data: Float32Array, shape: readonly number[], owned: Disposable[]): F32 {
   const t = Tensor.empty(shape, 'f32', backend.heap ? { heap: backend.heap } : {}) as F32;
   t.data.set(data);
   owned.push(t);
@@ -113,7 +142,7 @@ export function heapF32(backend: Backend, data: Float32Array, shape: readonly nu
 
 /** A float, unfolded layer view of an OPT layer (shares the model's tensors): what calibration observes. */
 export function floatQLayer(w: OPTLayerWeights, c: OPTConfig): QLayer {
-  const lin = (wt: F32, b: F32 | null, outDim: number, inDim: number): QLinear => ({ outDim, inDim, w: wt, b, q: null });
+  const lin = (wt: F32, b: F32 | null, outDim: number, inDim: number): QLinear => ({ outDim, inDim, w: wt, b, q: null, packed: null });
   return {
     ln1W: w.attnLnW, ln1B: w.attnLnB, ln2W: w.ffnLnW, ln2B: w.ffnLnB, ln1Perm: null, ln2Perm: null,
     q: lin(w.wq, w.bq, c.dim, c.dim), k: lin(w.wk, w.bk, c.dim, c.dim), v: lin(w.wv, w.bv, c.dim, c.dim),
@@ -236,8 +265,44 @@ function gather(x: Float32Array, out: Float32Array, rows: number, cols: number, 
   }
 }
 
-function linear(k: Kernels, n: number, lin: QLinear, x: Float32Array, y: Float32Array): void {
-  k.sgemmNT(n, lin.outDim, lin.inDim, x, lin.inDim, lin.w.data, lin.inDim, y, lin.outDim, lin.b ? lin.b.data : null);
+/**
+ * y = x·Wᵀ + b for n rows. With packed codes: `aq` (the input's activation codes, same segments as the weight) runs
+ * integer × integer, else the weight-only kernel on f32 x. Views are taken fresh (heap growth detaches them).
+ */
+function linear(be: Backend, n: number, lin: QLinear, x: () => Float32Array, y: () => Float32Array, aq: QuantizedTensor | null = null): void {
+  const k = be.kernels;
+  if (lin.packed) {
+    const o = { kernels: k, heap: be.heap };
+    const r = aq ? qlinearInt(aq, lin.packed, lin.b ? lin.b.data : null, o) : qlinear(x().subarray(0, n * lin.inDim), lin.packed, lin.b ? lin.b.data : null, o);
+    y().set(r);
+    return;
+  }
+  k.sgemmNT(n, lin.outDim, lin.inDim, x(), lin.inDim, lin.w!.data, lin.inDim, y(), lin.outDim, lin.b ? lin.b.data : null);
+}
+
+function sameOffsets(a: Int32Array, b: Int32Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/**
+ * Quantizes the activation at one R-point with its static per-segment parameters. When every consumer runs the
+ * integer kernels with the same segments, returns the codes (the consumers take them as they are); otherwise writes
+ * the dequantized values back into x (fake quantization) and returns null.
+ */
+function quantizeAct(be: Backend, a: ActQuant | null, x: () => Float32Array, rows: number, cols: number, consumers: QLinear[]): QuantizedTensor | null {
+  if (!a) return null;
+  const k = be.kernels, nSeg = a.offsets.length - 1;
+  const qs = new Uint8Array(rows * packedRowBytes(a.format, cols));
+  k.quantizePack(rows, cols, x(), nSeg, a.offsets, a.scale, a.zero, 1, a.bits, a.format, qs);
+  if (consumers.every((c) => c.packed && sameOffsets(c.packed.offsets, a.offsets) && c.packed.perm === null)) {
+    const bits = a.bits as QuantizedTensor['scheme']['bits'];
+    return {
+      format: a.format, shape: [rows, cols], qs, scale: a.scale, zero: a.zero, rows, cols, offsets: a.offsets, rowPeriod: 1, perm: null,
+      scheme: { bits, symmetric: false, granularity: { kind: 'perCluster', clusters: { perm: Int32Array.from({ length: cols }, (_, i) => i), offsets: a.offsets } } },
+    };
+  }
+  k.dequantizeUnpack(rows, cols, a.format, qs, nSeg, a.offsets, a.scale, a.zero, 1, x());
+  return null;
 }
 
 /**
@@ -258,10 +323,11 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
   // ---- self-attention
   ln(layer.ln1Perm, layer.ln1W, layer.ln1B);
   if (obs) obs('r1', XB(), n, dim);
-  if (layer.act.r1) fakeQuantAct(k, layer.act.r1, XB, n, dim);
-  linear(k, n, layer.q, XB(), Q());
-  linear(k, n, layer.k, XB(), K_());
-  linear(k, n, layer.v, XB(), V_());
+  const be = m.backend;
+  const a1 = quantizeAct(be, layer.act.r1, XB, n, dim, [layer.q, layer.k, layer.v]);
+  linear(be, n, layer.q, XB, Q, a1);
+  linear(be, n, layer.k, XB, K_, a1);
+  linear(be, n, layer.v, XB, V_, a1);
   if (obs) { obs('q', Q(), n, dim); obs('k', K_(), n, dim); obs('v', V_(), n, dim); }
   if (layer.act.q) fakeQuantAct(k, layer.act.q, Q, n, dim);
   if (layer.act.k && !layer.kv) fakeQuantAct(k, layer.act.k, K_, n, dim);
@@ -307,18 +373,18 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
     }
   }
   if (obs) obs('attnOut', XB(), n, dim);
-  if (layer.act.attnOut) fakeQuantAct(k, layer.act.attnOut, XB, n, dim);
-  linear(k, n, layer.o, XB(), Q());
+  const a3 = quantizeAct(be, layer.act.attnOut, XB, n, dim, [layer.o]);
+  linear(be, n, layer.o, XB, Q, a3);
   k.add(nd, X().subarray(0, nd), Q(), X().subarray(0, nd));
   // ---- FFN
   ln(layer.ln2Perm, layer.ln2W, layer.ln2B);
   if (obs) obs('r4', XB(), n, dim);
-  if (layer.act.r4) fakeQuantAct(k, layer.act.r4, XB, n, dim);
-  linear(k, n, layer.fc1, XB(), HB());
+  const a4 = quantizeAct(be, layer.act.r4, XB, n, dim, [layer.fc1]);
+  linear(be, n, layer.fc1, XB, HB, a4);
   if (c.activation === 'relu') k.relu(n * c.hiddenDim, HB(), HB()); else k.gelu(n * c.hiddenDim, HB(), HB());
   if (obs) obs('r5', HB(), n, c.hiddenDim);
-  if (layer.act.r5) fakeQuantAct(k, layer.act.r5, HB, n, c.hiddenDim);
-  linear(k, n, layer.fc2, HB(), Q());
+  const a5 = quantizeAct(be, layer.act.r5, HB, n, c.hiddenDim, [layer.fc2]);
+  linear(be, n, layer.fc2, HB, Q, a5);
   k.add(nd, X().subarray(0, nd), Q(), X().subarray(0, nd));
 }
 
@@ -382,7 +448,7 @@ export function qforward(m: QuantizedOPT, s: QRunState, tokens: ArrayLike<number
     rows = B;
   }
   const V = c.vocabSize;
-  k.sgemmNT(rows, V, pd, fin.data, pd, p.lmHead.w.data, pd, s.logits.data, V, null);
+  linear(m.backend, rows, p.lmHead, () => fin.data, () => s.logits.data);
   return s.logits.data.subarray(0, rows * V);
 }
 

@@ -116,7 +116,7 @@ export function calibrate(model: OPTModel, samples: ArrayLike<number>[], opts: C
   };
   const shell = (layer: QLayer) => new QuantizedOPT(c, rptqRecipe('FP'), {
     tokEmb: w.tokEmb, posEmb: w.posEmb, projectIn: w.projectIn, projectOut: w.projectOut, finalLnW: w.finalLnW, finalLnB: w.finalLnB,
-    lmHead: { outDim: c.vocabSize, inDim: c.wordEmbedProjDim, w: w.lmHead, b: null, q: null }, tied: w.tied, layers: [layer],
+    lmHead: { outDim: c.vocabSize, inDim: c.wordEmbedProjDim, w: w.lmHead, b: null, q: null, packed: null }, tied: w.tied, layers: [layer],
   }, model.backend, []);
   const stateOf = (m: QuantizedOPT) => new QRunState(m, { batch: 1, maxTokens: T, maxContext: T, logitRows: 1 });
 

@@ -5,12 +5,13 @@ import { LowbitError } from '../../errors.js';
 import type { Kernels } from '../../kernels/index.js';
 import { createRunState, forward, type OPTModel } from '../../models/opt/model.js';
 import {
-  QRunState, QuantizedOPT, actQuant, checkQuantizable, heapF32, qforward, type ActQuant, type QLayer, type QLinear,
+  QRunState, QuantizedOPT, actQuant, checkQuantizable, heapF32, makeQLinear, qforward, type ActQuant, type Disposable, type Execution,
+  type QLayer, type QLinear,
 } from '../../models/opt/quantized.js';
 import type { F32 } from '../../models/opt/weights.js';
 import type { Backend } from '../../runtime.js';
 import { Tensor } from '../../tensor.js';
-import { dequantize, quantize } from '../quantize.js';
+import { quantize } from '../quantize.js';
 import { qparamsFromRanges } from '../range.js';
 import type { ClusterMap, QuantScheme } from '../types.js';
 import { calibrate, calibrationSamples, type CalibrationProgress, type ChannelRange, type LayerStats } from './calibrate.js';
@@ -35,6 +36,8 @@ export interface QuantizeOPTOptions {
   /** Calibration token ids (windows are drawn per recipe.calibration) or ready samples of equal length. */
   calibration: ArrayLike<number> | ArrayLike<number>[];
   onProgress?: (p: CalibrationProgress) => void;
+  /** How quantized linears run (default 'integer': the qmatmul kernels on packed codes). */
+  execution?: Execution;
 }
 
 const ident = (n: number) => Int32Array.from({ length: n }, (_, i) => i);
@@ -68,26 +71,26 @@ export function actQuantFromRange(bits: number, offsets: Int32Array, r: ChannelR
   return actQuant(bits, offsets, p.scale, p.zero);
 }
 
-/** Quantizes a [out, in] weight: per (row × segment of `inOffsets`) when given, else per row. Returns packed + dequantized. */
+/** RTN-quantizes a [out, in] weight: per (row × segment of `inOffsets`) when given, else per row (packed codes + params). */
 export function quantizeWeight(k: Kernels, w: Float32Array, outDim: number, inDim: number, bits: number, inOffsets: Int32Array | null):
-  { q: ReturnType<typeof quantize>; deq: Float32Array } {
+  { q: ReturnType<typeof quantize> } {
   const scheme: QuantScheme = inOffsets
     ? { bits: bits as QuantScheme['bits'], symmetric: false, granularity: { kind: 'perRowCluster', clusters: { perm: ident(inDim), offsets: inOffsets } } }
     : { bits: bits as QuantScheme['bits'], symmetric: false, granularity: { kind: 'perChannel', axis: 0 } };
   const q = quantize(Tensor.fromArray(w, [outDim, inDim]), scheme, undefined, { kernels: k });
-  return { q, deq: dequantize(q, { kernels: k }).data as Float32Array };
+  return { q };
 }
 
-function linearOf(be: Backend, owned: Tensor[], w: Float32Array, b: Float32Array | null, outDim: number, inDim: number, bits: number,
-  inOffsets: Int32Array | null, gptq?: { h: Hessian; name: string }): QLinear {
+function linearOf(be: Backend, owned: Disposable[], execution: Execution, w: Float32Array, b: Float32Array | null, outDim: number, inDim: number,
+  bits: number, inOffsets: Int32Array | null, gptq?: { h: Hessian; name: string }): QLinear {
   const bias = b ? heapF32(be, b, [outDim], owned) : null;
-  if (bits >= 16) return { outDim, inDim, w: heapF32(be, w, [outDim, inDim], owned), b: bias, q: null };
+  if (bits >= 16) return { outDim, inDim, w: heapF32(be, w, [outDim, inDim], owned), b: bias, q: null, packed: null };
   if (gptq) {
     const r = gptqQuantize(w, outDim, inDim, gptq.h, { bits, kernels: be.kernels, name: gptq.name });
-    return { outDim, inDim, w: heapF32(be, r.dequantized, [outDim, inDim], owned), b: bias, q: r.quantized };
+    return makeQLinear(be, r.quantized, bias, execution, owned);
   }
-  const { q, deq } = quantizeWeight(be.kernels, w, outDim, inDim, bits, inOffsets);
-  return { outDim, inDim, w: heapF32(be, deq, [outDim, inDim], owned), b: bias, q };
+  const { q } = quantizeWeight(be.kernels, w, outDim, inDim, bits, inOffsets);
+  return makeQLinear(be, q, bias, execution, owned);
 }
 
 /** The cluster maps of one layer from its statistics (k-means per the recipe). */
@@ -121,8 +124,8 @@ function layerArrays(model: OPTModel, l: number): OptLayerWeights {
  * cluster) with RTN, or per row with GPTQ (`hessians` of the layer's linear inputs in the original channel order,
  * permuted here like the folded columns), static per-segment activation and KV ranges. Tensors go to `be`'s heap and are registered in `owned`.
  */
-export function buildQLayer(model: OPTModel, l: number, st: LayerStats, recipe: Recipe, be: Backend, owned: Tensor[],
-  mapsIn?: OptLayerMaps, hessians?: LayerHessians): QLayer {
+export function buildQLayer(model: OPTModel, l: number, st: LayerStats, recipe: Recipe, be: Backend, owned: Disposable[],
+  mapsIn?: OptLayerMaps, hessians?: LayerHessians, execution: Execution = 'integer'): QLayer {
   const c = model.config, b = recipe.bits, d = c.dim, h = c.hiddenDim;
   const useGptq = b.weights < 16 && recipe.weight.method === 'gptq';
   if (useGptq && !hessians) throw new LowbitError('E_ARG', `buildQLayer: recipe.weight.method gptq needs the layer's Hessians`);
@@ -140,12 +143,12 @@ export function buildQLayer(model: OPTModel, l: number, st: LayerStats, recipe: 
   return {
     ln1W: lnv(f.ln1Gamma), ln1B: lnv(f.ln1Beta), ln2W: lnv(f.ln2Gamma), ln2B: lnv(f.ln2Beta),
     ln1Perm: f.ln1InputPerm ?? null, ln2Perm: f.ln2InputPerm ?? null,
-    q: linearOf(be, owned, f.qW, bias(f.qB), d, d, b.weights, inOff(maps.r1), G(H1, `layers.${l}.q_proj`)),
-    k: linearOf(be, owned, f.kW, bias(f.kB), d, d, b.weights, inOff(maps.r1), G(H1, `layers.${l}.k_proj`)),
-    v: linearOf(be, owned, f.vW, bias(f.vB), d, d, b.weights, inOff(maps.r1), G(H1, `layers.${l}.v_proj`)),
-    o: linearOf(be, owned, f.oW, bias(f.oB), d, d, b.weights, inOff(maps.r3), G(useGptq ? permuteHessian(hessians!.attnOut, p3) : null, `layers.${l}.out_proj`)),
-    fc1: linearOf(be, owned, f.fc1W, bias(f.fc1B), h, d, b.weights, inOff(maps.r4), G(useGptq ? permuteHessian(hessians!.r4, p4) : null, `layers.${l}.fc1`)),
-    fc2: linearOf(be, owned, f.fc2W, bias(f.fc2B), d, h, b.weights, inOff(maps.r5), G(useGptq ? permuteHessian(hessians!.r5, p5) : null, `layers.${l}.fc2`)),
+    q: linearOf(be, owned, execution, f.qW, bias(f.qB), d, d, b.weights, inOff(maps.r1), G(H1, `layers.${l}.q_proj`)),
+    k: linearOf(be, owned, execution, f.kW, bias(f.kB), d, d, b.weights, inOff(maps.r1), G(H1, `layers.${l}.k_proj`)),
+    v: linearOf(be, owned, execution, f.vW, bias(f.vB), d, d, b.weights, inOff(maps.r1), G(H1, `layers.${l}.v_proj`)),
+    o: linearOf(be, owned, execution, f.oW, bias(f.oB), d, d, b.weights, inOff(maps.r3), G(useGptq ? permuteHessian(hessians!.attnOut, p3) : null, `layers.${l}.out_proj`)),
+    fc1: linearOf(be, owned, execution, f.fc1W, bias(f.fc1B), h, d, b.weights, inOff(maps.r4), G(useGptq ? permuteHessian(hessians!.r4, p4) : null, `layers.${l}.fc1`)),
+    fc2: linearOf(be, owned, execution, f.fc2W, bias(f.fc2B), d, h, b.weights, inOff(maps.r5), G(useGptq ? permuteHessian(hessians!.r5, p5) : null, `layers.${l}.fc2`)),
     act: {
       r1: act('r1', b.r1, d, maps.r1, st.r1, p1),
       q: act('qk', b.qk, d, maps.r2, st.q, p2),
@@ -159,15 +162,15 @@ export function buildQLayer(model: OPTModel, l: number, st: LayerStats, recipe: 
   };
 }
 
-/** The LM head under the recipe: the (tied) float weights, or per (row × group) codes dequantized for compute. */
-export function buildLmHead(model: OPTModel, recipe: Recipe, be: Backend, owned: Tensor[]): QLinear {
+/** The LM head under the recipe: the (tied) float weights, or codes per (row × group of weight.lmHeadGroup). */
+export function buildLmHead(model: OPTModel, recipe: Recipe, be: Backend, owned: Disposable[], execution: Execution = 'integer'): QLinear {
   const c = model.config, V = c.vocabSize, pd = c.wordEmbedProjDim, bits = recipe.bits.lmHead;
-  if (bits >= 16) return { outDim: V, inDim: pd, w: model.weights.lmHead, b: null, q: null };
+  if (bits >= 16) return { outDim: V, inDim: pd, w: model.weights.lmHead, b: null, q: null, packed: null };
   const g = Math.min(recipe.weight.lmHeadGroup, pd);
   if (pd % g !== 0) throw new LowbitError('E_ARG', `recipe.weight.lmHeadGroup ${g} does not divide the LM head width ${pd}`, { field: 'weight.lmHeadGroup' });
   const offs = Int32Array.from({ length: pd / g + 1 }, (_, i) => i * g);
-  const { q, deq } = quantizeWeight(be.kernels, model.weights.lmHead.data, V, pd, bits, offs);
-  return { outDim: V, inDim: pd, w: heapF32(be, deq, [V, pd], owned), b: null, q };
+  const { q } = quantizeWeight(be.kernels, model.weights.lmHead.data, V, pd, bits, offs);
+  return makeQLinear(be, q, null, execution, owned);
 }
 
 /**
@@ -185,7 +188,7 @@ export function quantizeOPT(model: OPTModel, recipe: Recipe, opts: QuantizeOPTOp
   const samples = Array.isArray(cal) && cal.length > 0 && typeof cal[0] !== 'number'
     ? (cal as ArrayLike<number>[])
     : calibrationSamples(cal as ArrayLike<number>, recipe.calibration.samples, recipe.calibration.seqLen, recipe.calibration.seed);
-  const be = model.backend, owned: Tensor[] = [];
+  const be = model.backend, owned: Disposable[] = [], execution = opts.execution ?? 'integer';
   const layers: QLayer[] = [];
   const c = model.config, useGptq = recipe.bits.weights < 16 && recipe.weight.method === 'gptq';
   let hs: LayerHessians | null = null;
@@ -200,7 +203,7 @@ export function quantizeOPT(model: OPTModel, recipe: Recipe, opts: QuantizeOPTOp
         },
       } : {}),
       quantizeLayer: (l, st) => {
-        const q = buildQLayer(model, l, st, recipe, be, owned, undefined, hs ?? undefined);
+        const q = buildQLayer(model, l, st, recipe, be, owned, undefined, hs ?? undefined, execution);
         hs = null;
         layers.push(q);
         return q;
@@ -209,8 +212,8 @@ export function quantizeOPT(model: OPTModel, recipe: Recipe, opts: QuantizeOPTOp
     const w = model.weights;
     return new QuantizedOPT(model.config, recipe, {
       tokEmb: w.tokEmb, posEmb: w.posEmb, projectIn: w.projectIn, projectOut: w.projectOut, finalLnW: w.finalLnW, finalLnB: w.finalLnB,
-      lmHead: buildLmHead(model, recipe, be, owned), tied: w.tied, layers,
-    }, be, owned);
+      lmHead: buildLmHead(model, recipe, be, owned, execution), tied: w.tied, layers,
+    }, be, owned, execution);
   } catch (e) {
     for (const t of owned) t.dispose();
     throw e;
