@@ -272,13 +272,19 @@ function gather(x: Float32Array, out: Float32Array, rows: number, cols: number, 
 function linear(be: Backend, n: number, lin: QLinear, x: () => Float32Array, y: () => Float32Array, aq: QuantizedTensor | null = null): void {
   const k = be.kernels;
   if (lin.packed) {
+    // qlinear/qlinearInt allocate heap scratch before reading x and the bias, which would detach heap views of them:
+    // pass JS copies (the bias copied once).
     const o = { kernels: k, heap: be.heap };
-    const r = aq ? qlinearInt(aq, lin.packed, lin.b ? lin.b.data : null, o) : qlinear(x().subarray(0, n * lin.inDim), lin.packed, lin.b ? lin.b.data : null, o);
+    let bias: Float32Array | null = null;
+    if (lin.b) { bias = biasCopies.get(lin.b) ?? lin.b.data.slice(); biasCopies.set(lin.b, bias); }
+    const r = aq ? qlinearInt(aq, lin.packed, bias, o) : qlinear(x().slice(0, n * lin.inDim), lin.packed, bias, o);
     y().set(r);
     return;
   }
   k.sgemmNT(n, lin.outDim, lin.inDim, x(), lin.inDim, lin.w!.data, lin.inDim, y(), lin.outDim, lin.b ? lin.b.data : null);
 }
+
+const biasCopies = new WeakMap<F32, Float32Array>();
 
 function sameOffsets(a: Int32Array, b: Int32Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
