@@ -12,9 +12,9 @@
 // Activations, "u" values per element (unsigned, < 2^21), one 128-byte chunk per 16 elements:
 //   +0 a u8[16] = u >> 14   +16 b u8[16] = (u >> 7) & 127   +32 c u8[16] = u & 127   (+48: unused)
 //   +64 hi i16[16] = u >> 7   +96 lo i16[16] = u & 127
-// The relaxed build reads a, b, c (all 0..127, so both operands of relaxed_dot_i8x16_i7x16 are in
-// 0..127 and Node 20's Liftoff signedness quirk cannot change a result); the baseline build reads
-// hi, lo with i32x4.dot_i16x8_s. Both compute the same integers per (row, segment):
+// The relaxed build's u4 weight-only kernel (qmv4Relaxed) reads a, b, c (all 0..127) with
+// i16x8.relaxed_dot_i8x16_i7x16_s; everything else reads hi, lo with i32x4.dot_i16x8_s. Both
+// compute the same integers per (row, segment):
 //   H = Σ q·(u >> 7),  L = Σ q·(u & 127)      (i32, wrapping; only Hc below must fit)
 // ap: per token m and segment g, 4 f32 at ap + (m·nSeg + g)·16: s_a, D, Oh, Ol where the offset
 // o = 128·Oh + Ol and D = Σ_real (u − o) rounded to f32. Epilogue per (row, segment), f32:
@@ -29,7 +29,17 @@
 
 const ACH: usize = 128;
 const OFF20: i32 = 1 << 20;
-/** See `pair`: the relaxed i8×i7 dot path is off until Node 20's Liftoff result is understood. */
+/**
+ * The general kernel's relaxed path (pairRelaxed, i32x4.relaxed_dot_i8x16_i7x16_add_s) stays OFF:
+ * on Node 20 (V8 11.3) that instruction returns wrong sums under Liftoff (reproducible with
+ * --liftoff-only: every call wrong for u2/u3 even with both operands in 0..127; right under
+ * --no-liftoff, so default runs are right only after tier-up), and even under TurboFan it is no
+ * faster here: V8 11.3 lowers it to pmaddubsw + pmaddwd + paddd (no AVX-VNNI vpdpbusd), measured
+ * 1.9 ms vs 1.1 ms for the i16-accumulating form on the u4 4096² GEMV. The u4 weight-only kernel
+ * instead uses i16x8.relaxed_dot_i8x16_i7x16_s (one pmaddubsw) + i16x8.add, which is exact under
+ * both tiers (checked with --liftoff-only and --no-liftoff) and guarded by a known-answer self-test
+ * at backend creation (src/selftest.ts relaxedDotCheck; failure → mode 3, the i16 path).
+ */
 const USE_RELAXED_DOT = false;
 
 // @ts-ignore: decorator
@@ -207,9 +217,7 @@ export function qx_prep_codes(M: i32, K: i32, codes: usize, nSeg: i32, segc: usi
 
 // @ts-ignore: decorator
 @inline function pair(bits: i32, mode: i32, w0: usize, w1: usize, act: usize, k0: i32, k1: i32): v128 {
-  // The relaxed i8×i7 path is DISABLED: on Node 20, Liftoff (the first tier) returns wrong sums from
-  // relaxed_dot_i8x16_i7x16_add_s here even with both operands in 0..127 (correct after tier-up, at
-  // ~20k calls); see the relaxed conformance run. Both binaries use the i16 path until that is fixed.
+  // The relaxed i8×i7 path is disabled, see USE_RELAXED_DOT.
   if (USE_RELAXED_DOT && ASC_FEATURE_RELAXED_SIMD && bits <= 4) return pairRelaxed(bits, mode, w0, w1, act, k0, k1);
   return pairI16(bits, mode, w0, w1, act, k0, k1);
 }
@@ -259,15 +267,217 @@ export function qx_prep_codes(M: i32, K: i32, codes: usize, nSeg: i32, segc: usi
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Hot path: u4 weight-only (mode 0), any M (GEMV M = 1, small-M GEMM). One row quad per pass: the
+// 4 rows share every activation load; per (quad, token, segment) the i32 integer parts stay in
+// registers over the whole segment (no per-chunk stores, no bits/mode branches, constant shifts).
+// A u4 block (16 bytes, byte j = code j | code (j+16) << 4) unpacks with one v128.and (codes 0..15)
+// and one i16x8.shr_u + v128.and (codes 16..31); chunk 0 of the block (act + 256·k) pairs with the
+// low nibbles, chunk 1 (+128) with the high nibbles.
+//
+// Baseline (i16): per row and block, i16x8.extend_low/high_i8x16_u of each run, then
+// i32x4.dot_i16x8_s against the hi (u >> 7) and lo (u & 127) planes: 8 dots + 8 adds + 4 extends +
+// 3 unpack ops per 32 weights, i.e. ~11.5 instructions per 16 weights and row, plus 2 activation
+// loads per 16 weights shared by the 4 rows.
+//
+// Relaxed (i8×i7, relaxed build, mode 0; mode 3 forces the i16 path, see USE_RELAXED_DOT): the codes stay
+// bytes (0..15) and the activation is split into three 7-bit planes a = u >> 14, b = (u >> 7) & 127,
+// c = u & 127 (all 0..127, so both operands of the i8×i7 dot are in 0..127 and every engine's
+// result is the exact integer). i16x8.relaxed_dot_i8x16_i7x16_s gives pairwise sums ≤ 2·15·127 =
+// 3810 per i16 lane; up to 8 of them (4 blocks) are summed in i16 (≤ 30480 < 32767, exact), then
+// widened once (i32x4.extadd_pairwise_i16x8_s) into H += 128·ΣA + ΣB, L += ΣC: 6 dots + 6 i16 adds
+// + 3 unpack ops per 32 weights and row, ~7.5 per 16 weights. H and L are the same integers as the
+// i16 path's (exact, wrapping i32), so both paths and the TS twin agree bit for bit.
+// ---------------------------------------------------------------------------------------------
+
+// @ts-ignore: decorator
+@inline function epilogue4(H: v128, L: v128, pw: usize, pa: usize, acc: v128): v128 {
+  const Q = i32x4.trunc_sat_f32x4_s(v128.load(pw, 32));
+  const Hc = i32x4.sub(H, i32x4.mul(i32x4.splat(<i32>load<f32>(pa, 8)), Q));
+  const Lc = i32x4.sub(L, i32x4.mul(i32x4.splat(<i32>load<f32>(pa, 12)), Q));
+  let v = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(Hc), f32x4.splat(128)), f32x4.convert_i32x4_s(Lc));
+  v = f32x4.sub(v, f32x4.mul(v128.load(pw, 16), f32x4.splat(load<f32>(pa, 4))));
+  return f32x4.add(acc, f32x4.mul(v, f32x4.mul(v128.load(pw), f32x4.splat(load<f32>(pa)))));
+}
+
+// @ts-ignore: decorator
+@inline function store4(acc: v128, y: usize, n: i32, valid: i32, bias: usize): void {
+  if (valid == 4) {
+    if (bias) acc = f32x4.add(acc, v128.load(bias + (<usize>n << 2)));
+    v128.store(y, acc);
+  } else {
+    for (let l = 0; l < valid; l++) {
+      let s: f32 = 0;
+      if (l == 0) s = f32x4.extract_lane(acc, 0);
+      else if (l == 1) s = f32x4.extract_lane(acc, 1);
+      else s = f32x4.extract_lane(acc, 2);
+      if (bias) s += load<f32>(bias + (<usize>(n + l) << 2));
+      store<f32>(y + (<usize>l << 2), s);
+    }
+  }
+}
+
+function qmv4I16(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
+  wp: usize, act: usize, ap: usize, bias: usize, y: usize, ldy: i32): void {
+  const Kc = load<i32>(segc + (<usize>nSeg << 2));
+  const lda = <usize>Kc * ACH;
+  const m15 = i8x16.splat(15);
+  for (let n = 0; n < N; n += 4) {
+    const w0 = w + <usize>n * rb, w1 = w0 + rb, w2 = w1 + rb, w3 = w2 + rb;
+    const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+    const valid = min(4, N - n);
+    for (let m = 0; m < M; m++) {
+      const am = act + <usize>m * lda;
+      let acc = f32x4.splat(0);
+      for (let g = 0; g < nSeg; g++) {
+        const k0 = <usize>(load<i32>(segc + (<usize>g << 2)) >> 1), k1 = <usize>(load<i32>(segc + (<usize>g << 2), 4) >> 1);
+        let H0 = i32x4.splat(0), H1 = H0, H2 = H0, H3 = H0, L0 = H0, L1 = H0, L2 = H0, L3 = H0;
+        for (let k = k0; k < k1; k++) {
+          const ch = am + (k << 8), o = k << 4;
+          // chunk 0: low nibbles (codes 0..15)
+          let h0 = v128.load(ch, 64), h1 = v128.load(ch, 80), l0 = v128.load(ch, 96), l1 = v128.load(ch, 112);
+          let q = v128.and(v128.load(w0 + o), m15);
+          let e0 = i16x8.extend_low_i8x16_u(q), e1 = i16x8.extend_high_i8x16_u(q);
+          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(e0, h0), i32x4.dot_i16x8_s(e1, h1)));
+          L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(e0, l0), i32x4.dot_i16x8_s(e1, l1)));
+          q = v128.and(v128.load(w1 + o), m15);
+          e0 = i16x8.extend_low_i8x16_u(q); e1 = i16x8.extend_high_i8x16_u(q);
+          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(e0, h0), i32x4.dot_i16x8_s(e1, h1)));
+          L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(e0, l0), i32x4.dot_i16x8_s(e1, l1)));
+          q = v128.and(v128.load(w2 + o), m15);
+          e0 = i16x8.extend_low_i8x16_u(q); e1 = i16x8.extend_high_i8x16_u(q);
+          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(e0, h0), i32x4.dot_i16x8_s(e1, h1)));
+          L2 = i32x4.add(L2, i32x4.add(i32x4.dot_i16x8_s(e0, l0), i32x4.dot_i16x8_s(e1, l1)));
+          q = v128.and(v128.load(w3 + o), m15);
+          e0 = i16x8.extend_low_i8x16_u(q); e1 = i16x8.extend_high_i8x16_u(q);
+          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e0, h0), i32x4.dot_i16x8_s(e1, h1)));
+          L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e0, l0), i32x4.dot_i16x8_s(e1, l1)));
+          // chunk 1: high nibbles (codes 16..31)
+          h0 = v128.load(ch, 192); h1 = v128.load(ch, 208); l0 = v128.load(ch, 224); l1 = v128.load(ch, 240);
+          q = v128.and(i16x8.shr_u(v128.load(w0 + o), 4), m15);
+          e0 = i16x8.extend_low_i8x16_u(q); e1 = i16x8.extend_high_i8x16_u(q);
+          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(e0, h0), i32x4.dot_i16x8_s(e1, h1)));
+          L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(e0, l0), i32x4.dot_i16x8_s(e1, l1)));
+          q = v128.and(i16x8.shr_u(v128.load(w1 + o), 4), m15);
+          e0 = i16x8.extend_low_i8x16_u(q); e1 = i16x8.extend_high_i8x16_u(q);
+          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(e0, h0), i32x4.dot_i16x8_s(e1, h1)));
+          L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(e0, l0), i32x4.dot_i16x8_s(e1, l1)));
+          q = v128.and(i16x8.shr_u(v128.load(w2 + o), 4), m15);
+          e0 = i16x8.extend_low_i8x16_u(q); e1 = i16x8.extend_high_i8x16_u(q);
+          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(e0, h0), i32x4.dot_i16x8_s(e1, h1)));
+          L2 = i32x4.add(L2, i32x4.add(i32x4.dot_i16x8_s(e0, l0), i32x4.dot_i16x8_s(e1, l1)));
+          q = v128.and(i16x8.shr_u(v128.load(w3 + o), 4), m15);
+          e0 = i16x8.extend_low_i8x16_u(q); e1 = i16x8.extend_high_i8x16_u(q);
+          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e0, h0), i32x4.dot_i16x8_s(e1, h1)));
+          L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e0, l0), i32x4.dot_i16x8_s(e1, l1)));
+        }
+        acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
+          ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+      }
+      store4(acc, y + ((<usize>m * <usize>ldy + <usize>n) << 2), n, valid, bias);
+    }
+  }
+}
+
+function qmv4Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
+  wp: usize, act: usize, ap: usize, bias: usize, y: usize, ldy: i32): void {
+  if (!ASC_FEATURE_RELAXED_SIMD) return;
+  const Kc = load<i32>(segc + (<usize>nSeg << 2));
+  const lda = <usize>Kc * ACH;
+  const m15 = i8x16.splat(15);
+  for (let n = 0; n < N; n += 4) {
+    const w0 = w + <usize>n * rb, w1 = w0 + rb, w2 = w1 + rb, w3 = w2 + rb;
+    const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+    const valid = min(4, N - n);
+    for (let m = 0; m < M; m++) {
+      const am = act + <usize>m * lda;
+      let acc = f32x4.splat(0);
+      for (let g = 0; g < nSeg; g++) {
+        const k0 = <usize>(load<i32>(segc + (<usize>g << 2)) >> 1), k1 = <usize>(load<i32>(segc + (<usize>g << 2), 4) >> 1);
+        let H0 = i32x4.splat(0), H1 = H0, H2 = H0, H3 = H0, L0 = H0, L1 = H0, L2 = H0, L3 = H0;
+        for (let kb = k0; kb < k1; kb += 4) {
+          const ke = min(kb + 4, k1);
+          let A0 = i32x4.splat(0), B0 = A0, C0 = A0, A1 = A0, B1 = A0, C1 = A0;
+          for (let k = kb; k < ke; k++) {
+            const ch = am + (k << 8), o = k << 4;
+            const x0 = v128.load(w0 + o), x1 = v128.load(w1 + o);
+            let a = v128.load(ch), b = v128.load(ch, 16), c = v128.load(ch, 32);
+            const q00 = v128.and(x0, m15);
+            A0 = i16x8.add(A0, i16x8.relaxed_dot_i8x16_i7x16_s(a, q00));
+            B0 = i16x8.add(B0, i16x8.relaxed_dot_i8x16_i7x16_s(b, q00));
+            C0 = i16x8.add(C0, i16x8.relaxed_dot_i8x16_i7x16_s(c, q00));
+            const q10 = v128.and(x1, m15);
+            A1 = i16x8.add(A1, i16x8.relaxed_dot_i8x16_i7x16_s(a, q10));
+            B1 = i16x8.add(B1, i16x8.relaxed_dot_i8x16_i7x16_s(b, q10));
+            C1 = i16x8.add(C1, i16x8.relaxed_dot_i8x16_i7x16_s(c, q10));
+            a = v128.load(ch, 128); b = v128.load(ch, 144); c = v128.load(ch, 160);
+            const q01 = v128.and(i16x8.shr_u(x0, 4), m15);
+            A0 = i16x8.add(A0, i16x8.relaxed_dot_i8x16_i7x16_s(a, q01));
+            B0 = i16x8.add(B0, i16x8.relaxed_dot_i8x16_i7x16_s(b, q01));
+            C0 = i16x8.add(C0, i16x8.relaxed_dot_i8x16_i7x16_s(c, q01));
+            const q11 = v128.and(i16x8.shr_u(x1, 4), m15);
+            A1 = i16x8.add(A1, i16x8.relaxed_dot_i8x16_i7x16_s(a, q11));
+            B1 = i16x8.add(B1, i16x8.relaxed_dot_i8x16_i7x16_s(b, q11));
+            C1 = i16x8.add(C1, i16x8.relaxed_dot_i8x16_i7x16_s(c, q11));
+          }
+          H0 = i32x4.add(H0, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(A0), 7), i32x4.extadd_pairwise_i16x8_s(B0)));
+          L0 = i32x4.add(L0, i32x4.extadd_pairwise_i16x8_s(C0));
+          H1 = i32x4.add(H1, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(A1), 7), i32x4.extadd_pairwise_i16x8_s(B1)));
+          L1 = i32x4.add(L1, i32x4.extadd_pairwise_i16x8_s(C1));
+        }
+        for (let kb = k0; kb < k1; kb += 4) {
+          const ke = min(kb + 4, k1);
+          let A2 = i32x4.splat(0), B2 = A2, C2 = A2, A3 = A2, B3 = A2, C3 = A2;
+          for (let k = kb; k < ke; k++) {
+            const ch = am + (k << 8), o = k << 4;
+            const x2 = v128.load(w2 + o), x3 = v128.load(w3 + o);
+            let a = v128.load(ch), b = v128.load(ch, 16), c = v128.load(ch, 32);
+            const q20 = v128.and(x2, m15);
+            A2 = i16x8.add(A2, i16x8.relaxed_dot_i8x16_i7x16_s(a, q20));
+            B2 = i16x8.add(B2, i16x8.relaxed_dot_i8x16_i7x16_s(b, q20));
+            C2 = i16x8.add(C2, i16x8.relaxed_dot_i8x16_i7x16_s(c, q20));
+            const q30 = v128.and(x3, m15);
+            A3 = i16x8.add(A3, i16x8.relaxed_dot_i8x16_i7x16_s(a, q30));
+            B3 = i16x8.add(B3, i16x8.relaxed_dot_i8x16_i7x16_s(b, q30));
+            C3 = i16x8.add(C3, i16x8.relaxed_dot_i8x16_i7x16_s(c, q30));
+            a = v128.load(ch, 128); b = v128.load(ch, 144); c = v128.load(ch, 160);
+            const q21 = v128.and(i16x8.shr_u(x2, 4), m15);
+            A2 = i16x8.add(A2, i16x8.relaxed_dot_i8x16_i7x16_s(a, q21));
+            B2 = i16x8.add(B2, i16x8.relaxed_dot_i8x16_i7x16_s(b, q21));
+            C2 = i16x8.add(C2, i16x8.relaxed_dot_i8x16_i7x16_s(c, q21));
+            const q31 = v128.and(i16x8.shr_u(x3, 4), m15);
+            A3 = i16x8.add(A3, i16x8.relaxed_dot_i8x16_i7x16_s(a, q31));
+            B3 = i16x8.add(B3, i16x8.relaxed_dot_i8x16_i7x16_s(b, q31));
+            C3 = i16x8.add(C3, i16x8.relaxed_dot_i8x16_i7x16_s(c, q31));
+          }
+          H2 = i32x4.add(H2, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(A2), 7), i32x4.extadd_pairwise_i16x8_s(B2)));
+          L2 = i32x4.add(L2, i32x4.extadd_pairwise_i16x8_s(C2));
+          H3 = i32x4.add(H3, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(A3), 7), i32x4.extadd_pairwise_i16x8_s(B3)));
+          L3 = i32x4.add(L3, i32x4.extadd_pairwise_i16x8_s(C3));
+        }
+        acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
+          ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+      }
+      store4(acc, y + ((<usize>m * <usize>ldy + <usize>n) << 2), n, valid, bias);
+    }
+  }
+}
+
 /**
  * y[m, n] (ldy in elements) for rows n < N of the packed weight against M prepared tokens; bias = 0
- * means none. bits: 2, 3, 4 or 8 (the weight format); mode: 0 weight-only, 1 codes ≤ 127, 2 codes ≤ 255.
+ * means none. bits: 2, 3, 4 or 8 (the weight format); mode: 0 weight-only, 1 codes ≤ 127, 2 codes ≤ 255,
+ * 3 weight-only without the relaxed i8×i7 dot (the host's fallback when the dot fails its self-test;
+ * bit-identical results).
  */
 export function qmm(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, mode: i32, w: usize, rb: i32,
   wp: usize, act: usize, ap: usize, bias: usize, y: usize, ldy: i32): void {
   const r = <usize>rb;
+  if (mode == 3 && bits != 4) mode = 0; // 3: weight-only without the relaxed i8×i7 dot (same results)
   if (bits == 4) {
-    if (mode == 0) qmmBody(4, 0, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
+    if (mode == 0) {
+      if (ASC_FEATURE_RELAXED_SIMD) qmv4Relaxed(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
+      else qmv4I16(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
+    } else if (mode == 3) qmv4I16(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
     else if (mode == 1) qmmBody(4, 1, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
     else qmmBody(4, 2, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
   } else if (bits == 3) {

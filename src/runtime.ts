@@ -9,7 +9,8 @@ import { instantiate, wasmSupported, type MemoryOptions } from './wasm/loader.js
 import { wasmKernels } from './wasm/kernels.js';
 import type { Heap } from './wasm/heap.js';
 import type { ThreadOptions } from './wasm/pool.js';
-import { selfTest } from './selftest.js';
+import { relaxedDotCheck, selfTest } from './selftest.js';
+import { setRelaxedDot } from './wasm/qmatmul.js';
 
 export interface InitOptions extends MemoryOptions, ThreadOptions {
   /** 'auto' (default): relaxed if it validates and passes its self-test, else simd, else js. */
@@ -63,6 +64,7 @@ export async function createBackend(name: BackendName, opts: MemoryOptions & Thr
       await pool?.dispose();
     },
   };
+  if (name === 'relaxed') info.notes.push(...relaxedDotCheck(b.kernels, (on) => setRelaxedDot(inst.exports, on)));
   if (pool) {
     pool.onStop = (note) => {
       b.info.threads = 1;

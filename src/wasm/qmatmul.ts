@@ -19,6 +19,19 @@ export interface QMatmulExports {
     act: number, ap: number, bias: number, y: number, ldy: number): void;
 }
 
+/** Instances (by exports) whose relaxed i8×i7 dot is switched off: weight-only u4 runs the i16 path. */
+const relaxedDotOff = new WeakSet<object>();
+
+/**
+ * Switches the relaxed i8×i7 dot of the u4 weight-only kernel on or off for instance `ex` (the
+ * runtime turns it off when its known-answer self-test fails, see src/selftest.ts). Results are
+ * bit-identical either way; only speed differs. No effect on the baseline binary.
+ */
+export function setRelaxedDot(ex: object, on: boolean): void {
+  if (on) relaxedDotOff.delete(ex);
+  else relaxedDotOff.add(ex);
+}
+
 /** qmm split over weight rows at multiples of 4 (w, wp, bias and y advance with the row). */
 export function qmmRanges(args: number[], nSeg: number, rb: number): RangeOp {
   return { fn: 'qmm', args, count: 1, align: 4, advance: [[6, rb], [8, nSeg * 12], [11, 4], [12, 4]] };
@@ -43,7 +56,8 @@ export function wasmQMatmul(ex: QMatmulExports, h: Heap, pool: ThreadPool | null
       marshal(h, [[segc, 'in', nSeg + 1], [w, 'in', quads * 4 * rb], [wp, 'in', quads * nSeg * 12], [act, 'in', M * Kc * ACT_CHUNK_BYTES],
         [ap, 'in', M * nSeg * 4], [bias, 'in', N], [y, ldy === N ? 'out' : 'inout', span(M, N, ldy)]],
       (ps, pw, pwp, pa, pap, pb, py) => {
-        const args = [M, N, nSeg, ps!, FORMATS[format].bits, mode, pw!, rb, pwp!, pa!, pap!, pb!, py!, ldy];
+        const kmode = mode === 0 && relaxedDotOff.has(ex) ? 3 : mode;
+        const args = [M, N, nSeg, ps!, FORMATS[format].bits, kmode, pw!, rb, pwp!, pa!, pap!, pb!, py!, ldy];
         splitCall(pool, ex, qmmRanges(args, nSeg, rb), 2 * M * N * Kc * 16);
       });
     },
