@@ -1,4 +1,5 @@
-// Bit-packed matmul cases: weight-only GEMV (u4 g32/g128, u3/u2 g128) and int x int GEMM (W8A8,
+// Bit-packed matmul cases: weight-only GEMV (u4 g32/g128 4096², 768→3072 and 3072→768, u3/u2 g128),
+// small-M weight-only GEMM (M = 4) and int x int GEMM (W8A8,
 // W4A4, per-row-cluster), each against the f32 sgemmNT of the same shape on the same backend
 // ('<backend> f32' peer). Weights resident; GB/s counts packed code bytes read.
 
@@ -17,23 +18,26 @@ export function qmatmulCases(ctx: BenchContext): BenchCase[] {
     ...Object.entries(ctx.backends).filter(([n, b]) => n !== 'js' && b).map(([n, b]) => [n, b!] as [string, Backend]),
     ...Object.entries(ctx.threaded).filter(([, b]) => b).map(([n, b]) => [`${n} 2T`, b!] as [string, Backend]),
   ];
-  const gemv: Array<[number, number, Bits, number]> = [[4096, 4096, 4, 128], [4096, 4096, 4, 32], [4096, 4096, 3, 128], [4096, 4096, 2, 128], [3072, 768, 4, 128]];
-  for (const [N, K, bits, g] of gemv) {
-    const group = `qgemv W${bits}A16 g${g} 1x${K}·${K}x${N}`;
-    const w0 = rand(N * K, 2), x0 = rand(K, 1);
+  // [N, K, bits, group, M]: M = 1 GEMV (decode), M = 4 small-M weight-only GEMM (same kernel)
+  const gemv: Array<[number, number, Bits, number, number]> = [[4096, 4096, 4, 128, 1], [4096, 4096, 4, 32, 1], [4096, 4096, 3, 128, 1],
+    [4096, 4096, 2, 128, 1], [3072, 768, 4, 128, 1], [768, 3072, 4, 128, 1], [4096, 4096, 4, 128, 4]];
+  for (const [N, K, bits, g, M] of gemv) {
+    if (ctx.quick && M > 1) continue;
+    const group = `${M === 1 ? 'qgemv' : 'qgemm'} W${bits}A16 g${g} ${M}x${K}·${K}x${N}`;
+    const w0 = rand(N * K, 2), x0 = rand(M * K, 1);
     for (const [name, b] of runs) {
       let ql: QLinear | null = null;
       cases.push({
-        group, impl: name, peer: `${name} f32`, flops: 2 * N * K,
+        group, impl: name, peer: `${name} f32`, flops: 2 * M * N * K,
         setup() { ql ??= packQLinear(quantize(Tensor.fromArray(w0, [N, K]), { bits, symmetric: false, granularity: { kind: 'perGroup', groupSize: g } }, undefined, { kernels: b.kernels }), { kernels: b.kernels, heap: b.heap }); },
         fn() { qlinear(x0, ql!, null, { kernels: b.kernels, heap: b.heap }); },
         get bytes() { return ql ? ql.codeBytes : (N * K * bits) / 8; },
       } as BenchCase);
       let ptr: Float32Array[] | null = null;
       cases.push({
-        group, impl: `${name} f32`, flops: 2 * N * K, bytes: 4 * N * K,
-        setup() { ptr ??= [place(b, x0), place(b, w0), place(b, new Float32Array(N))]; },
-        fn() { b.kernels.sgemmNT(1, N, K, b.heap ? b.heap.f32(ptr![0]!.byteOffset, K) : ptr![0]!, K, b.heap ? b.heap.f32(ptr![1]!.byteOffset, N * K) : ptr![1]!, K, b.heap ? b.heap.f32(ptr![2]!.byteOffset, N) : ptr![2]!, N, null); },
+        group, impl: `${name} f32`, flops: 2 * M * N * K, bytes: 4 * N * K,
+        setup() { ptr ??= [place(b, x0), place(b, w0), place(b, new Float32Array(M * N))]; },
+        fn() { b.kernels.sgemmNT(M, N, K, b.heap ? b.heap.f32(ptr![0]!.byteOffset, M * K) : ptr![0]!, K, b.heap ? b.heap.f32(ptr![1]!.byteOffset, N * K) : ptr![1]!, K, b.heap ? b.heap.f32(ptr![2]!.byteOffset, M * N) : ptr![2]!, N, null); },
       });
     }
   }
