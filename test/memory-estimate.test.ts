@@ -16,40 +16,42 @@ describe('estimateMemory', () => {
     expect(fp.kvCache).toBe(1_236_950_581_248);
     const kv4 = estimateMemory(opt66b, rptqRecipe('W4A4KV'), { batch: 64, seqLen: 8192 });
     // codes: 2·64·9216·8192·64·4/8; params: 64 layers × (K: 4·72 + V: 4·72 clusters) × (4 B scale + 1 B zero)
-    expect(kv4.detail.kvParams).toBe(64 * (288 + 288) * 5);
-    expect(kv4.kvCache).toBe(2 * 64 * 9216 * 8192 * 64 / 2 + 184_320);
-    expect(kv4.kvCache).toBe(309_237_829_632);
+    // + i32 offsets (4·72 + 1 each for K and V)
+    expect(kv4.detail.kvParams).toBe(64 * ((288 + 288) * 5 + (289 + 289) * 4));
+    expect(kv4.detail.kvParams).toBe(332_288);
+    expect(kv4.kvCache).toBe(2 * 64 * 9216 * 8192 * 64 / 2 + 332_288);
+    expect(kv4.kvCache).toBe(309_237_977_600);
     expect(fp.kvCache - kv4.kvCache).toBeGreaterThan(900e9);
-    expect(fp.kvCache - kv4.kvCache).toBe(927_712_751_616);
+    expect(fp.kvCache - kv4.kvCache).toBe(927_712_603_648);
     const kv3 = estimateMemory(opt66b, rptqRecipe('W4A3KV'), { batch: 64, seqLen: 8192 });
-    expect(kv3.kvCache).toBe(2 * 64 * 9216 * 8192 * 64 * 3 / 8 + 184_320); // 9216 = 72 u3 blocks of 128 codes
+    expect(kv3.kvCache).toBe(2 * 64 * 9216 * 8192 * 64 * 3 / 8 + 332_288); // 9216 = 72 u3 blocks of 128 codes
   });
 
   it('tiny W4A16 weights, by hand', () => {
     const c = configFromHF(OPT_PRESETS['tiny']!);
     const e = estimateMemory(c, rptqRecipe('W4A16'), { batch: 1, seqLen: 128 });
     // per layer: q/k/v 64 rows × 32 B (u4) + 64 × 32 R1 clusters × 5 B; out_proj 64 × 32 + 64 × 16 (4/head × 4 heads) × 5;
-    // fc1 256 × 32 + 256 × 32 × 5; fc2 64 × 128 + 64 × 32 × 5
-    const layer = 3 * (64 * 32 + 64 * 32 * 5) + (64 * 32 + 64 * 16 * 5) + (256 * 32 + 256 * 32 * 5) + (64 * 128 + 64 * 32 * 5);
+    // fc1 256 × 32 + 256 × 32 × 5; fc2 64 × 128 + 64 × 32 × 5; plus i32 segment offsets (33, 17, 33, 33 entries)
+    const layer = 3 * (64 * 32 + 64 * 32 * 5 + 33 * 4) + (64 * 32 + 64 * 16 * 5 + 17 * 4) + (256 * 32 + 256 * 32 * 5 + 33 * 4) + (64 * 128 + 64 * 32 * 5 + 33 * 4);
     expect(e.detail.linears).toBe(2 * layer);
-    expect(e.detail.linears).toBe(223_232);
+    expect(e.detail.linears).toBe(224_688);
     expect(e.detail.floatParams).toBe(2 * (5 * 64 + 256 + 4 * 64) * 2);
     expect(e.detail.embeddings).toBe((512 * 64 + 130 * 64 + 2 * 64) * 2);
-    // perms: 3·64 + 256 int32; offsets: (32+1) + (16+1) + (16+1) + (32+1) + (32+1)
-    expect(e.detail.clusterMaps).toBe(2 * 4 * (3 * 64 + 256 + 33 + 17 + 17 + 33 + 33));
+    // perms: R1..R4 4·64 + R5 256 int32; offsets: (32+1) + (16+1) + (16+1) + (32+1) + (32+1)
+    expect(e.detail.clusterMaps).toBe(2 * 4 * (4 * 64 + 256 + 33 + 17 + 17 + 33 + 33));
     expect(e.detail.lmHead).toBe(0);
-    expect(e.weights).toBe(223_232 + 3_328 + 82_432 + 4_648);
+    expect(e.weights).toBe(224_688 + 3_328 + 82_432 + 5_160);
     // activations: f32 x/xb/q/k/v (5·128·64) + hb 128·256 + scores 128² + logits 512, ids/pos i32
     expect(e.activations).toBe(4 * (5 * 128 * 64 + 128 * 256 + 128 * 128 + 512) + 2 * 128 * 4);
     const b = estimateMemory(c, baselineRecipe(rptqRecipe('W4A16'), 'tensor'), { batch: 1, seqLen: 128 });
     expect(b.detail.clusterMaps).toBe(0);
-    expect(b.detail.linears).toBe(2 * (3 * (64 * 32 + 64 * 5) + (64 * 32 + 64 * 5) + (256 * 32 + 256 * 5) + (64 * 128 + 64 * 5)));
+    expect(b.detail.linears).toBe(2 * (3 * (64 * 32 + 64 * 5 + 8) + (64 * 32 + 64 * 5 + 8) + (256 * 32 + 256 * 5 + 8) + (64 * 128 + 64 * 5 + 8)));
   });
 
   it('an 8-bit LM head is packed per (row × group of 128)', () => {
     const c = configFromHF(OPT_PRESETS['opt-125m']!);
     const e = estimateMemory(c, rptqRecipe('W4A16', { bits: { lmHead: 8 } }), { batch: 1, seqLen: 1 });
-    expect(e.detail.lmHead).toBe(50272 * 768 + 50272 * 6 * 5);
+    expect(e.detail.lmHead).toBe(50272 * 768 + 50272 * 6 * 5 + 7 * 4);
   });
 
   it('bad arguments are E_ARG', () => {

@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createBackend, type Backend } from '../src/runtime.js';
-import { randomOPT, makeRandomCheckpoint, type OPTModel } from '../src/models/opt/index.js';
+import { randomOPT, makeRandomCheckpoint, estimateMemory, type OPTModel } from '../src/models/opt/index.js';
 import { QRunState, qforward, type QuantizedOPT } from '../src/models/opt/quantized.js';
 import { saveQuantizedOPT, loadQuantizedOPT } from '../src/models/opt/qio.js';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from '../src/io/safetensors.js';
@@ -56,6 +56,17 @@ describe('quantized OPT save/load', () => {
       const qm = loadQuantizedOPT(s.bytes, { backend: be });
       expect(Buffer.from(logitsOf(qm).buffer).equals(Buffer.from(s.logits.buffer))).toBe(true);
       qm.dispose();
+    }
+  });
+
+  it('the tensor bytes of a saved file equal estimateMemory(...).weights with floatBytes 4', () => {
+    for (const name of ['W4A4', 'W3A3KV'] as const) {
+      const st = readSafetensors(saved[name]!.bytes);
+      let bytes = 0;
+      for (const t of st.tensors.values()) bytes += t.bytes.byteLength;
+      const recipe = JSON.parse(st.metadata['recipe']!);
+      const e = estimateMemory(model.config, recipe, { batch: 1, seqLen: 1, floatBytes: 4 });
+      expect(bytes).toBe(e.weights + e.detail.kvParams);
     }
   });
 

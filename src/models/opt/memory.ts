@@ -15,7 +15,7 @@ export interface MemoryOptions {
 }
 
 export interface MemoryEstimate {
-  /** Every stored parameter: packed codes + (scale f32, zero u8) per (row × cluster) + float tensors + cluster maps + static activation ranges. */
+  /** Every stored parameter: packed codes + (scale f32, zero u8) per (row × cluster) + offsets + float tensors + cluster maps + static activation ranges. */
   weights: number;
   /** Peak run-state activations of one prefill of batch × seqLen (lowbit's RunState buffers, last-token logits). */
   activations: number;
@@ -35,11 +35,16 @@ const PARAM_BYTES = 5;
 
 /**
  * Bytes a [rows, cols] matrix takes at `bits` (16 = float of `floatBytes`) with `segments` (scale, zero) slots per row:
- * rows · packedRowBytes(format, cols) + rows · segments · 5.
+ * rows · packedRowBytes(format, cols) + rows · segments · 5 + (segments + 1) · 4 (the i32 segment offsets).
  */
 export function packedMatrixBytes(rows: number, cols: number, bits: number, segments: number, floatBytes = 2): number {
   if (bits >= 16) return rows * cols * floatBytes;
-  return rows * packedRowBytes(formatForBits(bits), cols) + rows * segments * PARAM_BYTES;
+  return rows * packedRowBytes(formatForBits(bits), cols) + rows * segments * PARAM_BYTES + (segments + 1) * 4;
+}
+
+/** Static per-segment parameters of one activation tensor: slots · 5 + (slots + 1) · 4 (offsets). */
+function actParamBytes(slots: number): number {
+  return slots * PARAM_BYTES + (slots + 1) * 4;
 }
 
 /** Clusters of each reordered tensor under `recipe` (1 when not reordered). */
@@ -56,10 +61,11 @@ export function actSlots(r: Recipe, cls: ActClass, channels: number, clusters: n
 
 /**
  * Weights, activations and KV cache bytes of an OPT model quantized by `recipe` at batch × seqLen.
- * Exact for what lowbit stores (see qio.ts): packed formats u2/u3/u4/u8 by whole blocks, one f32 scale and one u8
- * zero per (output row × input cluster) of each linear (per row without reorder), LM head per (row × group of
- * `weight.lmHeadGroup`), int32 cluster permutations and offsets, per-cluster static activation ranges. Float tensors
- * count `floatBytes` each. The KV cache is 2 · layers · batch · seqLen · rowBytes with rowBytes = packed bytes of a
+ * Exact for what lowbit stores (qio.ts; with floatBytes 4 it equals the tensor bytes of a saved file): packed formats
+ * u2/u3/u4/u8 by whole blocks, one f32 scale and one u8 zero per (output row × input cluster) of each linear (per row
+ * without reorder) plus its i32 segment offsets, LM head per (row × group of `weight.lmHeadGroup`), i32 cluster
+ * permutations and offsets, per-segment static activation ranges with their offsets. Float tensors count `floatBytes`
+ * each. (At run time the integer kernels re-lay the codes out with every cluster padded to whole blocks.) The KV cache is 2 · layers · batch · seqLen · rowBytes with rowBytes = packed bytes of a
  * `dim`-channel row at `bits.kv` (dim · floatBytes at 16 bits), plus (scale, zero) per K and V cluster per layer.
  */
 export function estimateMemory(config: OPTConfig, recipe: Recipe, opts: MemoryOptions): MemoryEstimate {
@@ -82,16 +88,16 @@ export function estimateMemory(config: OPTConfig, recipe: Recipe, opts: MemoryOp
   const lb = recipe.bits.lmHead;
   const lmHead = lb < 16 ? packedMatrixBytes(V, pd, lb, Math.ceil(pd / recipe.weight.lmHeadGroup), fb) : 0; // tied: shares embed_tokens
   const clusterMaps = recipe.reorder
-    ? L * 4 * ((3 * d + h) + (k.r1 + 1) + (k.qk + 1) + (k.attnOut + 1) + (k.r4 + 1) + (k.r5 + 1))
+    ? L * 4 * ((4 * d + h) + (k.r1 + 1) + (k.qk + 1) + (k.attnOut + 1) + (k.r4 + 1) + (k.r5 + 1)) // perms of R1..R4 (dim) and R5 (ffn)
     : 0;
   const b = recipe.bits;
-  let actSlotsTotal = 0;
-  if (b.r1 < 16) actSlotsTotal += actSlots(recipe, 'r1', d, k.r1);
-  if (b.qk < 16) actSlotsTotal += 2 * actSlots(recipe, 'qk', d, k.qk);
-  if (b.attnOut < 16) actSlotsTotal += actSlots(recipe, 'attnOut', d, k.attnOut);
-  if (b.r4 < 16) actSlotsTotal += actSlots(recipe, 'r4', d, k.r4);
-  if (b.r5 < 16) actSlotsTotal += actSlots(recipe, 'r5', h, k.r5);
-  const actParams = L * actSlotsTotal * PARAM_BYTES;
+  let act = 0;
+  if (b.r1 < 16) act += actParamBytes(actSlots(recipe, 'r1', d, k.r1));
+  if (b.qk < 16) act += actParamBytes(actSlots(recipe, 'qk', d, k.qk)) * (b.kv < 16 ? 1 : 2); // q; k too when the cache is float
+  if (b.attnOut < 16) act += actParamBytes(actSlots(recipe, 'attnOut', d, k.attnOut));
+  if (b.r4 < 16) act += actParamBytes(actSlots(recipe, 'r4', d, k.r4));
+  if (b.r5 < 16) act += actParamBytes(actSlots(recipe, 'r5', h, k.r5));
+  const actParams = L * act;
   const weights = linears + floatParams + embeddings + lmHead + clusterMaps + actParams;
 
   const rows = batch * seqLen;
@@ -100,7 +106,7 @@ export function estimateMemory(config: OPTConfig, recipe: Recipe, opts: MemoryOp
 
   const kvRow = b.kv < 16 ? packedRowBytes(formatForBits(b.kv), d) : d * fb;
   const kvBytesPerToken = 2 * L * kvRow;
-  const kvParams = b.kv < 16 ? L * (actSlots(recipe, 'kv', d, k.qk) + actSlots(recipe, 'kv', d, k.attnOut)) * PARAM_BYTES : 0;
+  const kvParams = b.kv < 16 ? L * (actParamBytes(actSlots(recipe, 'kv', d, k.qk)) + actParamBytes(actSlots(recipe, 'kv', d, k.attnOut))) : 0;
   const kvCache = kvBytesPerToken * rows + kvParams;
   return {
     weights, activations, kvCache, total: weights + activations + kvCache,
