@@ -331,45 +331,51 @@ function qmv4I16(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
       let acc = f32x4.splat(0);
       for (let g = 0; g < nSeg; g++) {
         const k0 = <usize>(load<i32>(segc + (<usize>g << 2)) >> 1), k1 = <usize>(load<i32>(segc + (<usize>g << 2), 4) >> 1);
-        let H0 = i32x4.splat(0), H1 = H0, H2 = H0, H3 = H0, L0 = H0, L1 = H0, L2 = H0, L3 = H0;
+        let H0 = i32x4.splat(0), H1 = H0, L0 = H0, L1 = H0;
         for (let k = k0; k < k1; k++) {
           const ch = am + (k << 8), o = k << 4;
-          // chunk 0: low nibbles (codes 0..15)
+          const x0 = v128.load(w0 + o), x1 = v128.load(w1 + o);
           let h0 = v128.load(ch, 64), h1 = v128.load(ch, 80), l0 = v128.load(ch, 96), l1 = v128.load(ch, 112);
-          let q = v128.and(v128.load(w0 + o), m15);
-          let e0 = i16x8.extend_low_i8x16_u(q), e1 = i16x8.extend_high_i8x16_u(q);
-          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(e0, h0), i32x4.dot_i16x8_s(e1, h1)));
-          L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(e0, l0), i32x4.dot_i16x8_s(e1, l1)));
-          q = v128.and(v128.load(w1 + o), m15);
-          e0 = i16x8.extend_low_i8x16_u(q); e1 = i16x8.extend_high_i8x16_u(q);
-          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(e0, h0), i32x4.dot_i16x8_s(e1, h1)));
-          L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(e0, l0), i32x4.dot_i16x8_s(e1, l1)));
-          q = v128.and(v128.load(w2 + o), m15);
-          e0 = i16x8.extend_low_i8x16_u(q); e1 = i16x8.extend_high_i8x16_u(q);
-          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(e0, h0), i32x4.dot_i16x8_s(e1, h1)));
-          L2 = i32x4.add(L2, i32x4.add(i32x4.dot_i16x8_s(e0, l0), i32x4.dot_i16x8_s(e1, l1)));
-          q = v128.and(v128.load(w3 + o), m15);
-          e0 = i16x8.extend_low_i8x16_u(q); e1 = i16x8.extend_high_i8x16_u(q);
-          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e0, h0), i32x4.dot_i16x8_s(e1, h1)));
-          L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e0, l0), i32x4.dot_i16x8_s(e1, l1)));
-          // chunk 1: high nibbles (codes 16..31)
+          const q00 = v128.and(x0, m15);
+          const e00a = i16x8.extend_low_i8x16_u(q00), e00b = i16x8.extend_high_i8x16_u(q00);
+          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(e00a, h0), i32x4.dot_i16x8_s(e00b, h1)));
+          L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(e00a, l0), i32x4.dot_i16x8_s(e00b, l1)));
+          const q10 = v128.and(x1, m15);
+          const e10a = i16x8.extend_low_i8x16_u(q10), e10b = i16x8.extend_high_i8x16_u(q10);
+          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(e10a, h0), i32x4.dot_i16x8_s(e10b, h1)));
+          L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(e10a, l0), i32x4.dot_i16x8_s(e10b, l1)));
           h0 = v128.load(ch, 192); h1 = v128.load(ch, 208); l0 = v128.load(ch, 224); l1 = v128.load(ch, 240);
-          q = v128.and(i16x8.shr_u(v128.load(w0 + o), 4), m15);
-          e0 = i16x8.extend_low_i8x16_u(q); e1 = i16x8.extend_high_i8x16_u(q);
-          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(e0, h0), i32x4.dot_i16x8_s(e1, h1)));
-          L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(e0, l0), i32x4.dot_i16x8_s(e1, l1)));
-          q = v128.and(i16x8.shr_u(v128.load(w1 + o), 4), m15);
-          e0 = i16x8.extend_low_i8x16_u(q); e1 = i16x8.extend_high_i8x16_u(q);
-          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(e0, h0), i32x4.dot_i16x8_s(e1, h1)));
-          L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(e0, l0), i32x4.dot_i16x8_s(e1, l1)));
-          q = v128.and(i16x8.shr_u(v128.load(w2 + o), 4), m15);
-          e0 = i16x8.extend_low_i8x16_u(q); e1 = i16x8.extend_high_i8x16_u(q);
-          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(e0, h0), i32x4.dot_i16x8_s(e1, h1)));
-          L2 = i32x4.add(L2, i32x4.add(i32x4.dot_i16x8_s(e0, l0), i32x4.dot_i16x8_s(e1, l1)));
-          q = v128.and(i16x8.shr_u(v128.load(w3 + o), 4), m15);
-          e0 = i16x8.extend_low_i8x16_u(q); e1 = i16x8.extend_high_i8x16_u(q);
-          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e0, h0), i32x4.dot_i16x8_s(e1, h1)));
-          L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e0, l0), i32x4.dot_i16x8_s(e1, l1)));
+          const q01 = v128.and(i16x8.shr_u(x0, 4), m15);
+          const e01a = i16x8.extend_low_i8x16_u(q01), e01b = i16x8.extend_high_i8x16_u(q01);
+          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(e01a, h0), i32x4.dot_i16x8_s(e01b, h1)));
+          L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(e01a, l0), i32x4.dot_i16x8_s(e01b, l1)));
+          const q11 = v128.and(i16x8.shr_u(x1, 4), m15);
+          const e11a = i16x8.extend_low_i8x16_u(q11), e11b = i16x8.extend_high_i8x16_u(q11);
+          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(e11a, h0), i32x4.dot_i16x8_s(e11b, h1)));
+          L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(e11a, l0), i32x4.dot_i16x8_s(e11b, l1)));
+        }
+        let H2 = i32x4.splat(0), H3 = H2, L2 = H2, L3 = H2;
+        for (let k = k0; k < k1; k++) {
+          const ch = am + (k << 8), o = k << 4;
+          const x2 = v128.load(w2 + o), x3 = v128.load(w3 + o);
+          let h0 = v128.load(ch, 64), h1 = v128.load(ch, 80), l0 = v128.load(ch, 96), l1 = v128.load(ch, 112);
+          const q20 = v128.and(x2, m15);
+          const e20a = i16x8.extend_low_i8x16_u(q20), e20b = i16x8.extend_high_i8x16_u(q20);
+          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(e20a, h0), i32x4.dot_i16x8_s(e20b, h1)));
+          L2 = i32x4.add(L2, i32x4.add(i32x4.dot_i16x8_s(e20a, l0), i32x4.dot_i16x8_s(e20b, l1)));
+          const q30 = v128.and(x3, m15);
+          const e30a = i16x8.extend_low_i8x16_u(q30), e30b = i16x8.extend_high_i8x16_u(q30);
+          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e30a, h0), i32x4.dot_i16x8_s(e30b, h1)));
+          L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e30a, l0), i32x4.dot_i16x8_s(e30b, l1)));
+          h0 = v128.load(ch, 192); h1 = v128.load(ch, 208); l0 = v128.load(ch, 224); l1 = v128.load(ch, 240);
+          const q21 = v128.and(i16x8.shr_u(x2, 4), m15);
+          const e21a = i16x8.extend_low_i8x16_u(q21), e21b = i16x8.extend_high_i8x16_u(q21);
+          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(e21a, h0), i32x4.dot_i16x8_s(e21b, h1)));
+          L2 = i32x4.add(L2, i32x4.add(i32x4.dot_i16x8_s(e21a, l0), i32x4.dot_i16x8_s(e21b, l1)));
+          const q31 = v128.and(i16x8.shr_u(x3, 4), m15);
+          const e31a = i16x8.extend_low_i8x16_u(q31), e31b = i16x8.extend_high_i8x16_u(q31);
+          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e31a, h0), i32x4.dot_i16x8_s(e31b, h1)));
+          L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e31a, l0), i32x4.dot_i16x8_s(e31b, l1)));
         }
         acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
           ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
