@@ -68,6 +68,7 @@ describe('RPTQ OPT (tiny, outliers)', () => {
       const qd = quantizeOPT(model, recipe, { calibration: calib, execution: 'dequantized' });
       const L = qi.parts.layers[1]!;
       expect(L.fc1.w).toBeNull(); // no f32 copy of quantized weights
+      expect(L.qkv!.packed.out).toBe(3 * 64); // q/k/v_proj fused into one packed linear
       expect(L.fc1.packed!.bits).toBe(recipe.bits.weights);
       if (recipe.bits.r4 < 16) expect(Array.from(L.fc1.packed!.offsets)).toEqual(Array.from(L.act.r4!.offsets)); // int×int
       expect(qd.parts.layers[1]!.fc1.packed).toBeNull();

@@ -24,7 +24,7 @@ import type { QuantizedTensor } from '../../quant/types.js';
 import { currentBackend, type Backend } from '../../runtime.js';
 import { configFromHF, configToHF, type OPTConfig } from './config.js';
 import { actSlots, clusterCounts } from './memory.js';
-import { QuantizedOPT, actQuant, heapF32, makeQLinear, type ActQuant, type Disposable, type Execution, type QLayer, type QLinear } from './quantized.js';
+import { QuantizedOPT, actQuant, fuseQKV, heapF32, makeQLinear, type ActQuant, type Disposable, type Execution, type QLayer, type QLinear } from './quantized.js';
 import type { F32 } from './weights.js';
 
 export const QUANTIZED_FORMAT = 'lowbit-opt-quantized';
@@ -262,7 +262,7 @@ export function loadQuantizedOPT(bytes: Uint8Array | ArrayBuffer, opts: LoadQuan
       }
       const ln = (n: string) => (c.lnAffine ? heap(`${P}.${n}`) : null);
       const lin = (n: LinName) => { const [o, i] = linDims(c, n); return qlin(`${P}.${n}`, o, i, b.weights, c.enableBias); };
-      layers.push({
+      const layer: QLayer = {
         ln1W: ln('ln1.weight'), ln1B: ln('ln1.bias'), ln2W: ln('ln2.weight'), ln2B: ln('ln2.bias'),
         ln1Perm: maps.r1 ? maps.r1.perm : null, ln2Perm: maps.r4 ? maps.r4.perm : null,
         q: lin('q'), k: lin('k'), v: lin('v'), o: lin('o'), fc1: lin('fc1'), fc2: lin('fc2'),
@@ -276,7 +276,9 @@ export function loadQuantizedOPT(bytes: Uint8Array | ArrayBuffer, opts: LoadQuan
         },
         kv: b.kv < 16 ? { k: act(`${P}.act.kv.k`, b.kv, d), v: act(`${P}.act.kv.v`, b.kv, d) } : null,
         maps,
-      });
+      };
+      if (execution === 'integer') fuseQKV(be, layer, owned);
+      layers.push(layer);
     }
     const tokEmb = heap('tok_emb');
     const lmHead: QLinear = b.lmHead < 16

@@ -61,6 +61,36 @@ export interface QLinear {
   packed: PackedLinear | null;
 }
 
+/**
+ * Integer execution: packs q/k/v_proj of `layer` into one [3·dim, dim] linear (rows q, then k, then v; same input
+ * segments) and frees the three separate packings. No-op unless all three are packed with equal segments.
+ */
+export function fuseQKV(be: Backend, layer: QLayer, owned: Disposable[]): void {
+  const { q, k, v } = layer;
+  if (!q.packed || !k.packed || !v.packed || !q.q || !k.q || !v.q) return;
+  const a = q.q, parts = [q.q, k.q, v.q];
+  if (!parts.every((t) => t.format === a.format && t.cols === a.cols && t.perm === null && t.rowPeriod === t.rows &&
+    t.offsets.length === a.offsets.length && t.offsets.every((x, i) => x === a.offsets[i]))) return;
+  const rows = parts.reduce((n, t) => n + t.rows, 0);
+  const cat = <T extends Uint8Array | Float32Array>(xs: T[], make: (n: number) => T): T => {
+    const out = make(xs.reduce((n, x) => n + x.length, 0));
+    let o = 0;
+    for (const x of xs) { out.set(x as never, o); o += x.length; }
+    return out;
+  };
+  const fused: QuantizedTensor = {
+    ...a, shape: [rows, a.cols], rows, rowPeriod: rows,
+    qs: cat(parts.map((t) => t.qs), (n) => new Uint8Array(n)),
+    scale: cat(parts.map((t) => t.scale), (n) => new Float32Array(n)),
+    zero: cat(parts.map((t) => t.zero), (n) => new Uint8Array(n)),
+  };
+  const packed = packQLinear(fused, { kernels: be.kernels, heap: be.heap });
+  owned.push(packed);
+  const bias = q.b && k.b && v.b ? cat([q.b.data.slice(), k.b.data.slice(), v.b.data.slice()], (n) => new Float32Array(n)) : null;
+  for (const l of [q, k, v]) { l.packed!.dispose(); l.packed = null; }
+  layer.qkv = { packed, bias };
+}
+
 /** Something the quantized model frees on dispose (heap tensors, packed linears). */
 export interface Disposable { dispose(): void }
 
@@ -100,6 +130,11 @@ export interface QLayer {
   kv: { k: ActQuant; v: ActQuant } | null;
   /** The folded cluster maps (provenance; saved with the model). */
   maps: OptLayerMaps;
+  /**
+   * q/k/v_proj fused into one packed [3·dim, dim] linear (integer execution; they share the R1 input and its
+   * clusters), one kernel call per token group; the three QLinears then keep only their codes (`packed` null).
+   */
+  qkv?: { packed: PackedLinear; bias: Float32Array | null } | null;
 }
 
 export interface QuantizedOPTParts {
@@ -330,10 +365,22 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
   ln(layer.ln1Perm, layer.ln1W, layer.ln1B);
   if (obs) obs('r1', XB(), n, dim);
   const be = m.backend;
-  const a1 = quantizeAct(be, layer.act.r1, XB, n, dim, [layer.q, layer.k, layer.v]);
-  linear(be, n, layer.q, XB, Q, a1);
-  linear(be, n, layer.k, XB, K_, a1);
-  linear(be, n, layer.v, XB, V_, a1);
+  if (layer.qkv) {
+    const f = layer.qkv, a = layer.act.r1;
+    const a1 = a ? quantizeAct(be, a, XB, n, dim, [{ outDim: 3 * dim, inDim: dim, w: null, b: null, q: null, packed: f.packed }]) : null;
+    const o = { kernels: k, heap: be.heap };
+    const y = a1 ? qlinearInt(a1, f.packed, f.bias, o) : qlinear(XB().slice(), f.packed, f.bias, o); // [n, 3·dim]
+    const q = Q(), kk = K_(), vv = V_();
+    for (let t = 0; t < n; t++) {
+      const r = t * 3 * dim;
+      q.set(y.subarray(r, r + dim), t * dim); kk.set(y.subarray(r + dim, r + 2 * dim), t * dim); vv.set(y.subarray(r + 2 * dim, r + 3 * dim), t * dim);
+    }
+  } else {
+    const a1 = quantizeAct(be, layer.act.r1, XB, n, dim, [layer.q, layer.k, layer.v]);
+    linear(be, n, layer.q, XB, Q, a1);
+    linear(be, n, layer.k, XB, K_, a1);
+    linear(be, n, layer.v, XB, V_, a1);
+  }
   if (obs) { obs('q', Q(), n, dim); obs('k', K_(), n, dim); obs('v', V_(), n, dim); }
   if (layer.act.q) fakeQuantAct(k, layer.act.q, Q, n, dim);
   if (layer.act.k && !layer.kv) fakeQuantAct(k, layer.act.k, K_, n, dim);

@@ -5,7 +5,7 @@ import { LowbitError } from '../../errors.js';
 import type { Kernels } from '../../kernels/index.js';
 import { createRunState, forward, type OPTModel } from '../../models/opt/model.js';
 import {
-  QRunState, QuantizedOPT, actQuant, checkQuantizable, heapF32, makeQLinear, qforward, type ActQuant, type Disposable, type Execution,
+  QRunState, QuantizedOPT, actQuant, checkQuantizable, fuseQKV, heapF32, makeQLinear, qforward, type ActQuant, type Disposable, type Execution,
   type QLayer, type QLinear,
 } from '../../models/opt/quantized.js';
 import type { F32 } from '../../models/opt/weights.js';
@@ -140,7 +140,7 @@ export function buildQLayer(model: OPTModel, l: number, st: LayerStats, recipe: 
     (bits < 16 ? actQuantFromRange(bits, segmentsOf(recipe, cls, n, map), permRange(r, perm)) : null);
   const H1 = useGptq ? permuteHessian(hessians!.r1, p1) : null;
   const G = (hh: Hessian | null, name: string) => (hh ? { h: hh, name } : undefined);
-  return {
+  const layer: QLayer = {
     ln1W: lnv(f.ln1Gamma), ln1B: lnv(f.ln1Beta), ln2W: lnv(f.ln2Gamma), ln2B: lnv(f.ln2Beta),
     ln1Perm: f.ln1InputPerm ?? null, ln2Perm: f.ln2InputPerm ?? null,
     q: linearOf(be, owned, execution, f.qW, bias(f.qB), d, d, b.weights, inOff(maps.r1), G(H1, `layers.${l}.q_proj`)),
@@ -160,6 +160,8 @@ export function buildQLayer(model: OPTModel, l: number, st: LayerStats, recipe: 
     kv: b.kv < 16 ? { k: act('kv', b.kv, d, maps.r2, st.k, p2)!, v: act('kv', b.kv, d, maps.r3, st.v, p3)! } : null,
     maps,
   };
+  if (execution === 'integer') fuseQKV(be, layer, owned);
+  return layer;
 }
 
 /** The LM head under the recipe: the (tied) float weights, or codes per (row × group of weight.lmHeadGroup). */
