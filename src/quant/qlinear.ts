@@ -236,9 +236,10 @@ export function qlinear(x: Float32Array, w: QLinear, bias: Float32Array | null =
  * segments (clusters, in cluster order) as the weight, per-cluster (rowPeriod 1) or per token
  * (rowPeriod M) — e.g. `quantize(x, {bits, granularity: {kind: 'perCluster', clusters}})`.
  * y[m, n] = Σ_c s_w[n,c]·s_a[m,c]·Σ_{i∈c} (qw − zw)(qa − za) (+ bias), integer dots, one f32 rescale
- * per (row, cluster). Activation codes of ≤ 7 bits use one i8×i7 dot per 16 codes on the relaxed
- * binary (mode 1); 8-bit codes are split into (code >> 7, code & 127), two dots (mode 2); the
- * baseline binary uses the i16 path (i32x4.dot_i16x8_s) for both.
+ * per (row, cluster). Activation codes of ≤ 7 bits need one i16 dot per 8 codes (mode 1); 8-bit
+ * codes are split into (code >> 7, code & 127), two dots (mode 2); both binaries use the i16 path
+ * (i32x4.dot_i16x8_s) here, see USE_RELAXED_DOT in assembly/qmatmul.ts. (The u4 weight-only path of
+ * `qlinear` has its own kernel, with the relaxed i8×i7 dot on the relaxed binary.)
  */
 export function qlinearInt(a: QuantizedTensor, w: QLinear, bias: Float32Array | null = null, opts: QLinearOptions = {}): Float32Array {
   if (a.cols !== w.in) throw new LowbitError('E_SHAPE', `qlinearInt: activation has ${a.cols} columns, weight has ${w.in}`);

@@ -2,7 +2,9 @@
 // Same prepared-activation bytes (so `act`/`ap` compare bit for bit), the same wrapping i32
 // integer parts H = Σ q·(u >> 7), L = Σ q·(u & 127) per (row, segment), and the same f32 epilogue
 // step by step with Math.fround, so outputs are bit-exact too. Codes are read through the
-// format's reference unpacker, not the SIMD recipe.
+// format's reference unpacker, not the SIMD recipe. The WASM side computes the same integers by
+// several routes (general i16 kernel, u4 i16 kernel, u4 relaxed i8×i7 kernel with i16 partial sums);
+// integer sums are exact (wrapping i32), so one twin covers them all.
 
 import type { QMatmulKernels } from '../kernels/qmatmul.js';
 import { ACT_CHUNK_BYTES } from '../kernels/qmatmul.js';
