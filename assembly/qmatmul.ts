@@ -317,6 +317,9 @@ export function qx_prep_codes(M: i32, K: i32, codes: usize, nSeg: i32, segc: usi
   }
 }
 
+// Generated shape (one source for u4 and u2; see the comment above for the u4 numbers). u2: 4 chunks
+// per 16-byte block (byte j = code j | code (j+16) << 2 | code (j+32) << 4 | code (j+48) << 6), i16
+// runs of ≤ 8 blocks (32 dots of ≤ 2·3·127 = 762 per lane ≤ 24384).
 function qmv4I16(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
   wp: usize, act: usize, ap: usize, bias: usize, y: usize, ldy: i32): void {
   const Kc = load<i32>(segc + (<usize>nSeg << 2));
@@ -331,9 +334,9 @@ function qmv4I16(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
       let acc = f32x4.splat(0);
       for (let g = 0; g < nSeg; g++) {
         const k0 = <usize>(load<i32>(segc + (<usize>g << 2)) >> 1), k1 = <usize>(load<i32>(segc + (<usize>g << 2), 4) >> 1);
-        let H0 = i32x4.splat(0), H1 = H0, L0 = H0, L1 = H0;
+        let H0 = i32x4.splat(0), H1 = H0, H2 = H0, H3 = H0, L0 = H0, L1 = H0, L2 = H0, L3 = H0;
         for (let k = k0; k < k1; k++) {
-          const ch = am + (k << 8), o = k << 4;
+          const ch = am + k * 256, o = k << 4;
           const x0 = v128.load(w0 + o), x1 = v128.load(w1 + o);
           let h0 = v128.load(ch, 64), h1 = v128.load(ch, 80), l0 = v128.load(ch, 96), l1 = v128.load(ch, 112);
           const q00 = v128.and(x0, m15);
@@ -354,9 +357,8 @@ function qmv4I16(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
           H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(e11a, h0), i32x4.dot_i16x8_s(e11b, h1)));
           L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(e11a, l0), i32x4.dot_i16x8_s(e11b, l1)));
         }
-        let H2 = i32x4.splat(0), H3 = H2, L2 = H2, L3 = H2;
         for (let k = k0; k < k1; k++) {
-          const ch = am + (k << 8), o = k << 4;
+          const ch = am + k * 256, o = k << 4;
           const x2 = v128.load(w2 + o), x3 = v128.load(w3 + o);
           let h0 = v128.load(ch, 64), h1 = v128.load(ch, 80), l0 = v128.load(ch, 96), l1 = v128.load(ch, 112);
           const q20 = v128.and(x2, m15);
@@ -405,9 +407,9 @@ function qmv4Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
           const ke = min(kb + 4, k1);
           let A0 = i32x4.splat(0), B0 = A0, C0 = A0, A1 = A0, B1 = A0, C1 = A0;
           for (let k = kb; k < ke; k++) {
-            const ch = am + (k << 8), o = k << 4;
+            const ch = am + k * 256, o = k << 4;
             const x0 = v128.load(w0 + o), x1 = v128.load(w1 + o);
-            let a = v128.load(ch), b = v128.load(ch, 16), c = v128.load(ch, 32);
+            let a = v128.load(ch, 0), b = v128.load(ch, 16), c = v128.load(ch, 32);
             const q00 = v128.and(x0, m15);
             A0 = i16x8.add(A0, i16x8.relaxed_dot_i8x16_i7x16_s(a, q00));
             B0 = i16x8.add(B0, i16x8.relaxed_dot_i8x16_i7x16_s(b, q00));
@@ -435,9 +437,9 @@ function qmv4Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
           const ke = min(kb + 4, k1);
           let A2 = i32x4.splat(0), B2 = A2, C2 = A2, A3 = A2, B3 = A2, C3 = A2;
           for (let k = kb; k < ke; k++) {
-            const ch = am + (k << 8), o = k << 4;
+            const ch = am + k * 256, o = k << 4;
             const x2 = v128.load(w2 + o), x3 = v128.load(w3 + o);
-            let a = v128.load(ch), b = v128.load(ch, 16), c = v128.load(ch, 32);
+            let a = v128.load(ch, 0), b = v128.load(ch, 16), c = v128.load(ch, 32);
             const q20 = v128.and(x2, m15);
             A2 = i16x8.add(A2, i16x8.relaxed_dot_i8x16_i7x16_s(a, q20));
             B2 = i16x8.add(B2, i16x8.relaxed_dot_i8x16_i7x16_s(b, q20));
@@ -469,6 +471,229 @@ function qmv4Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
   }
 }
 
+function qmv2I16(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
+  wp: usize, act: usize, ap: usize, bias: usize, y: usize, ldy: i32): void {
+  const Kc = load<i32>(segc + (<usize>nSeg << 2));
+  const lda = <usize>Kc * ACH;
+  const m3 = i8x16.splat(3);
+  for (let n = 0; n < N; n += 4) {
+    const w0 = w + <usize>n * rb, w1 = w0 + rb, w2 = w1 + rb, w3 = w2 + rb;
+    const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+    const valid = min(4, N - n);
+    for (let m = 0; m < M; m++) {
+      const am = act + <usize>m * lda;
+      let acc = f32x4.splat(0);
+      for (let g = 0; g < nSeg; g++) {
+        const k0 = <usize>(load<i32>(segc + (<usize>g << 2)) >> 2), k1 = <usize>(load<i32>(segc + (<usize>g << 2), 4) >> 2);
+        let H0 = i32x4.splat(0), H1 = H0, H2 = H0, H3 = H0, L0 = H0, L1 = H0, L2 = H0, L3 = H0;
+        for (let k = k0; k < k1; k++) {
+          const ch = am + k * 512, o = k << 4;
+          const x0 = v128.load(w0 + o), x1 = v128.load(w1 + o);
+          let h0 = v128.load(ch, 64), h1 = v128.load(ch, 80), l0 = v128.load(ch, 96), l1 = v128.load(ch, 112);
+          const q00 = v128.and(x0, m3);
+          const e00a = i16x8.extend_low_i8x16_u(q00), e00b = i16x8.extend_high_i8x16_u(q00);
+          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(e00a, h0), i32x4.dot_i16x8_s(e00b, h1)));
+          L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(e00a, l0), i32x4.dot_i16x8_s(e00b, l1)));
+          const q10 = v128.and(x1, m3);
+          const e10a = i16x8.extend_low_i8x16_u(q10), e10b = i16x8.extend_high_i8x16_u(q10);
+          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(e10a, h0), i32x4.dot_i16x8_s(e10b, h1)));
+          L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(e10a, l0), i32x4.dot_i16x8_s(e10b, l1)));
+          h0 = v128.load(ch, 192); h1 = v128.load(ch, 208); l0 = v128.load(ch, 224); l1 = v128.load(ch, 240);
+          const q01 = v128.and(i16x8.shr_u(x0, 2), m3);
+          const e01a = i16x8.extend_low_i8x16_u(q01), e01b = i16x8.extend_high_i8x16_u(q01);
+          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(e01a, h0), i32x4.dot_i16x8_s(e01b, h1)));
+          L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(e01a, l0), i32x4.dot_i16x8_s(e01b, l1)));
+          const q11 = v128.and(i16x8.shr_u(x1, 2), m3);
+          const e11a = i16x8.extend_low_i8x16_u(q11), e11b = i16x8.extend_high_i8x16_u(q11);
+          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(e11a, h0), i32x4.dot_i16x8_s(e11b, h1)));
+          L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(e11a, l0), i32x4.dot_i16x8_s(e11b, l1)));
+          h0 = v128.load(ch, 320); h1 = v128.load(ch, 336); l0 = v128.load(ch, 352); l1 = v128.load(ch, 368);
+          const q02 = v128.and(i16x8.shr_u(x0, 4), m3);
+          const e02a = i16x8.extend_low_i8x16_u(q02), e02b = i16x8.extend_high_i8x16_u(q02);
+          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(e02a, h0), i32x4.dot_i16x8_s(e02b, h1)));
+          L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(e02a, l0), i32x4.dot_i16x8_s(e02b, l1)));
+          const q12 = v128.and(i16x8.shr_u(x1, 4), m3);
+          const e12a = i16x8.extend_low_i8x16_u(q12), e12b = i16x8.extend_high_i8x16_u(q12);
+          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(e12a, h0), i32x4.dot_i16x8_s(e12b, h1)));
+          L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(e12a, l0), i32x4.dot_i16x8_s(e12b, l1)));
+          h0 = v128.load(ch, 448); h1 = v128.load(ch, 464); l0 = v128.load(ch, 480); l1 = v128.load(ch, 496);
+          const q03 = v128.and(i16x8.shr_u(x0, 6), m3);
+          const e03a = i16x8.extend_low_i8x16_u(q03), e03b = i16x8.extend_high_i8x16_u(q03);
+          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(e03a, h0), i32x4.dot_i16x8_s(e03b, h1)));
+          L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(e03a, l0), i32x4.dot_i16x8_s(e03b, l1)));
+          const q13 = v128.and(i16x8.shr_u(x1, 6), m3);
+          const e13a = i16x8.extend_low_i8x16_u(q13), e13b = i16x8.extend_high_i8x16_u(q13);
+          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(e13a, h0), i32x4.dot_i16x8_s(e13b, h1)));
+          L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(e13a, l0), i32x4.dot_i16x8_s(e13b, l1)));
+        }
+        for (let k = k0; k < k1; k++) {
+          const ch = am + k * 512, o = k << 4;
+          const x2 = v128.load(w2 + o), x3 = v128.load(w3 + o);
+          let h0 = v128.load(ch, 64), h1 = v128.load(ch, 80), l0 = v128.load(ch, 96), l1 = v128.load(ch, 112);
+          const q20 = v128.and(x2, m3);
+          const e20a = i16x8.extend_low_i8x16_u(q20), e20b = i16x8.extend_high_i8x16_u(q20);
+          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(e20a, h0), i32x4.dot_i16x8_s(e20b, h1)));
+          L2 = i32x4.add(L2, i32x4.add(i32x4.dot_i16x8_s(e20a, l0), i32x4.dot_i16x8_s(e20b, l1)));
+          const q30 = v128.and(x3, m3);
+          const e30a = i16x8.extend_low_i8x16_u(q30), e30b = i16x8.extend_high_i8x16_u(q30);
+          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e30a, h0), i32x4.dot_i16x8_s(e30b, h1)));
+          L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e30a, l0), i32x4.dot_i16x8_s(e30b, l1)));
+          h0 = v128.load(ch, 192); h1 = v128.load(ch, 208); l0 = v128.load(ch, 224); l1 = v128.load(ch, 240);
+          const q21 = v128.and(i16x8.shr_u(x2, 2), m3);
+          const e21a = i16x8.extend_low_i8x16_u(q21), e21b = i16x8.extend_high_i8x16_u(q21);
+          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(e21a, h0), i32x4.dot_i16x8_s(e21b, h1)));
+          L2 = i32x4.add(L2, i32x4.add(i32x4.dot_i16x8_s(e21a, l0), i32x4.dot_i16x8_s(e21b, l1)));
+          const q31 = v128.and(i16x8.shr_u(x3, 2), m3);
+          const e31a = i16x8.extend_low_i8x16_u(q31), e31b = i16x8.extend_high_i8x16_u(q31);
+          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e31a, h0), i32x4.dot_i16x8_s(e31b, h1)));
+          L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e31a, l0), i32x4.dot_i16x8_s(e31b, l1)));
+          h0 = v128.load(ch, 320); h1 = v128.load(ch, 336); l0 = v128.load(ch, 352); l1 = v128.load(ch, 368);
+          const q22 = v128.and(i16x8.shr_u(x2, 4), m3);
+          const e22a = i16x8.extend_low_i8x16_u(q22), e22b = i16x8.extend_high_i8x16_u(q22);
+          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(e22a, h0), i32x4.dot_i16x8_s(e22b, h1)));
+          L2 = i32x4.add(L2, i32x4.add(i32x4.dot_i16x8_s(e22a, l0), i32x4.dot_i16x8_s(e22b, l1)));
+          const q32 = v128.and(i16x8.shr_u(x3, 4), m3);
+          const e32a = i16x8.extend_low_i8x16_u(q32), e32b = i16x8.extend_high_i8x16_u(q32);
+          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e32a, h0), i32x4.dot_i16x8_s(e32b, h1)));
+          L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e32a, l0), i32x4.dot_i16x8_s(e32b, l1)));
+          h0 = v128.load(ch, 448); h1 = v128.load(ch, 464); l0 = v128.load(ch, 480); l1 = v128.load(ch, 496);
+          const q23 = v128.and(i16x8.shr_u(x2, 6), m3);
+          const e23a = i16x8.extend_low_i8x16_u(q23), e23b = i16x8.extend_high_i8x16_u(q23);
+          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(e23a, h0), i32x4.dot_i16x8_s(e23b, h1)));
+          L2 = i32x4.add(L2, i32x4.add(i32x4.dot_i16x8_s(e23a, l0), i32x4.dot_i16x8_s(e23b, l1)));
+          const q33 = v128.and(i16x8.shr_u(x3, 6), m3);
+          const e33a = i16x8.extend_low_i8x16_u(q33), e33b = i16x8.extend_high_i8x16_u(q33);
+          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e33a, h0), i32x4.dot_i16x8_s(e33b, h1)));
+          L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e33a, l0), i32x4.dot_i16x8_s(e33b, l1)));
+        }
+        acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
+          ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+      }
+      store4(acc, y + ((<usize>m * <usize>ldy + <usize>n) << 2), n, valid, bias);
+    }
+  }
+}
+
+function qmv2Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
+  wp: usize, act: usize, ap: usize, bias: usize, y: usize, ldy: i32): void {
+  if (!ASC_FEATURE_RELAXED_SIMD) return;
+  const Kc = load<i32>(segc + (<usize>nSeg << 2));
+  const lda = <usize>Kc * ACH;
+  const m3 = i8x16.splat(3);
+  for (let n = 0; n < N; n += 4) {
+    const w0 = w + <usize>n * rb, w1 = w0 + rb, w2 = w1 + rb, w3 = w2 + rb;
+    const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+    const valid = min(4, N - n);
+    for (let m = 0; m < M; m++) {
+      const am = act + <usize>m * lda;
+      let acc = f32x4.splat(0);
+      for (let g = 0; g < nSeg; g++) {
+        const k0 = <usize>(load<i32>(segc + (<usize>g << 2)) >> 2), k1 = <usize>(load<i32>(segc + (<usize>g << 2), 4) >> 2);
+        let H0 = i32x4.splat(0), H1 = H0, H2 = H0, H3 = H0, L0 = H0, L1 = H0, L2 = H0, L3 = H0;
+        for (let kb = k0; kb < k1; kb += 8) {
+          const ke = min(kb + 8, k1);
+          let A0 = i32x4.splat(0), B0 = A0, C0 = A0, A1 = A0, B1 = A0, C1 = A0;
+          for (let k = kb; k < ke; k++) {
+            const ch = am + k * 512, o = k << 4;
+            const x0 = v128.load(w0 + o), x1 = v128.load(w1 + o);
+            let a = v128.load(ch, 0), b = v128.load(ch, 16), c = v128.load(ch, 32);
+            const q00 = v128.and(x0, m3);
+            A0 = i16x8.add(A0, i16x8.relaxed_dot_i8x16_i7x16_s(a, q00));
+            B0 = i16x8.add(B0, i16x8.relaxed_dot_i8x16_i7x16_s(b, q00));
+            C0 = i16x8.add(C0, i16x8.relaxed_dot_i8x16_i7x16_s(c, q00));
+            const q10 = v128.and(x1, m3);
+            A1 = i16x8.add(A1, i16x8.relaxed_dot_i8x16_i7x16_s(a, q10));
+            B1 = i16x8.add(B1, i16x8.relaxed_dot_i8x16_i7x16_s(b, q10));
+            C1 = i16x8.add(C1, i16x8.relaxed_dot_i8x16_i7x16_s(c, q10));
+            a = v128.load(ch, 128); b = v128.load(ch, 144); c = v128.load(ch, 160);
+            const q01 = v128.and(i16x8.shr_u(x0, 2), m3);
+            A0 = i16x8.add(A0, i16x8.relaxed_dot_i8x16_i7x16_s(a, q01));
+            B0 = i16x8.add(B0, i16x8.relaxed_dot_i8x16_i7x16_s(b, q01));
+            C0 = i16x8.add(C0, i16x8.relaxed_dot_i8x16_i7x16_s(c, q01));
+            const q11 = v128.and(i16x8.shr_u(x1, 2), m3);
+            A1 = i16x8.add(A1, i16x8.relaxed_dot_i8x16_i7x16_s(a, q11));
+            B1 = i16x8.add(B1, i16x8.relaxed_dot_i8x16_i7x16_s(b, q11));
+            C1 = i16x8.add(C1, i16x8.relaxed_dot_i8x16_i7x16_s(c, q11));
+            a = v128.load(ch, 256); b = v128.load(ch, 272); c = v128.load(ch, 288);
+            const q02 = v128.and(i16x8.shr_u(x0, 4), m3);
+            A0 = i16x8.add(A0, i16x8.relaxed_dot_i8x16_i7x16_s(a, q02));
+            B0 = i16x8.add(B0, i16x8.relaxed_dot_i8x16_i7x16_s(b, q02));
+            C0 = i16x8.add(C0, i16x8.relaxed_dot_i8x16_i7x16_s(c, q02));
+            const q12 = v128.and(i16x8.shr_u(x1, 4), m3);
+            A1 = i16x8.add(A1, i16x8.relaxed_dot_i8x16_i7x16_s(a, q12));
+            B1 = i16x8.add(B1, i16x8.relaxed_dot_i8x16_i7x16_s(b, q12));
+            C1 = i16x8.add(C1, i16x8.relaxed_dot_i8x16_i7x16_s(c, q12));
+            a = v128.load(ch, 384); b = v128.load(ch, 400); c = v128.load(ch, 416);
+            const q03 = v128.and(i16x8.shr_u(x0, 6), m3);
+            A0 = i16x8.add(A0, i16x8.relaxed_dot_i8x16_i7x16_s(a, q03));
+            B0 = i16x8.add(B0, i16x8.relaxed_dot_i8x16_i7x16_s(b, q03));
+            C0 = i16x8.add(C0, i16x8.relaxed_dot_i8x16_i7x16_s(c, q03));
+            const q13 = v128.and(i16x8.shr_u(x1, 6), m3);
+            A1 = i16x8.add(A1, i16x8.relaxed_dot_i8x16_i7x16_s(a, q13));
+            B1 = i16x8.add(B1, i16x8.relaxed_dot_i8x16_i7x16_s(b, q13));
+            C1 = i16x8.add(C1, i16x8.relaxed_dot_i8x16_i7x16_s(c, q13));
+          }
+          H0 = i32x4.add(H0, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(A0), 7), i32x4.extadd_pairwise_i16x8_s(B0)));
+          L0 = i32x4.add(L0, i32x4.extadd_pairwise_i16x8_s(C0));
+          H1 = i32x4.add(H1, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(A1), 7), i32x4.extadd_pairwise_i16x8_s(B1)));
+          L1 = i32x4.add(L1, i32x4.extadd_pairwise_i16x8_s(C1));
+        }
+        for (let kb = k0; kb < k1; kb += 8) {
+          const ke = min(kb + 8, k1);
+          let A2 = i32x4.splat(0), B2 = A2, C2 = A2, A3 = A2, B3 = A2, C3 = A2;
+          for (let k = kb; k < ke; k++) {
+            const ch = am + k * 512, o = k << 4;
+            const x2 = v128.load(w2 + o), x3 = v128.load(w3 + o);
+            let a = v128.load(ch, 0), b = v128.load(ch, 16), c = v128.load(ch, 32);
+            const q20 = v128.and(x2, m3);
+            A2 = i16x8.add(A2, i16x8.relaxed_dot_i8x16_i7x16_s(a, q20));
+            B2 = i16x8.add(B2, i16x8.relaxed_dot_i8x16_i7x16_s(b, q20));
+            C2 = i16x8.add(C2, i16x8.relaxed_dot_i8x16_i7x16_s(c, q20));
+            const q30 = v128.and(x3, m3);
+            A3 = i16x8.add(A3, i16x8.relaxed_dot_i8x16_i7x16_s(a, q30));
+            B3 = i16x8.add(B3, i16x8.relaxed_dot_i8x16_i7x16_s(b, q30));
+            C3 = i16x8.add(C3, i16x8.relaxed_dot_i8x16_i7x16_s(c, q30));
+            a = v128.load(ch, 128); b = v128.load(ch, 144); c = v128.load(ch, 160);
+            const q21 = v128.and(i16x8.shr_u(x2, 2), m3);
+            A2 = i16x8.add(A2, i16x8.relaxed_dot_i8x16_i7x16_s(a, q21));
+            B2 = i16x8.add(B2, i16x8.relaxed_dot_i8x16_i7x16_s(b, q21));
+            C2 = i16x8.add(C2, i16x8.relaxed_dot_i8x16_i7x16_s(c, q21));
+            const q31 = v128.and(i16x8.shr_u(x3, 2), m3);
+            A3 = i16x8.add(A3, i16x8.relaxed_dot_i8x16_i7x16_s(a, q31));
+            B3 = i16x8.add(B3, i16x8.relaxed_dot_i8x16_i7x16_s(b, q31));
+            C3 = i16x8.add(C3, i16x8.relaxed_dot_i8x16_i7x16_s(c, q31));
+            a = v128.load(ch, 256); b = v128.load(ch, 272); c = v128.load(ch, 288);
+            const q22 = v128.and(i16x8.shr_u(x2, 4), m3);
+            A2 = i16x8.add(A2, i16x8.relaxed_dot_i8x16_i7x16_s(a, q22));
+            B2 = i16x8.add(B2, i16x8.relaxed_dot_i8x16_i7x16_s(b, q22));
+            C2 = i16x8.add(C2, i16x8.relaxed_dot_i8x16_i7x16_s(c, q22));
+            const q32 = v128.and(i16x8.shr_u(x3, 4), m3);
+            A3 = i16x8.add(A3, i16x8.relaxed_dot_i8x16_i7x16_s(a, q32));
+            B3 = i16x8.add(B3, i16x8.relaxed_dot_i8x16_i7x16_s(b, q32));
+            C3 = i16x8.add(C3, i16x8.relaxed_dot_i8x16_i7x16_s(c, q32));
+            a = v128.load(ch, 384); b = v128.load(ch, 400); c = v128.load(ch, 416);
+            const q23 = v128.and(i16x8.shr_u(x2, 6), m3);
+            A2 = i16x8.add(A2, i16x8.relaxed_dot_i8x16_i7x16_s(a, q23));
+            B2 = i16x8.add(B2, i16x8.relaxed_dot_i8x16_i7x16_s(b, q23));
+            C2 = i16x8.add(C2, i16x8.relaxed_dot_i8x16_i7x16_s(c, q23));
+            const q33 = v128.and(i16x8.shr_u(x3, 6), m3);
+            A3 = i16x8.add(A3, i16x8.relaxed_dot_i8x16_i7x16_s(a, q33));
+            B3 = i16x8.add(B3, i16x8.relaxed_dot_i8x16_i7x16_s(b, q33));
+            C3 = i16x8.add(C3, i16x8.relaxed_dot_i8x16_i7x16_s(c, q33));
+          }
+          H2 = i32x4.add(H2, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(A2), 7), i32x4.extadd_pairwise_i16x8_s(B2)));
+          L2 = i32x4.add(L2, i32x4.extadd_pairwise_i16x8_s(C2));
+          H3 = i32x4.add(H3, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(A3), 7), i32x4.extadd_pairwise_i16x8_s(B3)));
+          L3 = i32x4.add(L3, i32x4.extadd_pairwise_i16x8_s(C3));
+        }
+        acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
+          ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+      }
+      store4(acc, y + ((<usize>m * <usize>ldy + <usize>n) << 2), n, valid, bias);
+    }
+  }
+}
+
 /**
  * y[m, n] (ldy in elements) for rows n < N of the packed weight against M prepared tokens; bias = 0
  * means none. bits: 2, 3, 4 or 8 (the weight format); mode: 0 weight-only, 1 codes ≤ 127, 2 codes ≤ 255,
@@ -478,7 +703,7 @@ function qmv4Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
 export function qmm(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, mode: i32, w: usize, rb: i32,
   wp: usize, act: usize, ap: usize, bias: usize, y: usize, ldy: i32): void {
   const r = <usize>rb;
-  if (mode == 3 && bits != 4) mode = 0; // 3: weight-only without the relaxed i8×i7 dot (same results)
+  if (mode == 3 && bits != 4 && bits != 2) mode = 0; // 3: weight-only without the relaxed i8×i7 dot (same results)
   if (bits == 4) {
     if (mode == 0) {
       if (ASC_FEATURE_RELAXED_SIMD) qmv4Relaxed(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
@@ -491,7 +716,8 @@ export function qmm(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, mode: i32
     else if (mode == 1) qmmBody(3, 1, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
     else qmmBody(3, 2, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
   } else if (bits == 2) {
-    if (mode == 0) qmmBody(2, 0, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
+    if (mode == 0 && ASC_FEATURE_RELAXED_SIMD) qmv2Relaxed(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
+    else if (mode == 0 || mode == 3) qmv2I16(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
     else if (mode == 1) qmmBody(2, 1, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
     else qmmBody(2, 2, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
   } else {

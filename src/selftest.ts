@@ -2,7 +2,7 @@
 // results are implementation-defined in places (and Node 20's Liftoff tier gets some wrong on first
 // calls), so each kernel is checked against the js reference on adversarial values.
 //
-// The relaxed binary's u4 weight-only GEMV uses i16x8.relaxed_dot_i8x16_i7x16_s (assembly/qmatmul.ts).
+// The relaxed binary's u4/u2 weight-only GEMV uses i16x8.relaxed_dot_i8x16_i7x16_s (assembly/qmatmul.ts).
 // `relaxedDotCheck` runs its known-answer test when a relaxed backend is created; if it fails, the
 // dot is switched off for that instance (the i16 path, bit-identical results) and a note says so.
 // No warm-up is needed: that instruction gives exact sums on Node 20 under Liftoff
@@ -17,42 +17,45 @@ import { packedRowBytes } from './quant/formats.js';
 export const selfTestHooks = { failRelaxedDot: false };
 
 /**
- * u4 weight-only qmm against the reference, bit for bit, on values that reach every integer bound
- * of the kernels: codes 15 against activation limbs 127 (the largest i16 partial sums), zeros,
- * a partial row quad, and a segment of 5 blocks (a 4-block i16 run plus a tail).
+ * u4 and u2 weight-only qmm against the reference, bit for bit, on values that reach every integer
+ * bound of the kernels: max codes against activation limbs 127 (the largest i16 partial sums),
+ * zeros, a partial row quad, and segments longer than one i16 run (u4: 5 blocks, u2: 9 blocks).
  */
 export function qmmKnownAnswer(k: Kernels): string[] {
   const ref = refKernels();
-  const nSeg = 3, segc = Int32Array.from([0, 10, 12, 14]), Kp = 224, K = 200, N = 6, M = 2;
-  const gather = Int32Array.from({ length: Kp }, (_, j) => (j < K ? j : -1));
-  const x = new Float32Array(M * K);
-  for (let i = 0; i < x.length; i++) {
-    const r = i % 7;
-    x[i] = r < 3 ? 1000 : r === 3 ? -1000 : r === 4 ? 0 : ((i * 7919) % 201) - 100;
-  }
-  x[K + 5] = 3e6;
-  const codes = new Uint8Array(8 * Kp);
-  for (let j = 0; j < Kp; j++) {
-    codes[j] = 15; codes[Kp + j] = 15; codes[2 * Kp + j] = (j * 40503 >>> 3) & 15; codes[3 * Kp + j] = 0;
-    codes[4 * Kp + j] = j & 1 ? 15 : 0; codes[5 * Kp + j] = (j * 13) & 15;
-  }
-  const rb = packedRowBytes('u4', Kp), w = new Uint8Array(8 * rb);
-  ref.packCodes(8, Kp, 'u4', codes, w);
-  const wp = new Float32Array(2 * nSeg * 12);
-  for (let r = 0; r < 8; r++) {
-    for (let g = 0; g < nSeg; g++) {
-      let Q = 0;
-      for (let j = segc[g]! * 16; j < segc[g + 1]! * 16; j++) Q += codes[r * Kp + j]!;
-      const o = ((r >> 2) * nSeg + g) * 12 + (r & 3);
-      wp[o] = 0.01 * (1 + r + g); wp[o + 4] = (r * 3 + g) & 15; wp[o + 8] = Q;
+  for (const [format, chunks, qmax] of [['u4', [10, 2, 2], 15], ['u2', [36, 4, 4], 3]] as const) {
+    const nSeg = 3, segc = Int32Array.from([0, chunks[0], chunks[0] + chunks[1], chunks[0] + chunks[1] + chunks[2]]);
+    const Kc = segc[nSeg]!, Kp = Kc * 16, K = Kp - 24, N = 6, M = 2;
+    const gather = Int32Array.from({ length: Kp }, (_, j) => (j < K ? j : -1));
+    const x = new Float32Array(M * K);
+    for (let i = 0; i < x.length; i++) {
+      const r = i % 7;
+      x[i] = r < 3 ? 1000 : r === 3 ? -1000 : r === 4 ? 0 : ((i * 7919) % 201) - 100;
     }
+    x[K + 5] = 3e6;
+    const codes = new Uint8Array(8 * Kp);
+    for (let j = 0; j < Kp; j++) {
+      codes[j] = qmax; codes[Kp + j] = qmax; codes[2 * Kp + j] = (j * 40503 >>> 3) & qmax; codes[3 * Kp + j] = 0;
+      codes[4 * Kp + j] = j & 1 ? qmax : 0; codes[5 * Kp + j] = (j * 13) & qmax;
+    }
+    const rb = packedRowBytes(format, Kp), w = new Uint8Array(8 * rb);
+    ref.packCodes(8, Kp, format, codes, w);
+    const wp = new Float32Array(2 * nSeg * 12);
+    for (let r = 0; r < 8; r++) {
+      for (let g = 0; g < nSeg; g++) {
+        let Q = 0;
+        for (let j = segc[g]! * 16; j < segc[g + 1]! * 16; j++) Q += codes[r * Kp + j]!;
+        const o = ((r >> 2) * nSeg + g) * 12 + (r & 3);
+        wp[o] = 0.01 * (1 + r + g); wp[o + 4] = (r * 3 + g) & qmax; wp[o + 8] = Q;
+      }
+    }
+    const act = new Uint8Array(M * Kc * 128), ap = new Float32Array(M * nSeg * 4);
+    ref.qPrepF32(M, K, x, nSeg, segc, gather, act, ap);
+    const got = new Float32Array(M * N), want = new Float32Array(M * N);
+    k.qmm(M, N, nSeg, segc, format, 0, w, rb, wp, act, ap, null, got, N);
+    ref.qmm(M, N, nSeg, segc, format, 0, w, rb, wp, act, ap, null, want, N);
+    for (let i = 0; i < got.length; i++) if (!Object.is(got[i], want[i])) return [`qmm ${format} y[${i}] = ${got[i]}, expected ${want[i]}`];
   }
-  const act = new Uint8Array(M * 14 * 128), ap = new Float32Array(M * nSeg * 4);
-  ref.qPrepF32(M, K, x, nSeg, segc, gather, act, ap);
-  const got = new Float32Array(M * N), want = new Float32Array(M * N);
-  k.qmm(M, N, nSeg, segc, 'u4', 0, w, rb, wp, act, ap, null, got, N);
-  ref.qmm(M, N, nSeg, segc, 'u4', 0, w, rb, wp, act, ap, null, want, N);
-  for (let i = 0; i < got.length; i++) if (!Object.is(got[i], want[i])) return [`qmm u4 y[${i}] = ${got[i]}, expected ${want[i]}`];
   return [];
 }
 
@@ -67,7 +70,7 @@ export function relaxedDotCheck(k: Kernels, setOn: (on: boolean) => void): strin
   setOn(false);
   const again = qmmKnownAnswer(k);
   return [`relaxed: the i8×i7 dot failed its known-answer self-test (${failures.join('; ')}); ` +
-    `u4 weight-only GEMV uses the i16 path${again.length ? ` (which also fails: ${again.join('; ')})` : ''}`];
+    `u4/u2 weight-only GEMV uses the i16 path${again.length ? ` (which also fails: ${again.join('; ')})` : ''}`];
 }
 
 /** Returns a list of failures (empty = pass). */

@@ -73,39 +73,40 @@ export function qmatmulSuite({ backend, ref }: SuiteContext): void {
       }), RUNS);
   });
 
-  // The specialised u4 weight-only kernel (qmv4I16 / qmv4Relaxed): long segments (4-block i16 runs
-  // plus tails), partial row quads, all-15 codes against all-127 limbs (the i16 partial-sum bound),
-  // zeros, constant rows and outliers.
-  it('u4 weight-only qmm (specialised kernel) is bit-exact on long segments, partial quads, extreme codes', () => {
+  // The specialised u4 / u2 weight-only kernels (qmv4I16 / qmv4Relaxed / qmv2*): long segments
+  // (4- and 8-block i16 runs plus tails), partial row quads, all-max codes against all-127 limbs (the
+  // i16 partial-sum bound), zeros, constant rows and outliers.
+  it('u4 / u2 weight-only qmm (specialised kernels) are bit-exact on long segments, partial quads, extreme codes', () => {
     fc.assert(fc.property(
-      fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 13 }), fc.integer({ min: 1, max: 5 }),
-      fc.array(fc.integer({ min: 1, max: 9 }), { minLength: 3, maxLength: 3 }), pattern,
+      fc.constantFrom<PackedFormat>('u4', 'u2'), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 13 }), fc.integer({ min: 1, max: 5 }),
+      fc.array(fc.integer({ min: 1, max: 10 }), { minLength: 3, maxLength: 3 }), pattern,
       fc.constantFrom('random', 'max', 'zero', 'alt'), fc.integer(), fc.boolean(),
-      (nSeg, N, M, blocksPer, p, wpat, seed, withBias) => {
+      (format, nSeg, N, M, blocksPer, p, wpat, seed, withBias) => {
         const K = 301;
-        const { segc, gather, Kp } = setup('u4', nSeg, blocksPer, K, seed);
+        const { segc, gather, Kp } = setup(format, nSeg, blocksPer, K, seed);
         const Kc = segc[nSeg]!;
         const x = floats(M * K, p, seed, 10, K);
         const act = new Uint8Array(M * Kc * ACT_CHUNK_BYTES), ap = new Float32Array(M * nSeg * 4);
         ref.qPrepF32(M, K, x, nSeg, segc, gather, act, ap);
-        const rows = Math.ceil(N / 4) * 4, rb = packedRowBytes('u4', Kp) + (seed & 1) * 16;
+        const rows = Math.ceil(N / 4) * 4, rb = packedRowBytes(format, Kp) + (seed & 1) * 16;
+        const qmax = format === 'u4' ? 15 : 3;
         const codes = Uint8Array.from({ length: rows * Kp }, (_, i) =>
-          wpat === 'max' ? 15 : wpat === 'zero' ? 0 : wpat === 'alt' ? ((i >> 4) & 1) * 15 : ((i * 40503 + seed) >>> 3) & 15);
+          wpat === 'max' ? qmax : wpat === 'zero' ? 0 : wpat === 'alt' ? ((i >> 4) & 1) * qmax : ((i * 40503 + seed) >>> 3) & qmax);
         const w = new Uint8Array(rows * rb);
-        for (let r = 0; r < rows; r++) ref.packCodes(1, Kp, 'u4', codes.subarray(r * Kp, r * Kp + Kp), w.subarray(r * rb, r * rb + packedRowBytes('u4', Kp)));
+        for (let r = 0; r < rows; r++) ref.packCodes(1, Kp, format, codes.subarray(r * Kp, r * Kp + Kp), w.subarray(r * rb, r * rb + packedRowBytes(format, Kp)));
         const wp = new Float32Array((rows / 4) * nSeg * 12);
         for (let r = 0; r < rows; r++) for (let g = 0; g < nSeg; g++) {
           let Q = 0;
           for (let j = segc[g]! * 16; j < segc[g + 1]! * 16; j++) Q += codes[r * Kp + j]!;
           const o = ((r >> 2) * nSeg + g) * 12 + (r & 3);
-          wp[o] = Math.fround(0.003 * (1 + ((r * 5 + g) % 7))); wp[o + 4] = (r * 3 + g) & 15; wp[o + 8] = Q;
+          wp[o] = Math.fround(0.003 * (1 + ((r * 5 + g) % 7))); wp[o + 4] = (r * 3 + g) & qmax; wp[o + 8] = Q;
         }
         const bias = withBias ? floats(N, 'random', seed + 1) : null;
         const ldy = N + (seed & 2);
         const yG = new Float32Array(M * ldy).fill(7), yW = new Float32Array(M * ldy).fill(7);
-        k().qmm(M, N, nSeg, segc, 'u4', 0, w, rb, wp, act, ap, bias, yG, ldy);
-        ref.qmm(M, N, nSeg, segc, 'u4', 0, w, rb, wp, act, ap, bias, yW, ldy);
-        for (let i = 0; i < yW.length; i++) if (!Object.is(yG[i], yW[i])) expect(`u4 ${wpat} ${p} y[${i}] = ${yG[i]}`).toBe(`${yW[i]}`);
+        k().qmm(M, N, nSeg, segc, format, 0, w, rb, wp, act, ap, bias, yG, ldy);
+        ref.qmm(M, N, nSeg, segc, format, 0, w, rb, wp, act, ap, bias, yW, ldy);
+        for (let i = 0; i < yW.length; i++) if (!Object.is(yG[i], yW[i])) expect(`${format} ${wpat} ${p} y[${i}] = ${yG[i]}`).toBe(`${yW[i]}`);
       }), RUNS);
   });
 }
