@@ -390,6 +390,7 @@ function qmv4I16(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
 function qmv4Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
   wp: usize, act: usize, ap: usize, bias: usize, y: usize, ldy: i32): void {
   if (!ASC_FEATURE_RELAXED_SIMD) return;
+  const c128 = i16x8.splat(128);
   const Kc = load<i32>(segc + (<usize>nSeg << 2));
   const lda = <usize>Kc * ACH;
   const m15 = i8x16.splat(15);
@@ -428,9 +429,9 @@ function qmv4Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
             B1 = i16x8.add(B1, i16x8.relaxed_dot_i8x16_i7x16_s(b, q11));
             C1 = i16x8.add(C1, i16x8.relaxed_dot_i8x16_i7x16_s(c, q11));
           }
-          H0 = i32x4.add(H0, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(A0), 7), i32x4.extadd_pairwise_i16x8_s(B0)));
+          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(A0, c128), i32x4.extadd_pairwise_i16x8_s(B0)));
           L0 = i32x4.add(L0, i32x4.extadd_pairwise_i16x8_s(C0));
-          H1 = i32x4.add(H1, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(A1), 7), i32x4.extadd_pairwise_i16x8_s(B1)));
+          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(A1, c128), i32x4.extadd_pairwise_i16x8_s(B1)));
           L1 = i32x4.add(L1, i32x4.extadd_pairwise_i16x8_s(C1));
         }
         for (let kb = k0; kb < k1; kb += 4) {
@@ -458,9 +459,9 @@ function qmv4Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
             B3 = i16x8.add(B3, i16x8.relaxed_dot_i8x16_i7x16_s(b, q31));
             C3 = i16x8.add(C3, i16x8.relaxed_dot_i8x16_i7x16_s(c, q31));
           }
-          H2 = i32x4.add(H2, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(A2), 7), i32x4.extadd_pairwise_i16x8_s(B2)));
+          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(A2, c128), i32x4.extadd_pairwise_i16x8_s(B2)));
           L2 = i32x4.add(L2, i32x4.extadd_pairwise_i16x8_s(C2));
-          H3 = i32x4.add(H3, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(A3), 7), i32x4.extadd_pairwise_i16x8_s(B3)));
+          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(A3, c128), i32x4.extadd_pairwise_i16x8_s(B3)));
           L3 = i32x4.add(L3, i32x4.extadd_pairwise_i16x8_s(C3));
         }
         acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
@@ -577,6 +578,7 @@ function qmv2I16(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
 function qmv2Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
   wp: usize, act: usize, ap: usize, bias: usize, y: usize, ldy: i32): void {
   if (!ASC_FEATURE_RELAXED_SIMD) return;
+  const c128 = i16x8.splat(128);
   const Kc = load<i32>(segc + (<usize>nSeg << 2));
   const lda = <usize>Kc * ACH;
   const m3 = i8x16.splat(3);
@@ -633,9 +635,9 @@ function qmv2Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
             B1 = i16x8.add(B1, i16x8.relaxed_dot_i8x16_i7x16_s(b, q13));
             C1 = i16x8.add(C1, i16x8.relaxed_dot_i8x16_i7x16_s(c, q13));
           }
-          H0 = i32x4.add(H0, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(A0), 7), i32x4.extadd_pairwise_i16x8_s(B0)));
+          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(A0, c128), i32x4.extadd_pairwise_i16x8_s(B0)));
           L0 = i32x4.add(L0, i32x4.extadd_pairwise_i16x8_s(C0));
-          H1 = i32x4.add(H1, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(A1), 7), i32x4.extadd_pairwise_i16x8_s(B1)));
+          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(A1, c128), i32x4.extadd_pairwise_i16x8_s(B1)));
           L1 = i32x4.add(L1, i32x4.extadd_pairwise_i16x8_s(C1));
         }
         for (let kb = k0; kb < k1; kb += 8) {
@@ -681,9 +683,9 @@ function qmv2Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
             B3 = i16x8.add(B3, i16x8.relaxed_dot_i8x16_i7x16_s(b, q33));
             C3 = i16x8.add(C3, i16x8.relaxed_dot_i8x16_i7x16_s(c, q33));
           }
-          H2 = i32x4.add(H2, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(A2), 7), i32x4.extadd_pairwise_i16x8_s(B2)));
+          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(A2, c128), i32x4.extadd_pairwise_i16x8_s(B2)));
           L2 = i32x4.add(L2, i32x4.extadd_pairwise_i16x8_s(C2));
-          H3 = i32x4.add(H3, i32x4.add(i32x4.shl(i32x4.extadd_pairwise_i16x8_s(A3), 7), i32x4.extadd_pairwise_i16x8_s(B3)));
+          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(A3, c128), i32x4.extadd_pairwise_i16x8_s(B3)));
           L3 = i32x4.add(L3, i32x4.extadd_pairwise_i16x8_s(C3));
         }
         acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
