@@ -696,6 +696,382 @@ function qmv2Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
   }
 }
 
+// u3 (48-byte blocks of 128 codes: low 2 bits in the u2 layout at +0 (codes 0..63) and +16 (64..127),
+// high bit of code 16h + j at bit h of byte j of +32): chunk h = (lo >> 2(h & 3)) & 3 | bit h of the high
+// plane moved to bit 2 with one constant shift and mask (bit 2 of a byte only ever receives bits of the
+// same byte). Relaxed i16 runs of ≤ 2 blocks (16 dots of ≤ 2·7·127 = 1778 per lane ≤ 28448).
+function qmv3I16(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
+  wp: usize, act: usize, ap: usize, bias: usize, y: usize, ldy: i32): void {
+  const Kc = load<i32>(segc + (<usize>nSeg << 2));
+  const lda = <usize>Kc * ACH;
+  const m3 = i8x16.splat(3), m4 = i8x16.splat(4);
+  for (let n = 0; n < N; n += 4) {
+    const w0 = w + <usize>n * rb, w1 = w0 + rb, w2 = w1 + rb, w3 = w2 + rb;
+    const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+    const valid = min(4, N - n);
+    for (let m = 0; m < M; m++) {
+      const am = act + <usize>m * lda;
+      let acc = f32x4.splat(0);
+      for (let g = 0; g < nSeg; g++) {
+        const k0 = <usize>(load<i32>(segc + (<usize>g << 2)) >> 3), k1 = <usize>(load<i32>(segc + (<usize>g << 2), 4) >> 3);
+        let H0 = i32x4.splat(0), H1 = H0, H2 = H0, H3 = H0, L0 = H0, L1 = H0, L2 = H0, L3 = H0;
+        for (let k = k0; k < k1; k++) {
+          const ch = am + (k << 10), o = k * 48;
+          const x0l0 = v128.load(w0 + o), x0l1 = v128.load(w0 + o, 16), x0h = v128.load(w0 + o, 32);
+          const x1l0 = v128.load(w1 + o), x1l1 = v128.load(w1 + o, 16), x1h = v128.load(w1 + o, 32);
+          let h0 = v128.load(ch, 64), h1 = v128.load(ch, 80), l0 = v128.load(ch, 96), l1 = v128.load(ch, 112);
+          const q00 = v128.or(v128.and(x0l0, m3), v128.and(i16x8.shl(x0h, 2), m4));
+          const e00a = i16x8.extend_low_i8x16_u(q00), e00b = i16x8.extend_high_i8x16_u(q00);
+          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(e00a, h0), i32x4.dot_i16x8_s(e00b, h1)));
+          L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(e00a, l0), i32x4.dot_i16x8_s(e00b, l1)));
+          const q10 = v128.or(v128.and(x1l0, m3), v128.and(i16x8.shl(x1h, 2), m4));
+          const e10a = i16x8.extend_low_i8x16_u(q10), e10b = i16x8.extend_high_i8x16_u(q10);
+          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(e10a, h0), i32x4.dot_i16x8_s(e10b, h1)));
+          L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(e10a, l0), i32x4.dot_i16x8_s(e10b, l1)));
+          h0 = v128.load(ch, 192); h1 = v128.load(ch, 208); l0 = v128.load(ch, 224); l1 = v128.load(ch, 240);
+          const q01 = v128.or(v128.and(i16x8.shr_u(x0l0, 2), m3), v128.and(i16x8.shl(x0h, 1), m4));
+          const e01a = i16x8.extend_low_i8x16_u(q01), e01b = i16x8.extend_high_i8x16_u(q01);
+          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(e01a, h0), i32x4.dot_i16x8_s(e01b, h1)));
+          L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(e01a, l0), i32x4.dot_i16x8_s(e01b, l1)));
+          const q11 = v128.or(v128.and(i16x8.shr_u(x1l0, 2), m3), v128.and(i16x8.shl(x1h, 1), m4));
+          const e11a = i16x8.extend_low_i8x16_u(q11), e11b = i16x8.extend_high_i8x16_u(q11);
+          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(e11a, h0), i32x4.dot_i16x8_s(e11b, h1)));
+          L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(e11a, l0), i32x4.dot_i16x8_s(e11b, l1)));
+          h0 = v128.load(ch, 320); h1 = v128.load(ch, 336); l0 = v128.load(ch, 352); l1 = v128.load(ch, 368);
+          const q02 = v128.or(v128.and(i16x8.shr_u(x0l0, 4), m3), v128.and(x0h, m4));
+          const e02a = i16x8.extend_low_i8x16_u(q02), e02b = i16x8.extend_high_i8x16_u(q02);
+          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(e02a, h0), i32x4.dot_i16x8_s(e02b, h1)));
+          L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(e02a, l0), i32x4.dot_i16x8_s(e02b, l1)));
+          const q12 = v128.or(v128.and(i16x8.shr_u(x1l0, 4), m3), v128.and(x1h, m4));
+          const e12a = i16x8.extend_low_i8x16_u(q12), e12b = i16x8.extend_high_i8x16_u(q12);
+          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(e12a, h0), i32x4.dot_i16x8_s(e12b, h1)));
+          L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(e12a, l0), i32x4.dot_i16x8_s(e12b, l1)));
+          h0 = v128.load(ch, 448); h1 = v128.load(ch, 464); l0 = v128.load(ch, 480); l1 = v128.load(ch, 496);
+          const q03 = v128.or(v128.and(i16x8.shr_u(x0l0, 6), m3), v128.and(i16x8.shr_u(x0h, 1), m4));
+          const e03a = i16x8.extend_low_i8x16_u(q03), e03b = i16x8.extend_high_i8x16_u(q03);
+          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(e03a, h0), i32x4.dot_i16x8_s(e03b, h1)));
+          L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(e03a, l0), i32x4.dot_i16x8_s(e03b, l1)));
+          const q13 = v128.or(v128.and(i16x8.shr_u(x1l0, 6), m3), v128.and(i16x8.shr_u(x1h, 1), m4));
+          const e13a = i16x8.extend_low_i8x16_u(q13), e13b = i16x8.extend_high_i8x16_u(q13);
+          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(e13a, h0), i32x4.dot_i16x8_s(e13b, h1)));
+          L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(e13a, l0), i32x4.dot_i16x8_s(e13b, l1)));
+          h0 = v128.load(ch, 576); h1 = v128.load(ch, 592); l0 = v128.load(ch, 608); l1 = v128.load(ch, 624);
+          const q04 = v128.or(v128.and(x0l1, m3), v128.and(i16x8.shr_u(x0h, 2), m4));
+          const e04a = i16x8.extend_low_i8x16_u(q04), e04b = i16x8.extend_high_i8x16_u(q04);
+          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(e04a, h0), i32x4.dot_i16x8_s(e04b, h1)));
+          L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(e04a, l0), i32x4.dot_i16x8_s(e04b, l1)));
+          const q14 = v128.or(v128.and(x1l1, m3), v128.and(i16x8.shr_u(x1h, 2), m4));
+          const e14a = i16x8.extend_low_i8x16_u(q14), e14b = i16x8.extend_high_i8x16_u(q14);
+          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(e14a, h0), i32x4.dot_i16x8_s(e14b, h1)));
+          L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(e14a, l0), i32x4.dot_i16x8_s(e14b, l1)));
+          h0 = v128.load(ch, 704); h1 = v128.load(ch, 720); l0 = v128.load(ch, 736); l1 = v128.load(ch, 752);
+          const q05 = v128.or(v128.and(i16x8.shr_u(x0l1, 2), m3), v128.and(i16x8.shr_u(x0h, 3), m4));
+          const e05a = i16x8.extend_low_i8x16_u(q05), e05b = i16x8.extend_high_i8x16_u(q05);
+          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(e05a, h0), i32x4.dot_i16x8_s(e05b, h1)));
+          L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(e05a, l0), i32x4.dot_i16x8_s(e05b, l1)));
+          const q15 = v128.or(v128.and(i16x8.shr_u(x1l1, 2), m3), v128.and(i16x8.shr_u(x1h, 3), m4));
+          const e15a = i16x8.extend_low_i8x16_u(q15), e15b = i16x8.extend_high_i8x16_u(q15);
+          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(e15a, h0), i32x4.dot_i16x8_s(e15b, h1)));
+          L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(e15a, l0), i32x4.dot_i16x8_s(e15b, l1)));
+          h0 = v128.load(ch, 832); h1 = v128.load(ch, 848); l0 = v128.load(ch, 864); l1 = v128.load(ch, 880);
+          const q06 = v128.or(v128.and(i16x8.shr_u(x0l1, 4), m3), v128.and(i16x8.shr_u(x0h, 4), m4));
+          const e06a = i16x8.extend_low_i8x16_u(q06), e06b = i16x8.extend_high_i8x16_u(q06);
+          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(e06a, h0), i32x4.dot_i16x8_s(e06b, h1)));
+          L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(e06a, l0), i32x4.dot_i16x8_s(e06b, l1)));
+          const q16 = v128.or(v128.and(i16x8.shr_u(x1l1, 4), m3), v128.and(i16x8.shr_u(x1h, 4), m4));
+          const e16a = i16x8.extend_low_i8x16_u(q16), e16b = i16x8.extend_high_i8x16_u(q16);
+          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(e16a, h0), i32x4.dot_i16x8_s(e16b, h1)));
+          L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(e16a, l0), i32x4.dot_i16x8_s(e16b, l1)));
+          h0 = v128.load(ch, 960); h1 = v128.load(ch, 976); l0 = v128.load(ch, 992); l1 = v128.load(ch, 1008);
+          const q07 = v128.or(v128.and(i16x8.shr_u(x0l1, 6), m3), v128.and(i16x8.shr_u(x0h, 5), m4));
+          const e07a = i16x8.extend_low_i8x16_u(q07), e07b = i16x8.extend_high_i8x16_u(q07);
+          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(e07a, h0), i32x4.dot_i16x8_s(e07b, h1)));
+          L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(e07a, l0), i32x4.dot_i16x8_s(e07b, l1)));
+          const q17 = v128.or(v128.and(i16x8.shr_u(x1l1, 6), m3), v128.and(i16x8.shr_u(x1h, 5), m4));
+          const e17a = i16x8.extend_low_i8x16_u(q17), e17b = i16x8.extend_high_i8x16_u(q17);
+          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(e17a, h0), i32x4.dot_i16x8_s(e17b, h1)));
+          L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(e17a, l0), i32x4.dot_i16x8_s(e17b, l1)));
+        }
+        for (let k = k0; k < k1; k++) {
+          const ch = am + (k << 10), o = k * 48;
+          const x2l0 = v128.load(w2 + o), x2l1 = v128.load(w2 + o, 16), x2h = v128.load(w2 + o, 32);
+          const x3l0 = v128.load(w3 + o), x3l1 = v128.load(w3 + o, 16), x3h = v128.load(w3 + o, 32);
+          let h0 = v128.load(ch, 64), h1 = v128.load(ch, 80), l0 = v128.load(ch, 96), l1 = v128.load(ch, 112);
+          const q20 = v128.or(v128.and(x2l0, m3), v128.and(i16x8.shl(x2h, 2), m4));
+          const e20a = i16x8.extend_low_i8x16_u(q20), e20b = i16x8.extend_high_i8x16_u(q20);
+          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(e20a, h0), i32x4.dot_i16x8_s(e20b, h1)));
+          L2 = i32x4.add(L2, i32x4.add(i32x4.dot_i16x8_s(e20a, l0), i32x4.dot_i16x8_s(e20b, l1)));
+          const q30 = v128.or(v128.and(x3l0, m3), v128.and(i16x8.shl(x3h, 2), m4));
+          const e30a = i16x8.extend_low_i8x16_u(q30), e30b = i16x8.extend_high_i8x16_u(q30);
+          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e30a, h0), i32x4.dot_i16x8_s(e30b, h1)));
+          L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e30a, l0), i32x4.dot_i16x8_s(e30b, l1)));
+          h0 = v128.load(ch, 192); h1 = v128.load(ch, 208); l0 = v128.load(ch, 224); l1 = v128.load(ch, 240);
+          const q21 = v128.or(v128.and(i16x8.shr_u(x2l0, 2), m3), v128.and(i16x8.shl(x2h, 1), m4));
+          const e21a = i16x8.extend_low_i8x16_u(q21), e21b = i16x8.extend_high_i8x16_u(q21);
+          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(e21a, h0), i32x4.dot_i16x8_s(e21b, h1)));
+          L2 = i32x4.add(L2, i32x4.add(i32x4.dot_i16x8_s(e21a, l0), i32x4.dot_i16x8_s(e21b, l1)));
+          const q31 = v128.or(v128.and(i16x8.shr_u(x3l0, 2), m3), v128.and(i16x8.shl(x3h, 1), m4));
+          const e31a = i16x8.extend_low_i8x16_u(q31), e31b = i16x8.extend_high_i8x16_u(q31);
+          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e31a, h0), i32x4.dot_i16x8_s(e31b, h1)));
+          L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e31a, l0), i32x4.dot_i16x8_s(e31b, l1)));
+          h0 = v128.load(ch, 320); h1 = v128.load(ch, 336); l0 = v128.load(ch, 352); l1 = v128.load(ch, 368);
+          const q22 = v128.or(v128.and(i16x8.shr_u(x2l0, 4), m3), v128.and(x2h, m4));
+          const e22a = i16x8.extend_low_i8x16_u(q22), e22b = i16x8.extend_high_i8x16_u(q22);
+          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(e22a, h0), i32x4.dot_i16x8_s(e22b, h1)));
+          L2 = i32x4.add(L2, i32x4.add(i32x4.dot_i16x8_s(e22a, l0), i32x4.dot_i16x8_s(e22b, l1)));
+          const q32 = v128.or(v128.and(i16x8.shr_u(x3l0, 4), m3), v128.and(x3h, m4));
+          const e32a = i16x8.extend_low_i8x16_u(q32), e32b = i16x8.extend_high_i8x16_u(q32);
+          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e32a, h0), i32x4.dot_i16x8_s(e32b, h1)));
+          L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e32a, l0), i32x4.dot_i16x8_s(e32b, l1)));
+          h0 = v128.load(ch, 448); h1 = v128.load(ch, 464); l0 = v128.load(ch, 480); l1 = v128.load(ch, 496);
+          const q23 = v128.or(v128.and(i16x8.shr_u(x2l0, 6), m3), v128.and(i16x8.shr_u(x2h, 1), m4));
+          const e23a = i16x8.extend_low_i8x16_u(q23), e23b = i16x8.extend_high_i8x16_u(q23);
+          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(e23a, h0), i32x4.dot_i16x8_s(e23b, h1)));
+          L2 = i32x4.add(L2, i32x4.add(i32x4.dot_i16x8_s(e23a, l0), i32x4.dot_i16x8_s(e23b, l1)));
+          const q33 = v128.or(v128.and(i16x8.shr_u(x3l0, 6), m3), v128.and(i16x8.shr_u(x3h, 1), m4));
+          const e33a = i16x8.extend_low_i8x16_u(q33), e33b = i16x8.extend_high_i8x16_u(q33);
+          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e33a, h0), i32x4.dot_i16x8_s(e33b, h1)));
+          L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e33a, l0), i32x4.dot_i16x8_s(e33b, l1)));
+          h0 = v128.load(ch, 576); h1 = v128.load(ch, 592); l0 = v128.load(ch, 608); l1 = v128.load(ch, 624);
+          const q24 = v128.or(v128.and(x2l1, m3), v128.and(i16x8.shr_u(x2h, 2), m4));
+          const e24a = i16x8.extend_low_i8x16_u(q24), e24b = i16x8.extend_high_i8x16_u(q24);
+          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(e24a, h0), i32x4.dot_i16x8_s(e24b, h1)));
+          L2 = i32x4.add(L2, i32x4.add(i32x4.dot_i16x8_s(e24a, l0), i32x4.dot_i16x8_s(e24b, l1)));
+          const q34 = v128.or(v128.and(x3l1, m3), v128.and(i16x8.shr_u(x3h, 2), m4));
+          const e34a = i16x8.extend_low_i8x16_u(q34), e34b = i16x8.extend_high_i8x16_u(q34);
+          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e34a, h0), i32x4.dot_i16x8_s(e34b, h1)));
+          L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e34a, l0), i32x4.dot_i16x8_s(e34b, l1)));
+          h0 = v128.load(ch, 704); h1 = v128.load(ch, 720); l0 = v128.load(ch, 736); l1 = v128.load(ch, 752);
+          const q25 = v128.or(v128.and(i16x8.shr_u(x2l1, 2), m3), v128.and(i16x8.shr_u(x2h, 3), m4));
+          const e25a = i16x8.extend_low_i8x16_u(q25), e25b = i16x8.extend_high_i8x16_u(q25);
+          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(e25a, h0), i32x4.dot_i16x8_s(e25b, h1)));
+          L2 = i32x4.add(L2, i32x4.add(i32x4.dot_i16x8_s(e25a, l0), i32x4.dot_i16x8_s(e25b, l1)));
+          const q35 = v128.or(v128.and(i16x8.shr_u(x3l1, 2), m3), v128.and(i16x8.shr_u(x3h, 3), m4));
+          const e35a = i16x8.extend_low_i8x16_u(q35), e35b = i16x8.extend_high_i8x16_u(q35);
+          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e35a, h0), i32x4.dot_i16x8_s(e35b, h1)));
+          L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e35a, l0), i32x4.dot_i16x8_s(e35b, l1)));
+          h0 = v128.load(ch, 832); h1 = v128.load(ch, 848); l0 = v128.load(ch, 864); l1 = v128.load(ch, 880);
+          const q26 = v128.or(v128.and(i16x8.shr_u(x2l1, 4), m3), v128.and(i16x8.shr_u(x2h, 4), m4));
+          const e26a = i16x8.extend_low_i8x16_u(q26), e26b = i16x8.extend_high_i8x16_u(q26);
+          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(e26a, h0), i32x4.dot_i16x8_s(e26b, h1)));
+          L2 = i32x4.add(L2, i32x4.add(i32x4.dot_i16x8_s(e26a, l0), i32x4.dot_i16x8_s(e26b, l1)));
+          const q36 = v128.or(v128.and(i16x8.shr_u(x3l1, 4), m3), v128.and(i16x8.shr_u(x3h, 4), m4));
+          const e36a = i16x8.extend_low_i8x16_u(q36), e36b = i16x8.extend_high_i8x16_u(q36);
+          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e36a, h0), i32x4.dot_i16x8_s(e36b, h1)));
+          L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e36a, l0), i32x4.dot_i16x8_s(e36b, l1)));
+          h0 = v128.load(ch, 960); h1 = v128.load(ch, 976); l0 = v128.load(ch, 992); l1 = v128.load(ch, 1008);
+          const q27 = v128.or(v128.and(i16x8.shr_u(x2l1, 6), m3), v128.and(i16x8.shr_u(x2h, 5), m4));
+          const e27a = i16x8.extend_low_i8x16_u(q27), e27b = i16x8.extend_high_i8x16_u(q27);
+          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(e27a, h0), i32x4.dot_i16x8_s(e27b, h1)));
+          L2 = i32x4.add(L2, i32x4.add(i32x4.dot_i16x8_s(e27a, l0), i32x4.dot_i16x8_s(e27b, l1)));
+          const q37 = v128.or(v128.and(i16x8.shr_u(x3l1, 6), m3), v128.and(i16x8.shr_u(x3h, 5), m4));
+          const e37a = i16x8.extend_low_i8x16_u(q37), e37b = i16x8.extend_high_i8x16_u(q37);
+          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e37a, h0), i32x4.dot_i16x8_s(e37b, h1)));
+          L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e37a, l0), i32x4.dot_i16x8_s(e37b, l1)));
+        }
+        acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
+          ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+      }
+      store4(acc, y + ((<usize>m * <usize>ldy + <usize>n) << 2), n, valid, bias);
+    }
+  }
+}
+
+function qmv3Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
+  wp: usize, act: usize, ap: usize, bias: usize, y: usize, ldy: i32): void {
+  if (!ASC_FEATURE_RELAXED_SIMD) return;
+  const c128 = i16x8.splat(128);
+  const Kc = load<i32>(segc + (<usize>nSeg << 2));
+  const lda = <usize>Kc * ACH;
+  const m3 = i8x16.splat(3), m4 = i8x16.splat(4);
+  for (let n = 0; n < N; n += 4) {
+    const w0 = w + <usize>n * rb, w1 = w0 + rb, w2 = w1 + rb, w3 = w2 + rb;
+    const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+    const valid = min(4, N - n);
+    for (let m = 0; m < M; m++) {
+      const am = act + <usize>m * lda;
+      let acc = f32x4.splat(0);
+      for (let g = 0; g < nSeg; g++) {
+        const k0 = <usize>(load<i32>(segc + (<usize>g << 2)) >> 3), k1 = <usize>(load<i32>(segc + (<usize>g << 2), 4) >> 3);
+        let H0 = i32x4.splat(0), H1 = H0, H2 = H0, H3 = H0, L0 = H0, L1 = H0, L2 = H0, L3 = H0;
+        for (let kb = k0; kb < k1; kb += 2) {
+          const ke = min(kb + 2, k1);
+          let A0 = i32x4.splat(0), B0 = A0, C0 = A0, A1 = A0, B1 = A0, C1 = A0;
+          for (let k = kb; k < ke; k++) {
+            const ch = am + (k << 10), o = k * 48;
+            const x0l0 = v128.load(w0 + o), x0l1 = v128.load(w0 + o, 16), x0h = v128.load(w0 + o, 32);
+            const x1l0 = v128.load(w1 + o), x1l1 = v128.load(w1 + o, 16), x1h = v128.load(w1 + o, 32);
+            let a = v128.load(ch, 0), b = v128.load(ch, 16), c = v128.load(ch, 32);
+            const q00 = v128.or(v128.and(x0l0, m3), v128.and(i16x8.shl(x0h, 2), m4));
+            A0 = i16x8.add(A0, i16x8.relaxed_dot_i8x16_i7x16_s(a, q00));
+            B0 = i16x8.add(B0, i16x8.relaxed_dot_i8x16_i7x16_s(b, q00));
+            C0 = i16x8.add(C0, i16x8.relaxed_dot_i8x16_i7x16_s(c, q00));
+            const q10 = v128.or(v128.and(x1l0, m3), v128.and(i16x8.shl(x1h, 2), m4));
+            A1 = i16x8.add(A1, i16x8.relaxed_dot_i8x16_i7x16_s(a, q10));
+            B1 = i16x8.add(B1, i16x8.relaxed_dot_i8x16_i7x16_s(b, q10));
+            C1 = i16x8.add(C1, i16x8.relaxed_dot_i8x16_i7x16_s(c, q10));
+            a = v128.load(ch, 128); b = v128.load(ch, 144); c = v128.load(ch, 160);
+            const q01 = v128.or(v128.and(i16x8.shr_u(x0l0, 2), m3), v128.and(i16x8.shl(x0h, 1), m4));
+            A0 = i16x8.add(A0, i16x8.relaxed_dot_i8x16_i7x16_s(a, q01));
+            B0 = i16x8.add(B0, i16x8.relaxed_dot_i8x16_i7x16_s(b, q01));
+            C0 = i16x8.add(C0, i16x8.relaxed_dot_i8x16_i7x16_s(c, q01));
+            const q11 = v128.or(v128.and(i16x8.shr_u(x1l0, 2), m3), v128.and(i16x8.shl(x1h, 1), m4));
+            A1 = i16x8.add(A1, i16x8.relaxed_dot_i8x16_i7x16_s(a, q11));
+            B1 = i16x8.add(B1, i16x8.relaxed_dot_i8x16_i7x16_s(b, q11));
+            C1 = i16x8.add(C1, i16x8.relaxed_dot_i8x16_i7x16_s(c, q11));
+            a = v128.load(ch, 256); b = v128.load(ch, 272); c = v128.load(ch, 288);
+            const q02 = v128.or(v128.and(i16x8.shr_u(x0l0, 4), m3), v128.and(x0h, m4));
+            A0 = i16x8.add(A0, i16x8.relaxed_dot_i8x16_i7x16_s(a, q02));
+            B0 = i16x8.add(B0, i16x8.relaxed_dot_i8x16_i7x16_s(b, q02));
+            C0 = i16x8.add(C0, i16x8.relaxed_dot_i8x16_i7x16_s(c, q02));
+            const q12 = v128.or(v128.and(i16x8.shr_u(x1l0, 4), m3), v128.and(x1h, m4));
+            A1 = i16x8.add(A1, i16x8.relaxed_dot_i8x16_i7x16_s(a, q12));
+            B1 = i16x8.add(B1, i16x8.relaxed_dot_i8x16_i7x16_s(b, q12));
+            C1 = i16x8.add(C1, i16x8.relaxed_dot_i8x16_i7x16_s(c, q12));
+            a = v128.load(ch, 384); b = v128.load(ch, 400); c = v128.load(ch, 416);
+            const q03 = v128.or(v128.and(i16x8.shr_u(x0l0, 6), m3), v128.and(i16x8.shr_u(x0h, 1), m4));
+            A0 = i16x8.add(A0, i16x8.relaxed_dot_i8x16_i7x16_s(a, q03));
+            B0 = i16x8.add(B0, i16x8.relaxed_dot_i8x16_i7x16_s(b, q03));
+            C0 = i16x8.add(C0, i16x8.relaxed_dot_i8x16_i7x16_s(c, q03));
+            const q13 = v128.or(v128.and(i16x8.shr_u(x1l0, 6), m3), v128.and(i16x8.shr_u(x1h, 1), m4));
+            A1 = i16x8.add(A1, i16x8.relaxed_dot_i8x16_i7x16_s(a, q13));
+            B1 = i16x8.add(B1, i16x8.relaxed_dot_i8x16_i7x16_s(b, q13));
+            C1 = i16x8.add(C1, i16x8.relaxed_dot_i8x16_i7x16_s(c, q13));
+            a = v128.load(ch, 512); b = v128.load(ch, 528); c = v128.load(ch, 544);
+            const q04 = v128.or(v128.and(x0l1, m3), v128.and(i16x8.shr_u(x0h, 2), m4));
+            A0 = i16x8.add(A0, i16x8.relaxed_dot_i8x16_i7x16_s(a, q04));
+            B0 = i16x8.add(B0, i16x8.relaxed_dot_i8x16_i7x16_s(b, q04));
+            C0 = i16x8.add(C0, i16x8.relaxed_dot_i8x16_i7x16_s(c, q04));
+            const q14 = v128.or(v128.and(x1l1, m3), v128.and(i16x8.shr_u(x1h, 2), m4));
+            A1 = i16x8.add(A1, i16x8.relaxed_dot_i8x16_i7x16_s(a, q14));
+            B1 = i16x8.add(B1, i16x8.relaxed_dot_i8x16_i7x16_s(b, q14));
+            C1 = i16x8.add(C1, i16x8.relaxed_dot_i8x16_i7x16_s(c, q14));
+            a = v128.load(ch, 640); b = v128.load(ch, 656); c = v128.load(ch, 672);
+            const q05 = v128.or(v128.and(i16x8.shr_u(x0l1, 2), m3), v128.and(i16x8.shr_u(x0h, 3), m4));
+            A0 = i16x8.add(A0, i16x8.relaxed_dot_i8x16_i7x16_s(a, q05));
+            B0 = i16x8.add(B0, i16x8.relaxed_dot_i8x16_i7x16_s(b, q05));
+            C0 = i16x8.add(C0, i16x8.relaxed_dot_i8x16_i7x16_s(c, q05));
+            const q15 = v128.or(v128.and(i16x8.shr_u(x1l1, 2), m3), v128.and(i16x8.shr_u(x1h, 3), m4));
+            A1 = i16x8.add(A1, i16x8.relaxed_dot_i8x16_i7x16_s(a, q15));
+            B1 = i16x8.add(B1, i16x8.relaxed_dot_i8x16_i7x16_s(b, q15));
+            C1 = i16x8.add(C1, i16x8.relaxed_dot_i8x16_i7x16_s(c, q15));
+            a = v128.load(ch, 768); b = v128.load(ch, 784); c = v128.load(ch, 800);
+            const q06 = v128.or(v128.and(i16x8.shr_u(x0l1, 4), m3), v128.and(i16x8.shr_u(x0h, 4), m4));
+            A0 = i16x8.add(A0, i16x8.relaxed_dot_i8x16_i7x16_s(a, q06));
+            B0 = i16x8.add(B0, i16x8.relaxed_dot_i8x16_i7x16_s(b, q06));
+            C0 = i16x8.add(C0, i16x8.relaxed_dot_i8x16_i7x16_s(c, q06));
+            const q16 = v128.or(v128.and(i16x8.shr_u(x1l1, 4), m3), v128.and(i16x8.shr_u(x1h, 4), m4));
+            A1 = i16x8.add(A1, i16x8.relaxed_dot_i8x16_i7x16_s(a, q16));
+            B1 = i16x8.add(B1, i16x8.relaxed_dot_i8x16_i7x16_s(b, q16));
+            C1 = i16x8.add(C1, i16x8.relaxed_dot_i8x16_i7x16_s(c, q16));
+            a = v128.load(ch, 896); b = v128.load(ch, 912); c = v128.load(ch, 928);
+            const q07 = v128.or(v128.and(i16x8.shr_u(x0l1, 6), m3), v128.and(i16x8.shr_u(x0h, 5), m4));
+            A0 = i16x8.add(A0, i16x8.relaxed_dot_i8x16_i7x16_s(a, q07));
+            B0 = i16x8.add(B0, i16x8.relaxed_dot_i8x16_i7x16_s(b, q07));
+            C0 = i16x8.add(C0, i16x8.relaxed_dot_i8x16_i7x16_s(c, q07));
+            const q17 = v128.or(v128.and(i16x8.shr_u(x1l1, 6), m3), v128.and(i16x8.shr_u(x1h, 5), m4));
+            A1 = i16x8.add(A1, i16x8.relaxed_dot_i8x16_i7x16_s(a, q17));
+            B1 = i16x8.add(B1, i16x8.relaxed_dot_i8x16_i7x16_s(b, q17));
+            C1 = i16x8.add(C1, i16x8.relaxed_dot_i8x16_i7x16_s(c, q17));
+          }
+          H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(A0, c128), i32x4.extadd_pairwise_i16x8_s(B0)));
+          L0 = i32x4.add(L0, i32x4.extadd_pairwise_i16x8_s(C0));
+          H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(A1, c128), i32x4.extadd_pairwise_i16x8_s(B1)));
+          L1 = i32x4.add(L1, i32x4.extadd_pairwise_i16x8_s(C1));
+        }
+        for (let kb = k0; kb < k1; kb += 2) {
+          const ke = min(kb + 2, k1);
+          let A2 = i32x4.splat(0), B2 = A2, C2 = A2, A3 = A2, B3 = A2, C3 = A2;
+          for (let k = kb; k < ke; k++) {
+            const ch = am + (k << 10), o = k * 48;
+            const x2l0 = v128.load(w2 + o), x2l1 = v128.load(w2 + o, 16), x2h = v128.load(w2 + o, 32);
+            const x3l0 = v128.load(w3 + o), x3l1 = v128.load(w3 + o, 16), x3h = v128.load(w3 + o, 32);
+            let a = v128.load(ch, 0), b = v128.load(ch, 16), c = v128.load(ch, 32);
+            const q20 = v128.or(v128.and(x2l0, m3), v128.and(i16x8.shl(x2h, 2), m4));
+            A2 = i16x8.add(A2, i16x8.relaxed_dot_i8x16_i7x16_s(a, q20));
+            B2 = i16x8.add(B2, i16x8.relaxed_dot_i8x16_i7x16_s(b, q20));
+            C2 = i16x8.add(C2, i16x8.relaxed_dot_i8x16_i7x16_s(c, q20));
+            const q30 = v128.or(v128.and(x3l0, m3), v128.and(i16x8.shl(x3h, 2), m4));
+            A3 = i16x8.add(A3, i16x8.relaxed_dot_i8x16_i7x16_s(a, q30));
+            B3 = i16x8.add(B3, i16x8.relaxed_dot_i8x16_i7x16_s(b, q30));
+            C3 = i16x8.add(C3, i16x8.relaxed_dot_i8x16_i7x16_s(c, q30));
+            a = v128.load(ch, 128); b = v128.load(ch, 144); c = v128.load(ch, 160);
+            const q21 = v128.or(v128.and(i16x8.shr_u(x2l0, 2), m3), v128.and(i16x8.shl(x2h, 1), m4));
+            A2 = i16x8.add(A2, i16x8.relaxed_dot_i8x16_i7x16_s(a, q21));
+            B2 = i16x8.add(B2, i16x8.relaxed_dot_i8x16_i7x16_s(b, q21));
+            C2 = i16x8.add(C2, i16x8.relaxed_dot_i8x16_i7x16_s(c, q21));
+            const q31 = v128.or(v128.and(i16x8.shr_u(x3l0, 2), m3), v128.and(i16x8.shl(x3h, 1), m4));
+            A3 = i16x8.add(A3, i16x8.relaxed_dot_i8x16_i7x16_s(a, q31));
+            B3 = i16x8.add(B3, i16x8.relaxed_dot_i8x16_i7x16_s(b, q31));
+            C3 = i16x8.add(C3, i16x8.relaxed_dot_i8x16_i7x16_s(c, q31));
+            a = v128.load(ch, 256); b = v128.load(ch, 272); c = v128.load(ch, 288);
+            const q22 = v128.or(v128.and(i16x8.shr_u(x2l0, 4), m3), v128.and(x2h, m4));
+            A2 = i16x8.add(A2, i16x8.relaxed_dot_i8x16_i7x16_s(a, q22));
+            B2 = i16x8.add(B2, i16x8.relaxed_dot_i8x16_i7x16_s(b, q22));
+            C2 = i16x8.add(C2, i16x8.relaxed_dot_i8x16_i7x16_s(c, q22));
+            const q32 = v128.or(v128.and(i16x8.shr_u(x3l0, 4), m3), v128.and(x3h, m4));
+            A3 = i16x8.add(A3, i16x8.relaxed_dot_i8x16_i7x16_s(a, q32));
+            B3 = i16x8.add(B3, i16x8.relaxed_dot_i8x16_i7x16_s(b, q32));
+            C3 = i16x8.add(C3, i16x8.relaxed_dot_i8x16_i7x16_s(c, q32));
+            a = v128.load(ch, 384); b = v128.load(ch, 400); c = v128.load(ch, 416);
+            const q23 = v128.or(v128.and(i16x8.shr_u(x2l0, 6), m3), v128.and(i16x8.shr_u(x2h, 1), m4));
+            A2 = i16x8.add(A2, i16x8.relaxed_dot_i8x16_i7x16_s(a, q23));
+            B2 = i16x8.add(B2, i16x8.relaxed_dot_i8x16_i7x16_s(b, q23));
+            C2 = i16x8.add(C2, i16x8.relaxed_dot_i8x16_i7x16_s(c, q23));
+            const q33 = v128.or(v128.and(i16x8.shr_u(x3l0, 6), m3), v128.and(i16x8.shr_u(x3h, 1), m4));
+            A3 = i16x8.add(A3, i16x8.relaxed_dot_i8x16_i7x16_s(a, q33));
+            B3 = i16x8.add(B3, i16x8.relaxed_dot_i8x16_i7x16_s(b, q33));
+            C3 = i16x8.add(C3, i16x8.relaxed_dot_i8x16_i7x16_s(c, q33));
+            a = v128.load(ch, 512); b = v128.load(ch, 528); c = v128.load(ch, 544);
+            const q24 = v128.or(v128.and(x2l1, m3), v128.and(i16x8.shr_u(x2h, 2), m4));
+            A2 = i16x8.add(A2, i16x8.relaxed_dot_i8x16_i7x16_s(a, q24));
+            B2 = i16x8.add(B2, i16x8.relaxed_dot_i8x16_i7x16_s(b, q24));
+            C2 = i16x8.add(C2, i16x8.relaxed_dot_i8x16_i7x16_s(c, q24));
+            const q34 = v128.or(v128.and(x3l1, m3), v128.and(i16x8.shr_u(x3h, 2), m4));
+            A3 = i16x8.add(A3, i16x8.relaxed_dot_i8x16_i7x16_s(a, q34));
+            B3 = i16x8.add(B3, i16x8.relaxed_dot_i8x16_i7x16_s(b, q34));
+            C3 = i16x8.add(C3, i16x8.relaxed_dot_i8x16_i7x16_s(c, q34));
+            a = v128.load(ch, 640); b = v128.load(ch, 656); c = v128.load(ch, 672);
+            const q25 = v128.or(v128.and(i16x8.shr_u(x2l1, 2), m3), v128.and(i16x8.shr_u(x2h, 3), m4));
+            A2 = i16x8.add(A2, i16x8.relaxed_dot_i8x16_i7x16_s(a, q25));
+            B2 = i16x8.add(B2, i16x8.relaxed_dot_i8x16_i7x16_s(b, q25));
+            C2 = i16x8.add(C2, i16x8.relaxed_dot_i8x16_i7x16_s(c, q25));
+            const q35 = v128.or(v128.and(i16x8.shr_u(x3l1, 2), m3), v128.and(i16x8.shr_u(x3h, 3), m4));
+            A3 = i16x8.add(A3, i16x8.relaxed_dot_i8x16_i7x16_s(a, q35));
+            B3 = i16x8.add(B3, i16x8.relaxed_dot_i8x16_i7x16_s(b, q35));
+            C3 = i16x8.add(C3, i16x8.relaxed_dot_i8x16_i7x16_s(c, q35));
+            a = v128.load(ch, 768); b = v128.load(ch, 784); c = v128.load(ch, 800);
+            const q26 = v128.or(v128.and(i16x8.shr_u(x2l1, 4), m3), v128.and(i16x8.shr_u(x2h, 4), m4));
+            A2 = i16x8.add(A2, i16x8.relaxed_dot_i8x16_i7x16_s(a, q26));
+            B2 = i16x8.add(B2, i16x8.relaxed_dot_i8x16_i7x16_s(b, q26));
+            C2 = i16x8.add(C2, i16x8.relaxed_dot_i8x16_i7x16_s(c, q26));
+            const q36 = v128.or(v128.and(i16x8.shr_u(x3l1, 4), m3), v128.and(i16x8.shr_u(x3h, 4), m4));
+            A3 = i16x8.add(A3, i16x8.relaxed_dot_i8x16_i7x16_s(a, q36));
+            B3 = i16x8.add(B3, i16x8.relaxed_dot_i8x16_i7x16_s(b, q36));
+            C3 = i16x8.add(C3, i16x8.relaxed_dot_i8x16_i7x16_s(c, q36));
+            a = v128.load(ch, 896); b = v128.load(ch, 912); c = v128.load(ch, 928);
+            const q27 = v128.or(v128.and(i16x8.shr_u(x2l1, 6), m3), v128.and(i16x8.shr_u(x2h, 5), m4));
+            A2 = i16x8.add(A2, i16x8.relaxed_dot_i8x16_i7x16_s(a, q27));
+            B2 = i16x8.add(B2, i16x8.relaxed_dot_i8x16_i7x16_s(b, q27));
+            C2 = i16x8.add(C2, i16x8.relaxed_dot_i8x16_i7x16_s(c, q27));
+            const q37 = v128.or(v128.and(i16x8.shr_u(x3l1, 6), m3), v128.and(i16x8.shr_u(x3h, 5), m4));
+            A3 = i16x8.add(A3, i16x8.relaxed_dot_i8x16_i7x16_s(a, q37));
+            B3 = i16x8.add(B3, i16x8.relaxed_dot_i8x16_i7x16_s(b, q37));
+            C3 = i16x8.add(C3, i16x8.relaxed_dot_i8x16_i7x16_s(c, q37));
+          }
+          H2 = i32x4.add(H2, i32x4.add(i32x4.dot_i16x8_s(A2, c128), i32x4.extadd_pairwise_i16x8_s(B2)));
+          L2 = i32x4.add(L2, i32x4.extadd_pairwise_i16x8_s(C2));
+          H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(A3, c128), i32x4.extadd_pairwise_i16x8_s(B3)));
+          L3 = i32x4.add(L3, i32x4.extadd_pairwise_i16x8_s(C3));
+        }
+        acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
+          ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+      }
+      store4(acc, y + ((<usize>m * <usize>ldy + <usize>n) << 2), n, valid, bias);
+    }
+  }
+}
+
 /**
  * y[m, n] (ldy in elements) for rows n < N of the packed weight against M prepared tokens; bias = 0
  * means none. bits: 2, 3, 4 or 8 (the weight format); mode: 0 weight-only, 1 codes ≤ 127, 2 codes ≤ 255,
@@ -705,7 +1081,7 @@ function qmv2Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
 export function qmm(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, mode: i32, w: usize, rb: i32,
   wp: usize, act: usize, ap: usize, bias: usize, y: usize, ldy: i32): void {
   const r = <usize>rb;
-  if (mode == 3 && bits != 4 && bits != 2) mode = 0; // 3: weight-only without the relaxed i8×i7 dot (same results)
+  if (mode == 3 && bits == 8) mode = 0; // 3: weight-only without the relaxed i8×i7 dot (same results)
   if (bits == 4) {
     if (mode == 0) {
       if (ASC_FEATURE_RELAXED_SIMD) qmv4Relaxed(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
@@ -714,7 +1090,8 @@ export function qmm(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, mode: i32
     else if (mode == 1) qmmBody(4, 1, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
     else qmmBody(4, 2, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
   } else if (bits == 3) {
-    if (mode == 0) qmmBody(3, 0, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
+    if (mode == 0 && ASC_FEATURE_RELAXED_SIMD) qmv3Relaxed(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
+    else if (mode == 0 || mode == 3) qmv3I16(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
     else if (mode == 1) qmmBody(3, 1, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
     else qmmBody(3, 2, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
   } else if (bits == 2) {

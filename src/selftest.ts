@@ -2,7 +2,7 @@
 // results are implementation-defined in places (and Node 20's Liftoff tier gets some wrong on first
 // calls), so each kernel is checked against the js reference on adversarial values.
 //
-// The relaxed binary's u4/u2 weight-only GEMV uses i16x8.relaxed_dot_i8x16_i7x16_s (assembly/qmatmul.ts).
+// The relaxed binary's u4/u3/u2 weight-only GEMV uses i16x8.relaxed_dot_i8x16_i7x16_s (assembly/qmatmul.ts).
 // `relaxedDotCheck` runs its known-answer test when a relaxed backend is created; if it fails, the
 // dot is switched off for that instance (the i16 path, bit-identical results) and a note says so.
 // No warm-up is needed: that instruction gives exact sums on Node 20 under Liftoff
@@ -17,13 +17,13 @@ import { packedRowBytes } from './quant/formats.js';
 export const selfTestHooks = { failRelaxedDot: false };
 
 /**
- * u4 and u2 weight-only qmm against the reference, bit for bit, on values that reach every integer
+ * u4, u3 and u2 weight-only qmm against the reference, bit for bit, on values that reach every integer
  * bound of the kernels: max codes against activation limbs 127 (the largest i16 partial sums),
- * zeros, a partial row quad, and segments longer than one i16 run (u4: 5 blocks, u2: 9 blocks).
+ * zeros, a partial row quad, and segments longer than one i16 run (u4: 5 blocks, u3: 3, u2: 9).
  */
 export function qmmKnownAnswer(k: Kernels): string[] {
   const ref = refKernels();
-  for (const [format, chunks, qmax] of [['u4', [10, 2, 2], 15], ['u2', [36, 4, 4], 3]] as const) {
+  for (const [format, chunks, qmax] of [['u4', [10, 2, 2], 15], ['u3', [24, 8, 8], 7], ['u2', [36, 4, 4], 3]] as const) {
     const nSeg = 3, segc = Int32Array.from([0, chunks[0], chunks[0] + chunks[1], chunks[0] + chunks[1] + chunks[2]]);
     const Kc = segc[nSeg]!, Kp = Kc * 16, K = Kp - 24, N = 6, M = 2;
     const gather = Int32Array.from({ length: Kp }, (_, j) => (j < K ? j : -1));
@@ -70,7 +70,7 @@ export function relaxedDotCheck(k: Kernels, setOn: (on: boolean) => void): strin
   setOn(false);
   const again = qmmKnownAnswer(k);
   return [`relaxed: the i8×i7 dot failed its known-answer self-test (${failures.join('; ')}); ` +
-    `u4/u2 weight-only GEMV uses the i16 path${again.length ? ` (which also fails: ${again.join('; ')})` : ''}`];
+    `u4/u3/u2 weight-only GEMV uses the i16 path${again.length ? ` (which also fails: ${again.join('; ')})` : ''}`];
 }
 
 /** Returns a list of failures (empty = pass). */

@@ -73,12 +73,12 @@ export function qmatmulSuite({ backend, ref }: SuiteContext): void {
       }), RUNS);
   });
 
-  // The specialised u4 / u2 weight-only kernels (qmv4I16 / qmv4Relaxed / qmv2*): long segments
-  // (4- and 8-block i16 runs plus tails), partial row quads, all-max codes against all-127 limbs (the
+  // The specialised u4 / u3 / u2 weight-only kernels (qmv4I16 / qmv4Relaxed / qmv3* / qmv2*): long
+  // segments (4-, 2- and 8-block i16 runs plus tails), partial row quads, all-max codes against all-127 limbs (the
   // i16 partial-sum bound), zeros, constant rows and outliers.
-  it('u4 / u2 weight-only qmm (specialised kernels) are bit-exact on long segments, partial quads, extreme codes', () => {
+  it('u4 / u3 / u2 weight-only qmm (specialised kernels) are bit-exact on long segments, partial quads, extreme codes', () => {
     fc.assert(fc.property(
-      fc.constantFrom<PackedFormat>('u4', 'u2'), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 13 }), fc.integer({ min: 1, max: 5 }),
+      fc.constantFrom<PackedFormat>('u4', 'u2', 'u3'), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 13 }), fc.integer({ min: 1, max: 5 }),
       fc.array(fc.integer({ min: 1, max: 10 }), { minLength: 3, maxLength: 3 }), pattern,
       fc.constantFrom('random', 'max', 'zero', 'alt'), fc.integer(), fc.boolean(),
       (format, nSeg, N, M, blocksPer, p, wpat, seed, withBias) => {
@@ -89,7 +89,7 @@ export function qmatmulSuite({ backend, ref }: SuiteContext): void {
         const act = new Uint8Array(M * Kc * ACT_CHUNK_BYTES), ap = new Float32Array(M * nSeg * 4);
         ref.qPrepF32(M, K, x, nSeg, segc, gather, act, ap);
         const rows = Math.ceil(N / 4) * 4, rb = packedRowBytes(format, Kp) + (seed & 1) * 16;
-        const qmax = format === 'u4' ? 15 : 3;
+        const qmax = format === 'u4' ? 15 : format === 'u3' ? 7 : 3;
         const codes = Uint8Array.from({ length: rows * Kp }, (_, i) =>
           wpat === 'max' ? qmax : wpat === 'zero' ? 0 : wpat === 'alt' ? ((i >> 4) & 1) * qmax : ((i * 40503 + seed) >>> 3) & qmax);
         const w = new Uint8Array(rows * rb);
