@@ -404,6 +404,40 @@ function qmv4Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
       for (let g = 0; g < nSeg; g++) {
         const k0 = <usize>(load<i32>(segc + (<usize>g << 2)) >> 1), k1 = <usize>(load<i32>(segc + (<usize>g << 2), 4) >> 1);
         let H0 = i32x4.splat(0), H1 = H0, H2 = H0, H3 = H0, L0 = H0, L1 = H0, L2 = H0, L3 = H0;
+        if (k1 - k0 == 1) {
+          // one-block segment (g32): straight-line, i16 sums of 2 dots (≤ 7620) widened at once
+          const ch = am + (k0 << 8), o = k0 << 4;
+          const a0 = v128.load(ch), b0 = v128.load(ch, 16), c0 = v128.load(ch, 32);
+          const a1 = v128.load(ch, 128), b1 = v128.load(ch, 144), c1 = v128.load(ch, 160);
+          const x0 = v128.load(w0 + o);
+          const p0 = v128.and(x0, m15), s0 = v128.and(i16x8.shr_u(x0, 4), m15);
+          const A0 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(a0, p0), i16x8.relaxed_dot_i8x16_i7x16_s(a1, s0));
+          const B0 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(b0, p0), i16x8.relaxed_dot_i8x16_i7x16_s(b1, s0));
+          const C0 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(c0, p0), i16x8.relaxed_dot_i8x16_i7x16_s(c1, s0));
+          H0 = i32x4.add(i32x4.dot_i16x8_s(A0, c128), i32x4.extadd_pairwise_i16x8_s(B0));
+          L0 = i32x4.extadd_pairwise_i16x8_s(C0);
+          const x1 = v128.load(w1 + o);
+          const p1 = v128.and(x1, m15), s1 = v128.and(i16x8.shr_u(x1, 4), m15);
+          const A1 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(a0, p1), i16x8.relaxed_dot_i8x16_i7x16_s(a1, s1));
+          const B1 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(b0, p1), i16x8.relaxed_dot_i8x16_i7x16_s(b1, s1));
+          const C1 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(c0, p1), i16x8.relaxed_dot_i8x16_i7x16_s(c1, s1));
+          H1 = i32x4.add(i32x4.dot_i16x8_s(A1, c128), i32x4.extadd_pairwise_i16x8_s(B1));
+          L1 = i32x4.extadd_pairwise_i16x8_s(C1);
+          const x2 = v128.load(w2 + o);
+          const p2 = v128.and(x2, m15), s2 = v128.and(i16x8.shr_u(x2, 4), m15);
+          const A2 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(a0, p2), i16x8.relaxed_dot_i8x16_i7x16_s(a1, s2));
+          const B2 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(b0, p2), i16x8.relaxed_dot_i8x16_i7x16_s(b1, s2));
+          const C2 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(c0, p2), i16x8.relaxed_dot_i8x16_i7x16_s(c1, s2));
+          H2 = i32x4.add(i32x4.dot_i16x8_s(A2, c128), i32x4.extadd_pairwise_i16x8_s(B2));
+          L2 = i32x4.extadd_pairwise_i16x8_s(C2);
+          const x3 = v128.load(w3 + o);
+          const p3 = v128.and(x3, m15), s3 = v128.and(i16x8.shr_u(x3, 4), m15);
+          const A3 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(a0, p3), i16x8.relaxed_dot_i8x16_i7x16_s(a1, s3));
+          const B3 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(b0, p3), i16x8.relaxed_dot_i8x16_i7x16_s(b1, s3));
+          const C3 = i16x8.add(i16x8.relaxed_dot_i8x16_i7x16_s(c0, p3), i16x8.relaxed_dot_i8x16_i7x16_s(c1, s3));
+          H3 = i32x4.add(i32x4.dot_i16x8_s(A3, c128), i32x4.extadd_pairwise_i16x8_s(B3));
+          L3 = i32x4.extadd_pairwise_i16x8_s(C3);
+        } else {
         for (let kb = k0; kb < k1; kb += 4) {
           const ke = min(kb + 4, k1);
           let A0 = i32x4.splat(0), B0 = A0, C0 = A0, A1 = A0, B1 = A0, C1 = A0;
@@ -463,6 +497,7 @@ function qmv4Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
           L2 = i32x4.add(L2, i32x4.extadd_pairwise_i16x8_s(C2));
           H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(A3, c128), i32x4.extadd_pairwise_i16x8_s(B3)));
           L3 = i32x4.add(L3, i32x4.extadd_pairwise_i16x8_s(C3));
+        }
         }
         acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
           ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
