@@ -300,6 +300,19 @@ export function qx_prep_codes(M: i32, K: i32, codes: usize, nSeg: i32, segc: usi
   return f32x4.add(acc, f32x4.mul(v, f32x4.mul(v128.load(pw), f32x4.splat(load<f32>(pa)))));
 }
 
+// Short segments (≤ one i16 run: u4 ≤ 128 codes, u3 ≤ 256, u2 ≤ 512, so |Σ q·(u − o)| < 2^31):
+// P = 128·H + L − (128·Oh + Ol)·Q is exact in wrapping i32, and f32(P) is the twin's
+// f32(f32(Hc)·128 + f32(Lc)) (both terms exact in f32, one rounding of the same sum), so one
+// reduce4 and one convert serve both limbs, bit-identically.
+// @ts-ignore: decorator
+@inline function epilogueShort(P: v128, pw: usize, pa: usize, acc: v128): v128 {
+  const Q = i32x4.trunc_sat_f32x4_s(v128.load(pw, 32));
+  const o = (<i32>load<f32>(pa, 8) << 7) + <i32>load<f32>(pa, 12);
+  let v = f32x4.convert_i32x4_s(i32x4.sub(P, i32x4.mul(i32x4.splat(o), Q)));
+  v = f32x4.sub(v, f32x4.mul(v128.load(pw, 16), f32x4.splat(load<f32>(pa, 4))));
+  return f32x4.add(acc, f32x4.mul(v, f32x4.mul(v128.load(pw), f32x4.splat(load<f32>(pa)))));
+}
+
 // @ts-ignore: decorator
 @inline function store4(acc: v128, y: usize, n: i32, valid: i32, bias: usize): void {
   if (valid == 4) {
@@ -379,8 +392,14 @@ function qmv4I16(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
           H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e31a, h0), i32x4.dot_i16x8_s(e31b, h1)));
           L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e31a, l0), i32x4.dot_i16x8_s(e31b, l1)));
         }
-        acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
-          ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+        if (k1 - k0 <= 4) {
+          acc = epilogueShort(reduce4(i32x4.add(i32x4.shl(H0, 7), L0), i32x4.add(i32x4.shl(H1, 7), L1),
+            i32x4.add(i32x4.shl(H2, 7), L2), i32x4.add(i32x4.shl(H3, 7), L3)), wq + <usize>g * 48,
+            ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+        } else {
+          acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
+            ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+        }
       }
       store4(acc, y + ((<usize>m * <usize>ldy + <usize>n) << 2), n, valid, bias);
     }
@@ -499,8 +518,14 @@ function qmv4Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
           L3 = i32x4.add(L3, i32x4.extadd_pairwise_i16x8_s(C3));
         }
         }
-        acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
-          ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+        if (k1 - k0 <= 4) {
+          acc = epilogueShort(reduce4(i32x4.add(i32x4.shl(H0, 7), L0), i32x4.add(i32x4.shl(H1, 7), L1),
+            i32x4.add(i32x4.shl(H2, 7), L2), i32x4.add(i32x4.shl(H3, 7), L3)), wq + <usize>g * 48,
+            ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+        } else {
+          acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
+            ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+        }
       }
       store4(acc, y + ((<usize>m * <usize>ldy + <usize>n) << 2), n, valid, bias);
     }
@@ -602,8 +627,14 @@ function qmv2I16(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
           H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e33a, h0), i32x4.dot_i16x8_s(e33b, h1)));
           L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e33a, l0), i32x4.dot_i16x8_s(e33b, l1)));
         }
-        acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
-          ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+        if (k1 - k0 <= 8) {
+          acc = epilogueShort(reduce4(i32x4.add(i32x4.shl(H0, 7), L0), i32x4.add(i32x4.shl(H1, 7), L1),
+            i32x4.add(i32x4.shl(H2, 7), L2), i32x4.add(i32x4.shl(H3, 7), L3)), wq + <usize>g * 48,
+            ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+        } else {
+          acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
+            ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+        }
       }
       store4(acc, y + ((<usize>m * <usize>ldy + <usize>n) << 2), n, valid, bias);
     }
@@ -723,8 +754,14 @@ function qmv2Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
           H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(A3, c128), i32x4.extadd_pairwise_i16x8_s(B3)));
           L3 = i32x4.add(L3, i32x4.extadd_pairwise_i16x8_s(C3));
         }
-        acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
-          ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+        if (k1 - k0 <= 8) {
+          acc = epilogueShort(reduce4(i32x4.add(i32x4.shl(H0, 7), L0), i32x4.add(i32x4.shl(H1, 7), L1),
+            i32x4.add(i32x4.shl(H2, 7), L2), i32x4.add(i32x4.shl(H3, 7), L3)), wq + <usize>g * 48,
+            ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+        } else {
+          acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
+            ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+        }
       }
       store4(acc, y + ((<usize>m * <usize>ldy + <usize>n) << 2), n, valid, bias);
     }
@@ -904,8 +941,14 @@ function qmv3I16(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
           H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e37a, h0), i32x4.dot_i16x8_s(e37b, h1)));
           L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e37a, l0), i32x4.dot_i16x8_s(e37b, l1)));
         }
-        acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
-          ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+        if (k1 - k0 <= 2) {
+          acc = epilogueShort(reduce4(i32x4.add(i32x4.shl(H0, 7), L0), i32x4.add(i32x4.shl(H1, 7), L1),
+            i32x4.add(i32x4.shl(H2, 7), L2), i32x4.add(i32x4.shl(H3, 7), L3)), wq + <usize>g * 48,
+            ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+        } else {
+          acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
+            ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+        }
       }
       store4(acc, y + ((<usize>m * <usize>ldy + <usize>n) << 2), n, valid, bias);
     }
@@ -1099,8 +1142,14 @@ function qmv3Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
           H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(A3, c128), i32x4.extadd_pairwise_i16x8_s(B3)));
           L3 = i32x4.add(L3, i32x4.extadd_pairwise_i16x8_s(C3));
         }
-        acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
-          ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+        if (k1 - k0 <= 2) {
+          acc = epilogueShort(reduce4(i32x4.add(i32x4.shl(H0, 7), L0), i32x4.add(i32x4.shl(H1, 7), L1),
+            i32x4.add(i32x4.shl(H2, 7), L2), i32x4.add(i32x4.shl(H3, 7), L3)), wq + <usize>g * 48,
+            ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+        } else {
+          acc = epilogue4(reduce4(H0, H1, H2, H3), reduce4(L0, L1, L2, L3), wq + <usize>g * 48,
+            ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
+        }
       }
       store4(acc, y + ((<usize>m * <usize>ldy + <usize>n) << 2), n, valid, bias);
     }
