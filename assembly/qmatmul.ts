@@ -31,9 +31,14 @@ const ACH: usize = 128;
 const OFF20: i32 = 1 << 20;
 /**
  * The general kernel's relaxed path (pairRelaxed, i32x4.relaxed_dot_i8x16_i7x16_add_s) stays OFF:
- * on Node 20 (V8 11.3) that instruction returns wrong sums under Liftoff (reproducible with
- * --liftoff-only: every call wrong for u2/u3 even with both operands in 0..127; right under
- * --no-liftoff, so default runs are right only after tier-up), and even under TurboFan it is no
+ * on Node 20 (V8 11.3) that instruction returns wrong sums under Liftoff, with both operands in
+ * 0..127. Minimal repro (a 4-iteration loop of dot_add over 64 bytes, known answer 28576): Liftoff
+ * returns 14352 on every call (--liftoff-only); by default the first 42,932 calls (~4 ms) are wrong,
+ * then TurboFan code (tier-up) is right; --no-liftoff is right from the first call. The tier-up
+ * point depends on the function's loop budget and a background compile, so "warm up, then
+ * verify" would be timing-dependent for the big kernels. i16x8.relaxed_dot_i8x16_i7x16_s is right
+ * under both tiers in the same repro (and in every kernel, checked with --liftoff-only). Even under
+ * TurboFan the dot_add form is no
  * faster here: V8 11.3 lowers it to pmaddubsw + pmaddwd + paddd (no AVX-VNNI vpdpbusd), measured
  * 1.9 ms vs 1.1 ms for the i16-accumulating form on the u4 4096² GEMV. The u4 weight-only kernel
  * instead uses i16x8.relaxed_dot_i8x16_i7x16_s (one pmaddubsw) + i16x8.add, which is exact under
