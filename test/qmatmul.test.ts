@@ -139,3 +139,30 @@ describe('qlinear', () => {
     expect(code(() => k.qmm(1, 8, ql.nSeg, ql.segc, 'u4', 0, ql.w, ql.rb - 1, ql.wp, new Uint8Array(4 * 128), new Float32Array(8), null, new Float32Array(8), 8))).toBe('E_SHAPE');
   });
 });
+
+describe('qlinear with inputs resident in WASM memory', () => {
+  it('keeps working when its scratch allocation grows memory (views re-created, no E_DETACHED)', async () => {
+    const b = await createBackend('simd', { initialMemoryBytes: 1 << 20 });
+    const h = b.heap!;
+    const K = 256, N = 64, M = 600; // activation scratch (M·K·8 bytes ≈ 1.2 MB) forces memory.grow
+    const wt = Tensor.fromArray(Float32Array.from({ length: N * K }, (_, i) => Math.sin(i)), [N, K]);
+    const q = quantize(wt, { bits: 4, symmetric: false, granularity: { kind: 'perGroup', groupSize: 128 } }, undefined, { kernels: b.kernels });
+    const w = packQLinear(q, { kernels: b.kernels, heap: h });
+    const xHost = Float32Array.from({ length: M * K }, (_, i) => Math.cos(i * 0.37));
+    const px = h.alloc(4 * M * K), pb = h.alloc(4 * N);
+    h.f32(px, M * K).set(xHost);
+    h.f32(pb, N).fill(0.5);
+    const before = h.stats().memoryBytes;
+    const y = qlinear(h.f32(px, M * K), w, h.f32(pb, N), { kernels: b.kernels, heap: h });
+    expect(h.stats().memoryBytes).toBeGreaterThan(before);
+    const wd = dequantize(q, { kernels: b.kernels }).data as Float32Array;
+    let maxErr = 0, maxY = 0;
+    for (let m = 0; m < M; m += 97) for (let n = 0; n < N; n++) {
+      let s = 0.5;
+      for (let k = 0; k < K; k++) s += xHost[m * K + k]! * wd[n * K + k]!;
+      maxErr = Math.max(maxErr, Math.abs(y[m * N + n]! - s));
+      maxY = Math.max(maxY, Math.abs(s));
+    }
+    expect(maxErr / maxY).toBeLessThan(1e-5);
+  });
+});

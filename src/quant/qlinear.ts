@@ -203,6 +203,16 @@ function withScratch<T>(heap: Heap | null, actBytes: number, apLen: number, body
   }
 }
 
+/**
+ * A getter for `arr` that survives memory growth: a view of `heap` is re-created from its offset
+ * (allocating scratch may grow memory and detach it); any other array is returned as is.
+ */
+function fresh(heap: Heap | null, arr: Float32Array): () => Float32Array {
+  if (!heap || !heap.owns(arr)) return () => arr;
+  const off = arr.byteOffset, n = arr.length;
+  return () => heap.f32(off, n);
+}
+
 function resolve(opts: QLinearOptions): { k: Kernels; heap: Heap | null } {
   if (opts.kernels) return { k: opts.kernels, heap: opts.heap ?? null };
   return { k: defaultKernels(), heap: opts.heap === undefined ? currentHeap() : opts.heap };
@@ -222,11 +232,12 @@ export function qlinear(x: Float32Array, w: QLinear, bias: Float32Array | null =
   const M = rowsOf('qlinear', x.length, w.in);
   if (bias && bias.length !== w.out) throw new LowbitError('E_SHAPE', `qlinear: bias has ${bias.length} values, expected ${w.out}`);
   const { k, heap } = resolve(opts);
+  const xs = fresh(heap, x), bs = bias ? fresh(heap, bias) : () => null;
   const Kc = w.segc[w.nSeg]!;
   const y = new Float32Array(M * w.out);
   withScratch(heap, M * Kc * ACT_CHUNK_BYTES, M * w.nSeg * 4, (act, ap) => {
-    k.qPrepF32(M, w.in, x, w.nSeg, w.segc, w.gatherX, act(), ap());
-    k.qmm(M, w.out, w.nSeg, w.segc, w.format, 0, w.w, w.rb, w.wp, act(), ap(), bias, y, w.out);
+    k.qPrepF32(M, w.in, xs(), w.nSeg, w.segc, w.gatherX, act(), ap());
+    k.qmm(M, w.out, w.nSeg, w.segc, w.format, 0, w.w, w.rb, w.wp, act(), ap(), bs(), y, w.out);
   });
   return y;
 }
@@ -258,13 +269,14 @@ export function qlinearInt(a: QuantizedTensor, w: QLinear, bias: Float32Array | 
   const bitsA = a.scheme.bits;
   const mode: QmmMode = bitsA <= 7 ? 1 : 2;
   const { k, heap } = resolve(opts);
+  const bs = bias ? fresh(heap, bias) : () => null;
   const codes = new Uint8Array(M * a.cols);
   k.unpackCodes(M, a.cols, a.format, a.qs, codes);
   const Kc = w.segc[w.nSeg]!;
   const y = new Float32Array(M * w.out);
   withScratch(heap, M * Kc * ACT_CHUNK_BYTES, M * w.nSeg * 4, (act, ap) => {
     k.qPrepCodes(M, a.cols, codes, w.nSeg, w.segc, w.gatherQ, a.scale, a.zero, a.rowPeriod, bitsA, act(), ap());
-    k.qmm(M, w.out, w.nSeg, w.segc, w.format, mode, w.w, w.rb, w.wp, act(), ap(), bias, y, w.out);
+    k.qmm(M, w.out, w.nSeg, w.segc, w.format, mode, w.w, w.rb, w.wp, act(), ap(), bs(), y, w.out);
   });
   return y;
 }
