@@ -17,6 +17,7 @@ import { matmulF32Model, matmulIntegerModel, matmulNBitsModel, packNBits4 } from
 import { loadOrt, OrtHost } from './ort.js';
 import { timeIt } from './timing.js';
 import { lowbitF32, lowbitI8, lowbitQ4, NotAvailable, type Runner } from './lowbit.js';
+import { seededFloats as rand } from '../data.js';
 
 interface Shape { name: string; M: number; N: number; K: number }
 
@@ -52,16 +53,6 @@ interface Row {
   peer: string | null;
   samples: number;
   note: string | null;
-}
-
-function rand(n: number, seed: number): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0;
-  for (let i = 0; i < n; i++) {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    a[i] = s / 2 ** 32 - 0.5;
-  }
-  return a;
 }
 
 interface Weights {
