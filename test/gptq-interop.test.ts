@@ -149,7 +149,7 @@ describe('lowbit exporter → loader round trip (tiny OPT, every linear layer)',
           expect(hasZero0).toBe(false); // else the classic format cannot hold it (tested below)
           const ex = exportGPTQCheckpoint(model, res, { format: fmt, kernels: be.kernels });
           const file = writeSafetensors(ex.tensors, { format: 'pt' });
-          const loaded = loadGPTQCheckpoint(configJson(), JSON.stringify(ex.quantizeConfig), file, { backend: be });
+          const loaded = loadGPTQCheckpoint(configJson(), JSON.stringify(ex.quantizeConfig), file, { backend: be, execution: 'dequantized' });
           expect(loaded.quantizeConfig.bits).toBe(bits);
           expect(loaded.quantizeConfig.descAct).toBe(actOrder);
           expect(loaded.layers.size).toBe(6 * model.config.nLayers);
@@ -163,11 +163,11 @@ describe('lowbit exporter → loader round trip (tiny OPT, every linear layer)',
               expect(got[i]).toBe(want);
             }
             const [l, ...m] = key.split('.').slice(1);
-            const lw = loaded.model.weights.layers[Number(l)]!;
+            const lw = loaded.model!.weights.layers[Number(l)]!;
             const field = ({ 'self_attn.q_proj': 'wq', 'self_attn.k_proj': 'wk', 'self_attn.v_proj': 'wv', 'self_attn.out_proj': 'wo', fc1: 'w1', fc2: 'w2' } as const)[m.join('.') as (typeof OPT_GPTQ_MODULES)[number]];
             expect(Array.from(lw[field].data)).toEqual(Array.from(got));
           }
-          loaded.model.dispose();
+          loaded.model!.dispose();
           model.dispose();
         });
       }

@@ -18,8 +18,10 @@
 // quantize_config.json (AutoGPTQ BaseQuantizeConfig, GPTQModel QuantizeConfig): bits, group_size
 // (−1: one group), desc_act, sym, static_groups, true_sequential, damp_percent, checkpoint_format.
 //
-// Running loaded checkpoints: the integer kernels (src/quant/qlinear.ts) have not landed, so the
-// weights are dequantized to f32 once and run in the f32 decoder (W·A16 emulation).
+// Running loaded checkpoints: by default ('packed' execution) every quantized linear runs lowbit's
+// weight-only qmatmul kernels on its packed codes (src/quant/qlinear.ts `qlinear`, via the weight-only
+// QuantizedOPT of ./packed-opt.ts); 'dequantized' execution dequantizes the weights to f32 once and runs
+// the f32 decoder (the reference numerics).
 
 import { LowbitError, fmtShape } from '../../errors.js';
 import { parseJson, isJsonObject } from '../../io/bytes.js';
@@ -32,7 +34,9 @@ import type { Backend } from '../../runtime.js';
 import { currentBackend } from '../../runtime.js';
 import { codesOf, dequantize, defaultKernels } from '../quantize.js';
 import type { QuantizedTensor } from '../types.js';
+import type { QuantizedOPT } from '../../models/opt/quantized.js';
 import { buildTensor, type GPTQResult } from './gptq.js';
+import { packedGPTQOPT } from './packed-opt.js';
 
 export type GPTQCheckpointFormat = 'gptq' | 'gptq_v2';
 
@@ -332,20 +336,42 @@ export function exportGPTQCheckpoint(model: OPTModel, results: Map<string, GPTQR
 // Load
 // ---------------------------------------------------------------------------------------------
 
+/** How a loaded checkpoint runs: the packed integer kernels (default) or dequantized f32 weights. */
+export type GPTQExecution = 'packed' | 'dequantized';
+
 export interface LoadedGPTQ {
-  /** The model with every quantized linear dequantized to f32 (W·A16 emulation in the f32 decoder). */
-  model: OPTModel;
+  execution: GPTQExecution;
+  /**
+   * 'packed': the weight-only quantized decoder; every decoder linear runs `qlinear` on its packed codes, no f32
+   * copy of those weights is kept. Run it with `qforward` / `QRunState` / `qgenerateGreedy` (models/opt/quantized.ts);
+   * dispose it when done. Null for 'dequantized'.
+   */
+  quantized: QuantizedOPT | null;
+  /** 'dequantized': the f32 model with every quantized linear dequantized (W·A16 emulation). Null for 'packed'. */
+  model: OPTModel | null;
   /** Quantized layers by 'layers.{l}.{module}'. */
   layers: Map<string, QuantizedTensor>;
   quantizeConfig: GPTQQuantizeConfig;
 }
 
+export interface LoadGPTQOptions {
+  backend?: Backend;
+  kernels?: Kernels;
+  /** 'packed' (default; pre-LN OPT) or 'dequantized'. */
+  execution?: GPTQExecution;
+}
+
 /**
  * Loads an AutoGPTQ / GPTQModel OPT checkpoint: HF config.json, quantize_config.json and the
  * safetensors bytes (or tensors already read). Keys may start with 'model.decoder.' or 'decoder.'.
+ * Returns the packed quantized decoder (`quantized`, default) or the dequantized f32 model (`model`).
  */
 export function loadGPTQCheckpoint(config: unknown, quantizeConfig: unknown, weights: Uint8Array | ArrayBuffer | Map<string, RawTensor>,
-  opts: { backend?: Backend; kernels?: Kernels } = {}): LoadedGPTQ {
+  opts: LoadGPTQOptions = {}): LoadedGPTQ {
+  const execution = opts.execution ?? 'packed';
+  if (execution !== 'packed' && execution !== 'dequantized') {
+    throw new LowbitError('E_ARG', `loadGPTQCheckpoint: execution must be 'packed' or 'dequantized', got ${String(execution)}`);
+  }
   const qc = parseQuantizeConfig(quantizeConfig);
   const backend = opts.backend ?? currentBackend();
   const kernels = opts.kernels ?? backend.kernels;
@@ -363,9 +389,17 @@ export function loadGPTQCheckpoint(config: unknown, quantizeConfig: unknown, wei
     if (!m) throw new LowbitError('E_KEY', `GPTQ checkpoint: quantized module '${prefix}' is not an OPT decoder linear layer`, { key: prefix });
     const q = decodeGPTQLinear(readGPTQLinear(tensors, prefix, qc), qc, prefix, kernels);
     layers.set(`layers.${m[1]}.${m[2]}`, q);
-    const deq = dequantize(q, { kernels }).data as Float32Array;
+    // packed: a zero placeholder for the decoder's loader, freed as soon as the packed model is built
+    const deq = execution === 'dequantized' ? dequantize(q, { kernels }).data as Float32Array : new Float32Array(q.rows * q.cols);
     const name = `${prefix}.weight`;
     floats.set(name, { name, dtype: 'F32', shape: [q.rows, q.cols], bytes: new Uint8Array(deq.buffer, deq.byteOffset, deq.byteLength) });
   }
-  return { model: loadOPT(config, floats, { backend }), layers, quantizeConfig: qc };
+  const model = loadOPT(config, floats, { backend });
+  if (execution === 'dequantized') return { execution, quantized: null, model, layers, quantizeConfig: qc };
+  try {
+    return { execution, quantized: packedGPTQOPT(model, layers, { adopt: true }), model: null, layers, quantizeConfig: qc };
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
 }

@@ -9,8 +9,11 @@ export {
   parseQuantizeConfig, quantizeConfigJson, decodeGPTQLinear, readGPTQLinear, encodeGPTQLinear, gptqLinearTensors,
   exportGPTQCheckpoint, loadGPTQCheckpoint, OPT_GPTQ_MODULES,
   type GPTQQuantizeConfig, type GPTQCheckpointFormat, type GPTQLinearTensors, type ExportOptions, type LoadedGPTQ,
+  type LoadGPTQOptions, type GPTQExecution,
 } from './autogptq.js';
 export {
   gptqQuantizeOPT, rtnQuantizeOPT, cloneOPT, calibrationSamples, decoderLayerInputs, GPTQ_CPU_PRESET,
   type GPTQModelOptions, type GPTQModelResult, type GPTQProgress, type GPTQLayerTiming, type OPTLinear,
 } from './model.js';
+export { packedGPTQOPT, gptqRecipe, type PackedGPTQOptions } from './packed-opt.js';
+export { nextTokenKLOf, klOfLogits, type NextTokenKL } from './eval.js';
