@@ -1,7 +1,9 @@
 // GPTQ on an OPT-125m-shaped model (seeded random weights with outlier LayerNorm channels): quantizes all
 // 72 decoder linears with the CPU preset (32 × 512 calibration tokens from Tiny Shakespeare) at 4 and 3
-// bits, prints progress, per-layer / total / per-2048-token-sample times, and perplexity of float, GPTQ
-// and RTN on a few WikiText-2 test windows.
+// bits, prints progress, per-layer / total / per-2048-token-sample times, and, on a few held-out WikiText-2
+// test windows, perplexity of float, GPTQ and RTN and the mean next-token KL(float ‖ quantized) with top-1
+// agreement. (A random model's perplexity sits near the vocabulary size whatever the quantizer; the KL is what
+// separates GPTQ from RTN.)
 // Run: npx tsc -p tsconfig.json && node dist/scripts/gptq-opt125m.js [--threads 2] [--windows 4] [--seq 512] [--bits 4,3]
 
 import { readFileSync } from 'node:fs';
@@ -9,7 +11,7 @@ import { init, currentBackend } from '../src/runtime.js';
 import { randomOPT } from '../src/models/opt/random.js';
 import { evaluatePerplexity } from '../src/models/opt/perplexity.js';
 import { Tokenizer } from '../src/tokenizer/index.js';
-import { gptqQuantizeOPT, rtnQuantizeOPT, calibrationSamples, GPTQ_CPU_PRESET } from '../src/quant/gptq/index.js';
+import { gptqQuantizeOPT, rtnQuantizeOPT, calibrationSamples, nextTokenKLOf, GPTQ_CPU_PRESET } from '../src/quant/gptq/index.js';
 import type { OPTModel } from '../src/models/opt/model.js';
 
 const data = (p: string) => new URL(`../../../shared/data/${p}`, import.meta.url);
@@ -54,12 +56,17 @@ async function main(): Promise<void> {
     console.log(`  total ${s(g.totalMs)} (forward ${s(fwd)}, Hessians ${s(hes)}, Cholesky + column loop ${s(qnt)}); `
       + `per 2048-token sample ${s(perSample)} of forward + Hessian work (the quantize part is fixed: ${s(qnt)})`);
     const pplG = await ppl(g.model);
+    const klG = nextTokenKLOf(model, g.model, evalIds, seq, nWin);
     g.model.dispose();
     const r = rtnQuantizeOPT(model, { bits });
     const pplR = await ppl(r);
+    const klR = nextTokenKLOf(model, r, evalIds, seq, nWin);
     r.dispose();
+    const kl = (k: { kl: number; top1: number }) => `${k.kl.toExponential(3)} nats (top-1 agreement ${(100 * k.top1).toFixed(1)}%)`;
     console.log(`  perplexity: float ${pplF.toFixed(2)}, GPTQ ${pplG.toFixed(2)}, RTN ${pplR.toFixed(2)}`);
-    summary.push(`${bits}-bit: GPTQ ${s(g.totalMs)} total, ${s(perSample)} per 2048-token sample (+ ${s(qnt)} fixed); ppl float ${pplF.toFixed(2)} GPTQ ${pplG.toFixed(2)} RTN ${pplR.toFixed(2)}`);
+    console.log(`  next-token KL(float ‖ q) over ${klG.tokens} tokens: GPTQ ${kl(klG)}, RTN ${kl(klR)}`);
+    summary.push(`${bits}-bit: GPTQ ${s(g.totalMs)} total, ${s(perSample)} per 2048-token sample (+ ${s(qnt)} fixed); ppl float ${pplF.toFixed(2)} GPTQ ${pplG.toFixed(2)} RTN ${pplR.toFixed(2)}; `
+      + `KL GPTQ ${klG.kl.toExponential(3)} RTN ${klR.kl.toExponential(3)}, top-1 GPTQ ${(100 * klG.top1).toFixed(1)}% RTN ${(100 * klR.top1).toFixed(1)}%`);
   }
   console.log(`\n${summary.join('\n')}`);
   model.dispose();
