@@ -5,7 +5,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createBackend, type Backend } from '../src/runtime.js';
 import { quantize, dequantize } from '../src/quant/quantize.js';
-import { packQLinear, qlinear, qlinearInt } from '../src/quant/qlinear.js';
+import { packQLinear, qlinear, qlinearInt, QLinearScratch } from '../src/quant/qlinear.js';
 import { Tensor } from '../src/tensor.js';
 import { LowbitError } from '../src/errors.js';
 import type { Bits, ClusterMap, QuantizedTensor } from '../src/quant/types.js';
@@ -164,5 +164,40 @@ describe('qlinear with inputs resident in WASM memory', () => {
       maxY = Math.max(maxY, Math.abs(s));
     }
     expect(maxErr / maxY).toBeLessThan(1e-5);
+  });
+
+  it('writes into a caller-provided heap `out` with a reusable scratch arena, bit-identical to the allocating call', async () => {
+    const b = await createBackend('simd', { initialMemoryBytes: 1 << 20 });
+    const h = b.heap!;
+    const K = 192, N = 36, M = 400;
+    const code = (fn: () => unknown) => { try { fn(); } catch (e) { return (e as LowbitError).code; } return 'none'; };
+    const wt = Tensor.fromArray(Float32Array.from({ length: N * K }, (_, i) => Math.sin(i * 0.7)), [N, K]);
+    const q = quantize(wt, { bits: 4, symmetric: false, granularity: { kind: 'perGroup', groupSize: 24 } }, undefined, { kernels: b.kernels });
+    const w = packQLinear(q, { kernels: b.kernels, heap: h });
+    const xHost = Float32Array.from({ length: M * K }, (_, i) => Math.cos(i * 0.37) * (1 + (i % 7)));
+    const bias = Float32Array.from({ length: N }, (_, i) => i * 0.25 - 3);
+    const ref = qlinear(xHost, w, bias, { kernels: b.kernels, heap: h });
+    const px = h.alloc(4 * M * K), pb = h.alloc(4 * N), py = h.alloc(4 * (M * N + 5));
+    h.f32(px, M * K).set(xHost); h.f32(pb, N).set(bias);
+    const scratch = new QLinearScratch(h);
+    const before = h.stats().memoryBytes;
+    for (const m of [1, 3, M]) { // the arena grows (and memory with it: views of x, bias, out re-created)
+      const y = qlinear(h.f32(px, m * K), w, h.f32(pb, N), { kernels: b.kernels, heap: h, out: h.f32(py, M * N + 5), scratch });
+      expect(y.length).toBe(m * N);
+      expect(Array.from(h.f32(py, m * N))).toEqual(Array.from(ref.subarray(0, m * N)));
+    }
+    expect(h.stats().memoryBytes).toBeGreaterThan(before);
+    const jsOut = new Float32Array(M * N);
+    expect(qlinear(xHost, w, bias, { kernels: b.kernels, heap: h, out: jsOut, scratch })).toEqual(jsOut);
+    expect(Array.from(jsOut)).toEqual(Array.from(ref));
+    expect(code(() => qlinear(xHost, w, bias, { kernels: b.kernels, heap: h, out: new Float32Array(M * N - 1) }))).toBe('E_SHAPE');
+    // integer × integer path, same segments as the weight
+    const xa = Tensor.fromArray(xHost.slice(0, 8 * K), [8, K]);
+    const aq = quantize(xa, { bits: 8, symmetric: false, granularity: { kind: 'perGroup', groupSize: 24 } }, undefined, { kernels: b.kernels });
+    const refInt = qlinearInt(aq, w, bias, { kernels: b.kernels, heap: h });
+    const yInt = qlinearInt(aq, w, h.f32(pb, N), { kernels: b.kernels, heap: h, out: h.f32(py, 8 * N), scratch });
+    expect(Array.from(yInt)).toEqual(Array.from(refInt));
+    scratch.dispose();
+    w.dispose();
   });
 });

@@ -35,6 +35,42 @@ export interface QLinearOptions {
   heap?: Heap | null;
 }
 
+/** Options of one `qlinear` / `qlinearInt` call. */
+export interface QLinearCallOptions extends QLinearOptions {
+  /**
+   * Write y here (≥ M·out values; the first M·out are written) instead of a new array; returned as
+   * `out.subarray(0, M·out)`. A view of the heap is written in place (no copy back).
+   */
+  out?: Float32Array;
+  /** Reusable activation scratch (same heap) instead of alloc/free per call. */
+  scratch?: QLinearScratch;
+}
+
+/**
+ * Reusable activation scratch of the qlinear kernels in one WASM heap: grows to the largest call
+ * and is kept until `dispose()` (e.g. one per run state). Not for concurrent use.
+ */
+export class QLinearScratch {
+  private ptr = -1;
+  private bytes = 0;
+  constructor(readonly heap: Heap) {}
+  /** Pointer to ≥ `bytes` bytes (64-byte aligned); may grow memory (detaching old views). */
+  take(bytes: number): number {
+    if (bytes > this.bytes || this.ptr < 0) {
+      if (this.ptr >= 0) this.heap.free(this.ptr);
+      this.ptr = -1;
+      const n = Math.max(bytes, Math.ceil(this.bytes * 1.25), 64);
+      this.ptr = this.heap.alloc(n, 'qlinear scratch');
+      this.bytes = n;
+    }
+    return this.ptr;
+  }
+  dispose(): void {
+    if (this.ptr >= 0) this.heap.free(this.ptr);
+    this.ptr = -1; this.bytes = 0;
+  }
+}
+
 /** A quantized [out, in] weight ready for the qmatmul kernels. */
 export class QLinear {
   readonly out: number;
@@ -54,6 +90,8 @@ export class QLinear {
   readonly perm: Int32Array | null;
   private readonly heap: Heap | null;
   private readonly store: { w: Uint8Array | number; wp: Float32Array | number; wLen: number; wpLen: number };
+  /** Heap copies of segc, gatherX, gatherQ (pointers; −1 when not resident): kernels read them in place. */
+  private readonly idx: { segc: number; gatherX: number; gatherQ: number };
 
   constructor(fields: {
     out: number; in: number; format: PackedFormat; bits: number; segc: Int32Array; gatherX: Int32Array; gatherQ: Int32Array;
@@ -69,9 +107,19 @@ export class QLinear {
       const pp = h.alloc(fields.wp.byteLength, 'qlinear params');
       h.f32(pp, fields.wp.length).set(fields.wp);
       this.store = { w: pw, wp: pp, wLen: fields.w.length, wpLen: fields.wp.length };
+      const put = (a: Int32Array): number => { const p = h.alloc(Math.max(4, a.byteLength), 'qlinear index'); h.i32(p, a.length).set(a); return p; };
+      this.idx = { segc: put(this.segc), gatherX: put(this.gatherX), gatherQ: put(this.gatherQ) };
     } else {
       this.store = { w: fields.w, wp: fields.wp, wLen: fields.w.length, wpLen: fields.wp.length };
+      this.idx = { segc: -1, gatherX: -1, gatherQ: -1 };
     }
+  }
+
+  /** segc / gatherX / gatherQ for a kernel call: fresh heap views when resident (same values as the fields). */
+  kernelIndex(): { segc: Int32Array; gatherX: Int32Array; gatherQ: Int32Array } {
+    const h = this.heap, i = this.idx;
+    if (!h || i.segc < 0) return { segc: this.segc, gatherX: this.gatherX, gatherQ: this.gatherQ };
+    return { segc: h.i32(i.segc, this.segc.length), gatherX: h.i32(i.gatherX, this.gatherX.length), gatherQ: h.i32(i.gatherQ, this.gatherQ.length) };
   }
 
   /** Packed codes [ceil4(out), rb] (a fresh view when resident: memory growth detaches old ones). */
@@ -96,6 +144,10 @@ export class QLinear {
       this.heap.free(this.store.wp as number);
       this.store.w = new Uint8Array(0);
       this.store.wp = new Float32Array(0);
+    }
+    if (this.heap && this.idx.segc >= 0) {
+      this.heap.free(this.idx.segc); this.heap.free(this.idx.gatherX); this.heap.free(this.idx.gatherQ);
+      this.idx.segc = this.idx.gatherX = this.idx.gatherQ = -1;
     }
   }
 }
@@ -187,10 +239,16 @@ export function packQLinear(qt: QuantizedTensor, opts: QLinearOptions = {}): QLi
 }
 
 /** Runs `body` with act/ap scratch, in the WASM heap when there is one (no marshalling copies). */
-function withScratch<T>(heap: Heap | null, actBytes: number, apLen: number, body: (act: () => Uint8Array, ap: () => Float32Array) => T): T {
+function withScratch<T>(heap: Heap | null, actBytes: number, apLen: number, body: (act: () => Uint8Array, ap: () => Float32Array) => T,
+  arena?: QLinearScratch): T {
   if (!heap) {
     const act = new Uint8Array(actBytes), ap = new Float32Array(apLen);
     return body(() => act, () => ap);
+  }
+  if (arena && arena.heap === heap) {
+    const apOff = Math.ceil(actBytes / 64) * 64;
+    const p = arena.take(apOff + apLen * 4);
+    return body(() => heap.u8(p, actBytes), () => heap.f32(p + apOff, apLen));
   }
   const pa = heap.alloc(actBytes, 'qlinear activations');
   let pp = -1;
@@ -207,7 +265,7 @@ function withScratch<T>(heap: Heap | null, actBytes: number, apLen: number, body
  * A getter for `arr` that survives memory growth: a view of `heap` is re-created from its offset
  * (allocating scratch may grow memory and detach it); any other array is returned as is.
  */
-function fresh(heap: Heap | null, arr: Float32Array): () => Float32Array {
+function fresh<A extends Float32Array>(heap: Heap | null, arr: A): () => Float32Array {
   if (!heap || !heap.owns(arr)) return () => arr;
   const off = arr.byteOffset, n = arr.length;
   return () => heap.f32(off, n);
@@ -228,18 +286,28 @@ function rowsOf(what: string, n: number, inn: number): number {
  * order. M = 1 is the GEMV (decode), larger M the GEMM (prefill); both run the same kernel, which
  * reads each packed byte once per token group and never converts a code to f32.
  */
-export function qlinear(x: Float32Array, w: QLinear, bias: Float32Array | null = null, opts: QLinearOptions = {}): Float32Array {
+export function qlinear(x: Float32Array, w: QLinear, bias: Float32Array | null = null, opts: QLinearCallOptions = {}): Float32Array {
   const M = rowsOf('qlinear', x.length, w.in);
   if (bias && bias.length !== w.out) throw new LowbitError('E_SHAPE', `qlinear: bias has ${bias.length} values, expected ${w.out}`);
   const { k, heap } = resolve(opts);
   const xs = fresh(heap, x), bs = bias ? fresh(heap, bias) : () => null;
+  const ys = outOf('qlinear', heap, opts.out, M * w.out);
   const Kc = w.segc[w.nSeg]!;
-  const y = new Float32Array(M * w.out);
   withScratch(heap, M * Kc * ACT_CHUNK_BYTES, M * w.nSeg * 4, (act, ap) => {
-    k.qPrepF32(M, w.in, xs(), w.nSeg, w.segc, w.gatherX, act(), ap());
-    k.qmm(M, w.out, w.nSeg, w.segc, w.format, 0, w.w, w.rb, w.wp, act(), ap(), bs(), y, w.out);
-  });
-  return y;
+    const ix = w.kernelIndex();
+    k.qPrepF32(M, w.in, xs(), w.nSeg, ix.segc, ix.gatherX, act(), ap());
+    const i2 = w.kernelIndex();
+    k.qmm(M, w.out, w.nSeg, i2.segc, w.format, 0, w.w, w.rb, w.wp, act(), ap(), bs(), ys(), w.out);
+  }, opts.scratch);
+  return ys();
+}
+
+/** A getter for y: `out` (its first n values; a fresh view when in the heap) or a new array. */
+function outOf(what: string, heap: Heap | null, out: Float32Array | undefined, n: number): () => Float32Array {
+  if (!out) { const y = new Float32Array(n); return () => y; }
+  if (out.length < n) throw new LowbitError('E_SHAPE', `${what}: out has ${out.length} values, expected at least ${n}`);
+  const g = fresh(heap, out.length === n ? out : out.subarray(0, n));
+  return g;
 }
 
 /**
@@ -252,7 +320,7 @@ export function qlinear(x: Float32Array, w: QLinear, bias: Float32Array | null =
  * (i32x4.dot_i16x8_s) here, see USE_RELAXED_DOT in assembly/qmatmul.ts. (The u4 weight-only path of
  * `qlinear` has its own kernel, with the relaxed i8×i7 dot on the relaxed binary.)
  */
-export function qlinearInt(a: QuantizedTensor, w: QLinear, bias: Float32Array | null = null, opts: QLinearOptions = {}): Float32Array {
+export function qlinearInt(a: QuantizedTensor, w: QLinear, bias: Float32Array | null = null, opts: QLinearCallOptions = {}): Float32Array {
   if (a.cols !== w.in) throw new LowbitError('E_SHAPE', `qlinearInt: activation has ${a.cols} columns, weight has ${w.in}`);
   if (a.offsets.length !== w.offsets.length || a.offsets.some((v, i) => v !== w.offsets[i])) {
     throw new LowbitError('E_ARG', 'qlinearInt: activation clusters (offsets) differ from the weight\'s');
@@ -273,10 +341,12 @@ export function qlinearInt(a: QuantizedTensor, w: QLinear, bias: Float32Array | 
   const codes = new Uint8Array(M * a.cols);
   k.unpackCodes(M, a.cols, a.format, a.qs, codes);
   const Kc = w.segc[w.nSeg]!;
-  const y = new Float32Array(M * w.out);
+  const ys = outOf('qlinearInt', heap, opts.out, M * w.out);
   withScratch(heap, M * Kc * ACT_CHUNK_BYTES, M * w.nSeg * 4, (act, ap) => {
-    k.qPrepCodes(M, a.cols, codes, w.nSeg, w.segc, w.gatherQ, a.scale, a.zero, a.rowPeriod, bitsA, act(), ap());
-    k.qmm(M, w.out, w.nSeg, w.segc, w.format, mode, w.w, w.rb, w.wp, act(), ap(), bs(), y, w.out);
-  });
-  return y;
+    const ix = w.kernelIndex();
+    k.qPrepCodes(M, a.cols, codes, w.nSeg, ix.segc, ix.gatherQ, a.scale, a.zero, a.rowPeriod, bitsA, act(), ap());
+    const i2 = w.kernelIndex();
+    k.qmm(M, w.out, w.nSeg, i2.segc, w.format, mode, w.w, w.rb, w.wp, act(), ap(), bs(), ys(), w.out);
+  }, opts.scratch);
+  return ys();
 }

@@ -13,7 +13,7 @@ import { LowbitError } from '../../errors.js';
 import { formatForBits, packedRowBytes, type PackedFormat } from '../../quant/formats.js';
 import type { QuantizedTensor } from '../../quant/types.js';
 import { dequantize } from '../../quant/quantize.js';
-import { packQLinear, qlinear, qlinearInt, type QLinear as PackedLinear } from '../../quant/qlinear.js';
+import { packQLinear, qlinear, qlinearInt, QLinearScratch, type QLinear as PackedLinear } from '../../quant/qlinear.js';
 import type { OptLayerMaps } from '../../quant/rptq/fold.js';
 import type { Recipe } from '../../quant/rptq/recipe.js';
 import type { Kernels } from '../../kernels/index.js';
@@ -86,9 +86,11 @@ export function fuseQKV(be: Backend, layer: QLayer, owned: Disposable[]): void {
   };
   const packed = packQLinear(fused, { kernels: be.kernels, heap: be.heap });
   owned.push(packed);
-  const bias = q.b && k.b && v.b ? cat([q.b.data.slice(), k.b.data.slice(), v.b.data.slice()], (n) => new Float32Array(n)) : null;
+  const cpu = q.b && k.b && v.b ? cat([q.b.data.slice(), k.b.data.slice(), v.b.data.slice()], (n) => new Float32Array(n)) : null;
+  // the fused bias lives in the heap (kernels read it in place); `bias` is a fresh view of it
+  const bt = cpu && be.heap ? heapF32(be, cpu, [cpu.length], owned) : null;
   for (const l of [q, k, v]) { l.packed!.dispose(); l.packed = null; }
-  layer.qkv = { packed, bias };
+  layer.qkv = bt ? { packed, get bias() { return bt.data; } } : { packed, bias: cpu };
 }
 
 /** Something the quantized model frees on dispose (heap tensors, packed linears). */
@@ -246,6 +248,8 @@ export class QRunState {
   readonly emb: F32 | null; readonly hOut: F32 | null;
   readonly ids: Tensor<'i32'>; readonly posIds: Tensor<'i32'>;
   readonly cache: QKVCache;
+  /** Activation scratch of the packed linears (null without a heap), reused across calls. */
+  readonly scratch: QLinearScratch | null;
   final: F32;
   private readonly owned: Tensor[] = [];
   constructor(readonly model: QuantizedOPT, opts: QRunStateOptions = {}) {
@@ -271,9 +275,10 @@ export class QRunState {
     const i = (n: number) => { const t = Tensor.empty([n], 'i32', heap ? { heap } : {}) as Tensor<'i32'>; this.owned.push(t); return t; };
     this.ids = i(rows); this.posIds = i(rows);
     this.cache = new QKVCache(model, this.batch, this.maxContext, this.owned);
+    this.scratch = heap ? new QLinearScratch(heap) : null;
     this.final = this.x;
   }
-  dispose(): void { for (const t of this.owned) t.dispose(); this.owned.length = 0; }
+  dispose(): void { for (const t of this.owned) t.dispose(); this.owned.length = 0; this.scratch?.dispose(); }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -304,22 +309,19 @@ function gather(x: Float32Array, out: Float32Array, rows: number, cols: number, 
  * y = x·Wᵀ + b for n rows. With packed codes: `aq` (the input's activation codes, same segments as the weight) runs
  * integer × integer, else the weight-only kernel on f32 x. Views are taken fresh (heap growth detaches them).
  */
-function linear(be: Backend, n: number, lin: QLinear, x: () => Float32Array, y: () => Float32Array, aq: QuantizedTensor | null = null): void {
+function linear(be: Backend, n: number, lin: QLinear, x: () => Float32Array, y: () => Float32Array, aq: QuantizedTensor | null = null,
+  scratch: QLinearScratch | null = null): void {
   const k = be.kernels;
   if (lin.packed) {
-    // qlinear/qlinearInt allocate heap scratch before reading x and the bias, which would detach heap views of them:
-    // pass JS copies (the bias copied once).
-    const o = { kernels: k, heap: be.heap };
-    let bias: Float32Array | null = null;
-    if (lin.b) { bias = biasCopies.get(lin.b) ?? lin.b.data.slice(); biasCopies.set(lin.b, bias); }
-    const r = aq ? qlinearInt(aq, lin.packed, bias, o) : qlinear(x().slice(0, n * lin.inDim), lin.packed, bias, o);
-    y().set(r);
+    // heap views of x, the bias and y are passed as they are: qlinear/qlinearInt re-create them after allocating
+    const o = { kernels: k, heap: be.heap, out: y().subarray(0, n * lin.outDim), ...(scratch ? { scratch } : {}) };
+    const bias = lin.b ? lin.b.data : null;
+    if (aq) qlinearInt(aq, lin.packed, bias, o);
+    else qlinear(x().subarray(0, n * lin.inDim), lin.packed, bias, o);
     return;
   }
   k.sgemmNT(n, lin.outDim, lin.inDim, x(), lin.inDim, lin.w!.data, lin.inDim, y(), lin.outDim, lin.b ? lin.b.data : null);
 }
-
-const biasCopies = new WeakMap<F32, Float32Array>();
 
 function sameOffsets(a: Int32Array, b: Int32Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
@@ -368,8 +370,10 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
   if (layer.qkv) {
     const f = layer.qkv, a = layer.act.r1;
     const a1 = a ? quantizeAct(be, a, XB, n, dim, [{ outDim: 3 * dim, inDim: dim, w: null, b: null, q: null, packed: f.packed }]) : null;
-    const o = { kernels: k, heap: be.heap };
-    const y = a1 ? qlinearInt(a1, f.packed, f.bias, o) : qlinear(XB().slice(), f.packed, f.bias, o); // [n, 3·dim]
+    // [n, 3·dim] into hb when it is wide enough (free until the FFN), else a new array
+    const out = c.hiddenDim >= 3 * dim ? HB().subarray(0, n * 3 * dim) : undefined;
+    const o = { kernels: k, heap: be.heap, ...(out ? { out } : {}), ...(s.scratch ? { scratch: s.scratch } : {}) };
+    const y = a1 ? qlinearInt(a1, f.packed, f.bias, o) : qlinear(XB(), f.packed, f.bias, o);
     const q = Q(), kk = K_(), vv = V_();
     for (let t = 0; t < n; t++) {
       const r = t * 3 * dim;
@@ -377,9 +381,9 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
     }
   } else {
     const a1 = quantizeAct(be, layer.act.r1, XB, n, dim, [layer.q, layer.k, layer.v]);
-    linear(be, n, layer.q, XB, Q, a1);
-    linear(be, n, layer.k, XB, K_, a1);
-    linear(be, n, layer.v, XB, V_, a1);
+    linear(be, n, layer.q, XB, Q, a1, s.scratch);
+    linear(be, n, layer.k, XB, K_, a1, s.scratch);
+    linear(be, n, layer.v, XB, V_, a1, s.scratch);
   }
   if (obs) { obs('q', Q(), n, dim); obs('k', K_(), n, dim); obs('v', V_(), n, dim); }
   if (layer.act.q) fakeQuantAct(k, layer.act.q, Q, n, dim);
@@ -427,17 +431,17 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
   }
   if (obs) obs('attnOut', XB(), n, dim);
   const a3 = quantizeAct(be, layer.act.attnOut, XB, n, dim, [layer.o]);
-  linear(be, n, layer.o, XB, Q, a3);
+  linear(be, n, layer.o, XB, Q, a3, s.scratch);
   k.add(nd, X().subarray(0, nd), Q(), X().subarray(0, nd));
   // ---- FFN
   ln(layer.ln2Perm, layer.ln2W, layer.ln2B);
   if (obs) obs('r4', XB(), n, dim);
   const a4 = quantizeAct(be, layer.act.r4, XB, n, dim, [layer.fc1]);
-  linear(be, n, layer.fc1, XB, HB, a4);
+  linear(be, n, layer.fc1, XB, HB, a4, s.scratch);
   if (c.activation === 'relu') k.relu(n * c.hiddenDim, HB(), HB()); else k.gelu(n * c.hiddenDim, HB(), HB());
   if (obs) obs('r5', HB(), n, c.hiddenDim);
   const a5 = quantizeAct(be, layer.act.r5, HB, n, c.hiddenDim, [layer.fc2]);
-  linear(be, n, layer.fc2, HB, Q, a5);
+  linear(be, n, layer.fc2, HB, Q, a5, s.scratch);
   k.add(nd, X().subarray(0, nd), Q(), X().subarray(0, nd));
 }
 
@@ -501,7 +505,7 @@ export function qforward(m: QuantizedOPT, s: QRunState, tokens: ArrayLike<number
     rows = B;
   }
   const V = c.vocabSize;
-  linear(m.backend, rows, p.lmHead, () => fin.data, () => s.logits.data);
+  linear(m.backend, rows, p.lmHead, () => fin.data.subarray(0, rows * pd), () => s.logits.data, null, s.scratch);
   return s.logits.data.subarray(0, rows * V);
 }
 
