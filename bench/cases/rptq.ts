@@ -10,6 +10,10 @@ import { createRunState, forward, type OPTModel, type RunState } from '../../src
 import { QRunState, qforward, type QuantizedOPT } from '../../src/models/opt/quantized.js';
 import { quantizeOPT } from '../../src/quant/rptq/pipeline.js';
 import { rptqRecipe, type RecipePresetName } from '../../src/quant/rptq/recipe.js';
+import { quantize } from '../../src/quant/quantize.js';
+import { packQLinear, qlinear, QLinearScratch, type QLinear } from '../../src/quant/qlinear.js';
+import { Tensor } from '../../src/tensor.js';
+import type { Granularity } from '../../src/quant/types.js';
 
 const CTX = 128;
 
@@ -68,6 +72,59 @@ export async function rptqCases(ctx: BenchContext): Promise<BenchCase[]> {
         fn: () => { qforward(live!.qm!, live!.qs!, next, CTX); },
       });
     }
+  }
+  cases.push(...layoutCases(ctx));
+  return cases;
+}
+
+/**
+ * The packed GEMV of fc1 (768→3072, M = 1) in RPTQ's layout (32 input clusters of uneven sizes, each padded to a 32-code
+ * block: ~1.8× the codes, 3 f32 parameters per row and cluster) against per-group 128 and f32: the per-segment cost
+ * of the kernel, which dominates W4A16 decode. Weights resident, out and scratch reused (as in qforward).
+ */
+function layoutCases(ctx: BenchContext): BenchCase[] {
+  const be = ctx.backends.simd;
+  if (!be?.heap) return [];
+  const h = be.heap, N = 3072, K = 768, group = 'rptq qlinear 1x768·768x3072 simd';
+  const cases: BenchCase[] = [];
+  let st: { px: number; py: number; pw: number; scratch: QLinearScratch; ql: QLinear | null } | null = null;
+  const free = (): void => {
+    if (!st) return;
+    st.ql?.dispose(); st.scratch.dispose(); h.free(st.px); h.free(st.py); h.free(st.pw); st = null;
+  };
+  const alloc = () => {
+    free();
+    const px = h.alloc(4 * K), py = h.alloc(4 * N), pw = h.alloc(4 * N * K);
+    h.f32(px, K).set(Float32Array.from({ length: K }, (_, i) => Math.cos(i * 0.37)));
+    h.f32(pw, N * K).set(Float32Array.from({ length: N * K }, (_, i) => Math.sin(i * 0.61)));
+    st = { px, py, pw, scratch: new QLinearScratch(h), ql: null };
+    return st;
+  };
+  const sizes: number[] = [];
+  for (let c = 0, left = K; c < 32; c++) { const n = c === 31 ? left : Math.round(24 + 12 * Math.sin(c * 1.7)); sizes.push(n); left -= n; }
+  const offsets = new Int32Array(33);
+  for (let c = 0; c < 32; c++) offsets[c + 1] = offsets[c]! + sizes[c]!;
+  const perm = Int32Array.from({ length: K }, (_, i) => (i * 331) % K);
+  const layouts: Array<[string, Granularity]> = [
+    ['u4 g128', { kind: 'perGroup', groupSize: 128 }],
+    ['u4 32 clusters (RPTQ)', { kind: 'perRowCluster', clusters: { perm, offsets } }],
+  ];
+  cases.push({
+    group, impl: 'f32', flops: 2 * N * K, bytes: 4 * N * K,
+    setup: () => { alloc(); },
+    fn: () => { const s = st!; be.kernels.sgemmNT(1, N, K, h.f32(s.px, K), K, h.f32(s.pw, N * K), K, h.f32(s.py, N), N, null); },
+  });
+  for (const [impl, granularity] of layouts) {
+    cases.push({
+      group, impl, peer: 'f32', flops: 2 * N * K,
+      get bytes() { return st?.ql ? st.ql.codeBytes : (N * K) / 2; },
+      setup: () => {
+        const s = alloc();
+        const q = quantize(Tensor.fromArray(h.f32(s.pw, N * K).slice(), [N, K]), { bits: 4, symmetric: false, granularity }, undefined, { kernels: be.kernels });
+        s.ql = packQLinear(q, { kernels: be.kernels, heap: h });
+      },
+      fn: () => { const s = st!; qlinear(h.f32(s.px, K), s.ql!, null, { kernels: be.kernels, heap: h, out: h.f32(s.py, N), scratch: s.scratch }); },
+    });
   }
   return cases;
 }
