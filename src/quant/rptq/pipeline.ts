@@ -3,9 +3,9 @@
 
 import { LowbitError } from '../../errors.js';
 import type { Kernels } from '../../kernels/index.js';
-import { createRunState, forward, type OPTModel } from '../../models/opt/model.js';
+import type { OPTModel } from '../../models/opt/model.js';
 import {
-  QRunState, QuantizedOPT, actQuant, checkQuantizable, fuseQKV, heapF32, makeQLinear, qforward, type ActQuant, type Disposable, type Execution,
+  QuantizedOPT, actQuant, checkQuantizable, fuseQKV, heapF32, makeQLinear, type ActQuant, type Disposable, type Execution,
   type QLayer, type QLinear,
 } from '../../models/opt/quantized.js';
 import type { F32 } from '../../models/opt/weights.js';
@@ -20,6 +20,7 @@ import { foldOptLayer, type OptLayerMaps, type OptLayerWeights } from './fold.js
 import { validateRecipe, type ActClass, type Recipe } from './recipe.js';
 import { addBatch, createHessian, type Hessian } from '../gptq/hessian.js';
 import { gptqQuantize } from '../gptq/gptq.js';
+import { nextTokenKLOf, type NextTokenKL } from '../gptq/eval.js';
 
 /** GPTQ Hessians of one layer's linear inputs, channels in the original (unfolded) order. */
 export interface LayerHessians { r1: Hessian; attnOut: Hessian; r4: Hessian; r5: Hessian }
@@ -222,46 +223,13 @@ export function quantizeOPT(model: OPTModel, recipe: Recipe, opts: QuantizeOPTOp
   }
 }
 
-export interface KLResult {
-  /** Mean over predicted tokens of KL(p_float ‖ p_quantized) in nats. */
-  kl: number;
-  tokens: number;
-  /** Fraction of positions where the argmax agrees. */
-  top1: number;
-}
+/** Mean next-token KL(float ‖ quantized) in nats, tokens compared, and top-1 agreement. */
+export type KLResult = NextTokenKL;
 
 /**
- * Mean KL divergence of the quantized model's next-token distributions from the float model's, over consecutive
- * windows of `seqLen` tokens of `ids` (at most `maxWindows`).
+ * Mean next-token KL(p_float ‖ p_quantized) and top-1 agreement over non-overlapping windows of
+ * `seqLen` tokens of `ids` (at most `maxWindows`): `nextTokenKLOf` (src/quant/gptq/eval.ts).
  */
 export function nextTokenKL(floatModel: OPTModel, qm: QuantizedOPT, ids: ArrayLike<number>, seqLen: number, maxWindows = Infinity): KLResult {
-  const V = floatModel.config.vocabSize;
-  const fs = createRunState(floatModel, { maxContext: seqLen, logitRows: seqLen });
-  const qs = new QRunState(qm, { maxContext: seqLen, logitRows: seqLen });
-  let kl = 0, tokens = 0, agree = 0;
-  try {
-    for (let w = 0; w < maxWindows && (w + 1) * seqLen <= ids.length; w++) {
-      const win = Array.from({ length: seqLen }, (_, j) => ids[w * seqLen + j]!);
-      const pf = forward(floatModel, fs, win, 0, { logits: 'all' }).slice();
-      const pq = qforward(qm, qs, win, 0, { logits: 'all' });
-      for (let t = 0; t < seqLen; t++) {
-        const a = pf.subarray(t * V, (t + 1) * V), b = pq.subarray(t * V, (t + 1) * V);
-        let ma = -Infinity, mb = -Infinity, ia = 0, ib = 0;
-        for (let i = 0; i < V; i++) { if (a[i]! > ma) { ma = a[i]!; ia = i; } if (b[i]! > mb) { mb = b[i]!; ib = i; } }
-        let sa = 0, sb = 0;
-        for (let i = 0; i < V; i++) { sa += Math.exp(a[i]! - ma); sb += Math.exp(b[i]! - mb); }
-        const la = Math.log(sa), lb = Math.log(sb);
-        let k = 0;
-        for (let i = 0; i < V; i++) {
-          const lpa = a[i]! - ma - la, lpb = b[i]! - mb - lb;
-          k += Math.exp(lpa) * (lpa - lpb);
-        }
-        kl += k; tokens++; if (ia === ib) agree++;
-      }
-    }
-  } finally {
-    fs.dispose(); qs.dispose();
-  }
-  if (tokens === 0) throw new LowbitError('E_ARG', `nextTokenKL: ${ids.length} tokens are fewer than one window of ${seqLen}`);
-  return { kl: kl / tokens, tokens, top1: agree / tokens };
+  return nextTokenKLOf(floatModel, qm, ids, seqLen, maxWindows);
 }
