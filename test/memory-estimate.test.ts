@@ -27,9 +27,9 @@ describe('estimateMemory', () => {
     expect(kv3.kvCache).toBe(2 * 64 * 9216 * 8192 * 64 * 3 / 8 + 332_288); // 9216 = 72 u3 blocks of 128 codes
   });
 
-  it('tiny W4A16 weights, by hand', () => {
+  it('tiny W4A16 weights, by hand (per row × input cluster)', () => {
     const c = configFromHF(OPT_PRESETS['tiny']!);
-    const e = estimateMemory(c, rptqRecipe('W4A16'), { batch: 1, seqLen: 128 });
+    const e = estimateMemory(c, rptqRecipe('W4A16', { weight: { granularity: 'rowCluster' } }), { batch: 1, seqLen: 128 });
     // per layer: q/k/v 64 rows × 32 B (u4) + 64 × 32 R1 clusters × 5 B; out_proj 64 × 32 + 64 × 16 (4/head × 4 heads) × 5;
     // fc1 256 × 32 + 256 × 32 × 5; fc2 64 × 128 + 64 × 32 × 5; plus i32 segment offsets (33, 17, 33, 33 entries)
     const layer = 3 * (64 * 32 + 64 * 32 * 5 + 33 * 4) + (64 * 32 + 64 * 16 * 5 + 17 * 4) + (256 * 32 + 256 * 32 * 5 + 33 * 4) + (64 * 128 + 64 * 32 * 5 + 33 * 4);
@@ -46,6 +46,26 @@ describe('estimateMemory', () => {
     const b = estimateMemory(c, baselineRecipe(rptqRecipe('W4A16'), 'tensor'), { batch: 1, seqLen: 128 });
     expect(b.detail.clusterMaps).toBe(0);
     expect(b.detail.linears).toBe(2 * (3 * (64 * 32 + 64 * 5 + 8) + (64 * 32 + 64 * 5 + 8) + (256 * 32 + 256 * 5 + 8) + (64 * 128 + 64 * 5 + 8)));
+  });
+
+  it("tiny W4A16 linears per row × group (the preset's default grid), by hand", () => {
+    const c = configFromHF(OPT_PRESETS['tiny']!);
+    // groups of 128: q/k/v/out_proj/fc1 (64 inputs) one group per row, 2 offsets; fc2 (256 inputs) two groups, 3 offsets
+    const g128 = estimateMemory(c, rptqRecipe('W4A16'), { batch: 1, seqLen: 128 });
+    const layer = 4 * (64 * 32 + 64 * 5 + 2 * 4) + (256 * 32 + 256 * 5 + 2 * 4) + (64 * 128 + 64 * 2 * 5 + 3 * 4);
+    expect(g128.detail.linears).toBe(2 * layer);
+    expect(g128.detail.linears).toBe(55_656);
+    // groups of 32: 2 per row of the 64-input linears (3 offsets), 8 per row of fc2 (9 offsets)
+    const g32 = estimateMemory(c, rptqRecipe('W4A16', { weight: { groupSize: 32 } }), { batch: 1, seqLen: 128 });
+    expect(g32.detail.linears).toBe(2 * (4 * (64 * 32 + 64 * 2 * 5 + 3 * 4) + (256 * 32 + 256 * 2 * 5 + 3 * 4) + (64 * 128 + 64 * 8 * 5 + 9 * 4)));
+    // OPT-125m: 768 / 128 = 6 groups, 3072 / 128 = 24; vs 32 clusters per row for every linear
+    const c125 = configFromHF(OPT_PRESETS['opt-125m']!);
+    const grp = estimateMemory(c125, rptqRecipe('W4A16'), { batch: 1, seqLen: 1 }).detail.linears;
+    const clu = estimateMemory(c125, rptqRecipe('W4A16', { weight: { granularity: 'rowCluster' } }), { batch: 1, seqLen: 1 }).detail.linears;
+    const codes = 12 * (4 * 768 * 384 + 3072 * 384 + 768 * 1536);
+    expect(grp).toBe(codes + 12 * (4 * 768 * 6 * 5 + 3072 * 6 * 5 + 768 * 24 * 5 + 5 * 7 * 4 + 25 * 4));
+    // q/k/v 32 R1 clusters, out_proj 48 (4 per head), fc1 32 R4, fc2 32 R5
+    expect(clu - codes).toBe(12 * (3 * 768 * 32 * 5 + 768 * 48 * 5 + 3072 * 32 * 5 + 768 * 32 * 5 + 3 * 33 * 4 + 49 * 4 + 33 * 4 + 33 * 4));
   });
 
   it('an 8-bit LM head is packed per (row × group of 128)', () => {

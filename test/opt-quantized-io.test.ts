@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { createBackend, type Backend } from '../src/runtime.js';
 import { randomOPT, makeRandomCheckpoint, estimateMemory, type OPTModel } from '../src/models/opt/index.js';
 import { QRunState, qforward, type QuantizedOPT } from '../src/models/opt/quantized.js';
-import { saveQuantizedOPT, loadQuantizedOPT } from '../src/models/opt/qio.js';
+import { saveQuantizedOPT, loadQuantizedOPT, QUANTIZED_FORMAT_VERSION } from '../src/models/opt/qio.js';
 import { readSafetensors, writeSafetensors, type TensorToWrite } from '../src/io/safetensors.js';
 import { quantizeOPT, rptqRecipe } from '../src/quant/rptq/index.js';
 import { mulberry32 } from '../src/models/opt/sample.js';
@@ -37,8 +37,12 @@ describe('quantized OPT save/load', () => {
   beforeAll(async () => {
     be = await createBackend('simd');
     model = randomOPT({ backend: be, config: 'tiny', seed: 3, outliers: { count: 4 } });
-    for (const name of ['W4A4', 'W3A3KV'] as const) {
-      const recipe = rptqRecipe(name, { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 }, bits: { lmHead: name === 'W4A4' ? 4 : 8 } });
+    for (const name of ['W4A4', 'W3A3KV', 'W4A16'] as const) {
+      // W4A4: per (row × input cluster); W3A3KV and W4A16: per (row × group) by default (groups of 32 for W4A16)
+      const recipe = rptqRecipe(name, {
+        calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 }, bits: { lmHead: name === 'W4A4' ? 4 : 8 },
+        ...(name === 'W4A16' ? { weight: { groupSize: 32 } } : {}),
+      });
       const qm = quantizeOPT(model, recipe, { calibration: calib });
       saved[name] = { bytes: saveQuantizedOPT(qm), logits: logitsOf(qm) };
       qm.dispose();
@@ -50,17 +54,47 @@ describe('quantized OPT save/load', () => {
       const st = readSafetensors(s.bytes);
       expect(st.metadata['format']).toBe('lowbit-opt-quantized');
       expect(JSON.parse(st.metadata['recipe']!).name).toBe(name);
-      const bits = name === 'W4A4' ? 4 : 3;
+      const bits = name === 'W3A3KV' ? 3 : 4;
       // q_proj 64×64 codes in 64 rows of packed bytes: u4 32 B, u3 one 128-code block 48 B
       expect(st.tensors.get('layers.0.q.qweight')!.shape).toEqual([64, bits === 4 ? 32 : 48]);
+      // (scale, zero) slots per row of q (64 inputs) and fc2 (256 inputs): W4A4 32 R1 and 32 R5 clusters; W3A3KV groups
+      // of 128: 1 (q is narrower than a group) and 2; W4A16 groups of 32: 2 and 8
+      const slots = { W4A4: [32, 32], W3A3KV: [1, 2], W4A16: [2, 8] }[name as 'W4A4']!;
+      expect(st.tensors.get('layers.0.q.scales')!.shape).toEqual([64 * slots[0]!]);
+      expect(st.tensors.get('layers.0.fc2.scales')!.shape).toEqual([64 * slots[1]!]);
+      expect(JSON.parse(st.metadata['recipe']!).weight.granularity).toBe(name === 'W4A4' ? 'rowCluster' : 'group');
       const qm = loadQuantizedOPT(s.bytes, { backend: be });
       expect(Buffer.from(logitsOf(qm).buffer).equals(Buffer.from(s.logits.buffer))).toBe(true);
+      expect(qm.recipe.weight).toEqual(JSON.parse(st.metadata['recipe']!).weight);
       qm.dispose();
     }
   });
 
+  it('a file of format version 1 (no weight.groupSize in its recipe) still loads to bit-equal logits', () => {
+    const v1 = rewrite(saved['W4A4']!.bytes, (_t, md) => {
+      const r = JSON.parse(md['recipe']!);
+      delete r.weight.groupSize;
+      md['recipe'] = JSON.stringify(r);
+      md['format_version'] = '1';
+    });
+    const qm = loadQuantizedOPT(v1, { backend: be });
+    expect(qm.recipe.weight).toEqual({ method: 'rtn', granularity: 'rowCluster', groupSize: 128, lmHeadGroup: 128 });
+    expect(Buffer.from(logitsOf(qm).buffer).equals(Buffer.from(saved['W4A4']!.logits.buffer))).toBe(true);
+    qm.dispose();
+  });
+
+  it("refuses 'group' metadata that contradicts the tensors", () => {
+    const b = saved['W4A16']!.bytes;
+    const edit = (f: (w: Record<string, unknown>) => void) => rewrite(b, (_t, md) => { const r = JSON.parse(md['recipe']!); f(r.weight); md['recipe'] = JSON.stringify(r); });
+    // groups of 64 imply 1 slot per row of q (64 inputs); the file has 2
+    expect(() => loadQuantizedOPT(edit((w) => { w['groupSize'] = 64; }), { backend: be })).toThrow(/E_FORMAT.*layers\.0\.q\.scales.*F32 \[128\].*implies F32 \[64\]/);
+    expect(() => loadQuantizedOPT(edit((w) => { w['granularity'] = 'rowCluster'; }), { backend: be })).toThrow(/E_FORMAT.*layers\.0\.q\.scales/);
+    expect(() => loadQuantizedOPT(edit((w) => { delete w['groupSize']; }), { backend: be })).toThrow(/E_FORMAT.*weight\.groupSize is missing/);
+    expect(() => loadQuantizedOPT(edit((w) => { w['groupSize'] = 96; }), { backend: be })).toThrow(/E_FORMAT.*groupSize 96 does not divide the 256 input columns of layers\.\*\.fc2/);
+  });
+
   it('the tensor bytes of a saved file equal estimateMemory(...).weights with floatBytes 4', () => {
-    for (const name of ['W4A4', 'W3A3KV'] as const) {
+    for (const name of ['W4A4', 'W3A3KV', 'W4A16'] as const) {
       const st = readSafetensors(saved[name]!.bytes);
       let bytes = 0;
       for (const t of st.tensors.values()) bytes += t.bytes.byteLength;
@@ -104,7 +138,7 @@ describe('quantized OPT save/load', () => {
     expect(() => loadQuantizedOPT(asFloat, { backend: be })).toThrow(/E_FORMAT.*layers\.1\.fc2\.qweight.*missing.*not loading it as float/);
     const extra = rewrite(b, (t) => { t.push({ name: 'junk', dtype: 'F32', shape: [1], bytes: new Uint8Array(4) }); });
     expect(() => loadQuantizedOPT(extra, { backend: be })).toThrow(/E_FORMAT.*unexpected tensor 'junk'/);
-    const newer = rewrite(b, (_t, md) => { md['format_version'] = '2'; });
+    const newer = rewrite(b, (_t, md) => { md['format_version'] = String(QUANTIZED_FORMAT_VERSION + 1); });
     expect(() => loadQuantizedOPT(newer, { backend: be })).toThrow(/E_VERSION/);
     const ck = makeRandomCheckpoint({ config: 'tiny' });
     expect(() => loadQuantizedOPT(ck.safetensors, { backend: be })).toThrow(/E_FORMAT.*not a lowbit quantized OPT/);

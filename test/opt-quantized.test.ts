@@ -6,6 +6,7 @@ import { createRunState, forward, randomOPT, estimateMemory, type OPTModel } fro
 import { QRunState, qforward, qgenerateGreedy } from '../src/models/opt/quantized.js';
 import { quantizeOPT, rptqRecipe, customRecipe, calibrationSamples } from '../src/quant/rptq/index.js';
 import { mulberry32 } from '../src/models/opt/sample.js';
+import { qparamsFromRange } from '../src/quant/range.js';
 
 function randomIds(n: number, vocab: number, seed: number): Int32Array {
   const r = mulberry32(seed);
@@ -77,6 +78,65 @@ describe('RPTQ OPT (tiny, outliers)', () => {
       expect(maxRel(b, a)).toBeLessThan(1e-3);
       si.dispose(); sd.dispose(); qi.dispose(); qd.dispose();
     }
+  });
+
+  it("the 'group' grid: RTN per (row × 128 or narrower folded input columns), exact (scale, zero) per group, runs on the packed kernels", () => {
+    // layer 0's cluster maps depend only on its (float-fed) statistics: the FP recipe gives the same fold, unquantized
+    const o = { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 } };
+    const fp = quantizeOPT(model, rptqRecipe('FP', o), { calibration: calib });
+    const recipe = rptqRecipe('W4A16', { ...o, weight: { groupSize: 128 } });
+    expect(recipe.weight).toMatchObject({ granularity: 'group', groupSize: 128 });
+    const qi = quantizeOPT(model, recipe, { calibration: calib });
+    const qd = quantizeOPT(model, recipe, { calibration: calib, execution: 'dequantized' });
+    const L = qi.parts.layers[0]!;
+    // tiny: dim 64 (< 128: one group per row), ffn 256 (two groups of 128)
+    expect(Array.from(L.o.q!.offsets)).toEqual([0, 64]);
+    expect(Array.from(L.fc2.q!.offsets)).toEqual([0, 128, 256]);
+    expect(L.fc2.q!.scale.length).toBe(64 * 2);
+    expect(L.qkv!.packed.nSeg).toBe(1);
+    expect(L.fc2.packed!.perm).toBeNull();
+    expect(Array.from(L.fc2.packed!.segc)).toEqual([0, 8, 16]); // 128-code groups need no padding (16-code chunks)
+    for (const name of ['q', 'o', 'fc1', 'fc2'] as const) {
+      const w = fp.parts.layers[0]![name].w!.data, q = qd.parts.layers[0]![name], deq = q.w!.data;
+      const { outDim: rows, inDim: cols } = q, off = q.q!.offsets, nG = off.length - 1;
+      let worst = 0;
+      for (let r = 0; r < rows; r++) {
+        for (let g = 0; g < nG; g++) {
+          let lo = Infinity, hi = -Infinity;
+          for (let j = off[g]!; j < off[g + 1]!; j++) { lo = Math.min(lo, w[r * cols + j]!); hi = Math.max(hi, w[r * cols + j]!); }
+          const p = qparamsFromRange(lo, hi, 4, false);
+          expect(q.q!.scale[r * nG + g]).toBe(p.scale);
+          expect(q.q!.zero[r * nG + g]).toBe(p.zero);
+          for (let j = off[g]!; j < off[g + 1]!; j++) worst = Math.max(worst, Math.abs(deq[r * cols + j]! - w[r * cols + j]!) / p.scale);
+        }
+      }
+      expect(worst).toBeLessThanOrEqual(0.5 + 1e-5);
+    }
+    const si = new QRunState(qi, { maxContext: 32 }), sd = new QRunState(qd, { maxContext: 32 });
+    const a = qforward(qi, si, probe, 0, { logits: 'all' }).slice(), b = qforward(qd, sd, probe, 0, { logits: 'all' });
+    expect(maxRel(b, a)).toBeLessThan(1e-3);
+    expect(qgenerateGreedy(qi, probe.slice(0, 5), 4)).toHaveLength(4);
+    si.dispose(); sd.dispose(); qi.dispose(); qd.dispose(); fp.dispose();
+  });
+
+  it("a group as wide as every linear ('group', groupSize 256) is the per-row grid: bit-equal logits", () => {
+    const o = { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 } };
+    const g = quantizeOPT(model, rptqRecipe('W4A16', { ...o, weight: { granularity: 'group', groupSize: 256 } }), { calibration: calib });
+    const r = quantizeOPT(model, rptqRecipe('W4A16', { ...o, weight: { granularity: 'row' } }), { calibration: calib });
+    const run = (m: typeof g) => { const s = new QRunState(m, { maxContext: 32 }); const out = qforward(m, s, probe, 0, { logits: 'all' }).slice(); s.dispose(); return out; };
+    expect(Buffer.from(run(g).buffer).equals(Buffer.from(run(r).buffer))).toBe(true);
+    g.dispose(); r.dispose();
+  });
+
+  it("a groupSize that does not divide a linear's input width is E_ARG naming the linear and width, before any work", () => {
+    const calls: unknown[] = [];
+    const bad = rptqRecipe('W4A16', { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 }, weight: { groupSize: 96 } });
+    // 96 → min(96, 64) = 64 divides dim 64, but not fc2's 256 inputs
+    expect(() => quantizeOPT(model, bad, { calibration: calib, onProgress: (p) => calls.push(p) })).toThrow(/E_ARG.*groupSize 96 does not divide the 256 input columns of layers\.\*\.fc2/);
+    expect(calls).toHaveLength(0);
+    const gptq = rptqRecipe('W4A16', { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 }, weight: { method: 'gptq', groupSize: 48 } });
+    expect(() => quantizeOPT(model, gptq, { calibration: calib, onProgress: (p) => calls.push(p) })).toThrow(/E_ARG.*groupSize 48 does not divide the 64 input columns of layers\.\*\.q_proj/);
+    expect(calls).toHaveLength(0);
   });
 
   it('calibration text shorter than one sample is E_ARG', () => {

@@ -6,7 +6,7 @@ import { createBackend, type Backend } from '../src/runtime.js';
 import { createRunState, forward, randomOPT, type OPTModel } from '../src/models/opt/index.js';
 import {
   baselineRecipe, calibrate, calibrationSamples, customRecipe, nextTokenKL, quantizeOPT, recipeFromJSON, recipeToJSON,
-  rptqRecipe, validateRecipe, RECIPE_PRESETS, buildQLayer, type CalibrationProgress, type Recipe,
+  rptqRecipe, validateRecipe, RECIPE_PRESETS, buildQLayer, checkWeightGrid, weightGroupOf, type CalibrationProgress, type Recipe,
 } from '../src/quant/rptq/index.js';
 import { mulberry32 } from '../src/models/opt/sample.js';
 import type { Tensor } from '../src/tensor.js';
@@ -35,6 +35,12 @@ describe('recipes', () => {
     expect(a4.calibration).toMatchObject({ samples: 128, seqLen: 2048 });
     expect(rptqRecipe('W4A4KV').bits).toMatchObject({ weights: 4, kv: 4, r1: 16, qk: 16, attnOut: 16, r4: 16, r5: 16 });
     expect(rptqRecipe('W3A3KV').bits).toMatchObject({ weights: 3, kv: 3 });
+    // weight grid: per (row × group of 128) where linear inputs stay float, per (row × input cluster) for int × int
+    for (const p of ['W4A16', 'W4A4KV', 'W4A3KV', 'W3A3KV'] as const) expect(rptqRecipe(p).weight).toEqual({ method: 'rtn', granularity: 'group', groupSize: 128, lmHeadGroup: 128 });
+    for (const p of ['W4A8', 'W4A4'] as const) expect(rptqRecipe(p).weight).toEqual({ method: 'rtn', granularity: 'rowCluster', groupSize: 128, lmHeadGroup: 128 });
+    expect(rptqRecipe('W4A16', { weight: { granularity: 'rowCluster' } }).weight.granularity).toBe('rowCluster');
+    expect(customRecipe('W3A16', 3, 16, 16).weight.granularity).toBe('group');
+    expect(customRecipe('W4A6', 4, 6, 6).weight.granularity).toBe('rowCluster');
     const base = baselineRecipe(a4, 'tensor');
     expect(base.reorder).toBe(false);
     expect(Object.values(base.granularity).every((g) => g === 'tensor')).toBe(true);
@@ -58,7 +64,26 @@ describe('recipes', () => {
     bad((x) => { x.calibration.samples = -1; }, /E_ARG.*calibration\.samples/);
     bad((x) => { x.weight.method = 'awq'; }, /E_ARG.*weight\.method/);
     bad((x) => { x.extra = 1; }, /E_ARG.*unknown field 'extra'/);
-    bad((x) => { x.weight.method = 'gptq'; }, /E_ARG.*gptq needs weight\.granularity 'row'/);
+    bad((x) => { x.weight.method = 'gptq'; }, /E_ARG.*gptq needs weight\.granularity 'group' or 'row'/);
+    bad((x) => { x.weight.granularity = 'cluster'; }, /E_ARG.*weight\.granularity must be group, rowCluster or row/);
+    bad((x) => { x.weight.groupSize = 0; }, /E_ARG.*weight\.groupSize must be a positive integer, got 0/);
+    bad((x) => { x.weight.groupSize = 64.5; }, /E_ARG.*weight\.groupSize must be a positive integer, got 64\.5/);
+    bad((x) => { x.weight.groupSize = '128'; }, /E_ARG.*weight\.groupSize must be a positive integer, got "128"/);
+    bad((x) => { delete x.weight.groupSize; }, /E_ARG.*weight\.groupSize is missing/);
+    expect(validateRecipe({ ...rptqRecipe('W4A16'), weight: { method: 'gptq', granularity: 'group', groupSize: 64, lmHeadGroup: 128 } }).weight.method).toBe('gptq');
+    expect(() => rptqRecipe('W4A16', { weight: { groupSize: -128 } })).toThrow(/E_ARG.*weight\.groupSize/);
+    // widths are the model's: checkWeightGrid names the linear and its width
+    expect(() => checkWeightGrid({ dim: 768, hiddenDim: 3072 }, rptqRecipe('W4A16', { weight: { groupSize: 96 } }))).not.toThrow();
+    expect(() => checkWeightGrid({ dim: 768, hiddenDim: 3072 }, rptqRecipe('W4A16', { weight: { groupSize: 512 } })))
+      .toThrow(/E_ARG.*groupSize 512 does not divide the 768 input columns of layers\.\*\.q_proj/);
+    expect(() => checkWeightGrid({ dim: 768, hiddenDim: 3072 }, rptqRecipe('W4A8', { weight: { groupSize: 512 } }))).not.toThrow(); // rowCluster: unused
+    expect(weightGroupOf(rptqRecipe('W4A16'), 64, 'x')).toBe(64);
+    expect(weightGroupOf(rptqRecipe('W4A16'), 3072, 'x')).toBe(128);
+    // a recipe JSON written before groupSize existed: 'row' / 'rowCluster' get the (unused) default
+    const old = JSON.parse(recipeToJSON(r)); delete old.weight.groupSize;
+    expect(recipeFromJSON(JSON.stringify(old))).toEqual(r);
+    const oldGroup = JSON.parse(recipeToJSON(rptqRecipe('W4A16'))); delete oldGroup.weight.groupSize;
+    expect(() => recipeFromJSON(JSON.stringify(oldGroup))).toThrow(/E_ARG.*weight\.groupSize is missing/);
     expect(() => rptqRecipe('W4A4', { bits: { kv: 9 as never } })).toThrow(/bits\.kv/);
     expect(() => recipeFromJSON('{')).toThrow(/E_FORMAT/);
   });
@@ -111,13 +136,18 @@ describe('calibration and the RPTQ claim', () => {
     for (const t of owned) t.dispose();
   });
 
-  it('GPTQ weights (per row) give lower KL than RTN per row at W3A16, and save/load', () => {
+  it('GPTQ weights give lower KL than RTN on the same grid (per row, per row × group of 32) at W3A16, and save/load', () => {
     const text = ids(4096, 21), evalIds = ids(512, 99);
     const kl: Record<string, number> = {};
-    for (const method of ['rtn', 'gptq'] as const) {
-      const r = customRecipe(`W3A16-${method}`, 3, 16, 16, { calibration: { samples: 8, seqLen: 64 }, kmeans: { nInit: 1 }, weight: { method, granularity: 'row' } });
+    const runs = [['rtn', 'row'], ['gptq', 'row'], ['rtn', 'group'], ['gptq', 'group']] as const;
+    for (const [method, granularity] of runs) {
+      const key = granularity === 'group' ? `${method}-g32` : method;
+      const r = customRecipe(`W3A16-${key}`, 3, 16, 16, { calibration: { samples: 8, seqLen: 64 }, kmeans: { nInit: 1 }, weight: { method, granularity, groupSize: 32 } });
       const qm = quantizeOPT(model, r, { calibration: text });
-      kl[method] = nextTokenKL(model, qm, evalIds, 64, 4).kl;
+      // SMALL: dim 128, ffn 512: groups of 32 → 4 and 16 (scale, zero) slots per row
+      expect(qm.parts.layers[0]!.fc2.q!.scale.length).toBe(128 * (granularity === 'group' ? 16 : 1));
+      expect(qm.parts.layers[0]!.fc2.q!.offsets.length).toBe(granularity === 'group' ? 17 : 2);
+      kl[key] = nextTokenKL(model, qm, evalIds, 64, 4).kl;
       const back = loadQuantizedOPT(saveQuantizedOPT(qm), { backend: be });
       const probe = Array.from(evalIds.subarray(0, 16));
       const run = (m: typeof qm) => { const s = new QRunState(m, { maxContext: 16 }); const o = qforward(m, s, probe, 0, { logits: 'all' }).slice(); s.dispose(); return o; };
@@ -125,8 +155,9 @@ describe('calibration and the RPTQ claim', () => {
       back.dispose();
       qm.dispose();
     }
-    console.log(`W3A16 per row: RTN ${kl['rtn']!.toFixed(4)} GPTQ ${kl['gptq']!.toFixed(4)}`);
+    console.log(`W3A16 per row: RTN ${kl['rtn']!.toFixed(4)} GPTQ ${kl['gptq']!.toFixed(4)}; per row × 32: RTN ${kl['rtn-g32']!.toFixed(4)} GPTQ ${kl['gptq-g32']!.toFixed(4)}`);
     expect(kl['gptq']!).toBeLessThan(kl['rtn']!);
+    expect(kl['gptq-g32']!).toBeLessThan(kl['rtn-g32']!);
   });
 
   it('per-cluster activation quantization has lower KL vs float than per-tensor at A4 and A3 (W16)', () => {

@@ -60,10 +60,20 @@ export function actSlots(r: Recipe, cls: ActClass, channels: number, clusters: n
 }
 
 /**
+ * (scale, zero) slots per row of a decoder linear with `width` inputs (`clusters` reorder clusters) under the recipe's
+ * weight grid: width / min(groupSize, width) for 'group', the clusters for 'rowCluster', 1 for 'row' or float weights.
+ */
+export function weightSegments(r: Recipe, width: number, clusters: number): number {
+  if (r.bits.weights >= 16) return 1;
+  const g = r.weight.granularity;
+  return g === 'group' ? Math.ceil(width / Math.min(r.weight.groupSize, width)) : g === 'rowCluster' ? clusters : 1;
+}
+
+/**
  * Weights, activations and KV cache bytes of an OPT model quantized by `recipe` at batch × seqLen.
  * Exact for what lowbit stores (qio.ts; with floatBytes 4 it equals the tensor bytes of a saved file): packed formats
- * u2/u3/u4/u8 by whole blocks, one f32 scale and one u8 zero per (output row × input cluster) of each linear (per row
- * without reorder) plus its i32 segment offsets, LM head per (row × group of `weight.lmHeadGroup`), i32 cluster
+ * u2/u3/u4/u8 by whole blocks, one f32 scale and one u8 zero per (output row × segment) of each linear (segments:
+ * `weightSegments`) plus its i32 segment offsets, LM head per (row × group of `weight.lmHeadGroup`), i32 cluster
  * permutations and offsets, per-segment static activation ranges with their offsets. Float tensors count `floatBytes`
  * each. (At run time the integer kernels re-lay the codes out with every cluster padded to whole blocks.) The KV cache is 2 · layers · batch · seqLen · rowBytes with rowBytes = packed bytes of a
  * `dim`-channel row at `bits.kv` (dim · floatBytes at 16 bits), plus (scale, zero) per K and V cluster per layer.
@@ -77,10 +87,10 @@ export function estimateMemory(config: OPTConfig, recipe: Recipe, opts: MemoryOp
   }
   const c = config, L = c.nLayers, d = c.dim, h = c.hiddenDim, pd = c.wordEmbedProjDim, V = c.vocabSize;
   const k = clusterCounts(c, recipe), wb = recipe.bits.weights;
-  const seg = (clusters: number) => (wb < 16 && recipe.weight.granularity === 'rowCluster' ? clusters : 1);
+  const seg = (width: number, clusters: number) => weightSegments(recipe, width, clusters);
   const linears = L * (
-    3 * packedMatrixBytes(d, d, wb, seg(k.r1), fb) + packedMatrixBytes(d, d, wb, seg(k.attnOut), fb) +
-    packedMatrixBytes(h, d, wb, seg(k.r4), fb) + packedMatrixBytes(d, h, wb, seg(k.r5), fb));
+    3 * packedMatrixBytes(d, d, wb, seg(d, k.r1), fb) + packedMatrixBytes(d, d, wb, seg(d, k.attnOut), fb) +
+    packedMatrixBytes(h, d, wb, seg(d, k.r4), fb) + packedMatrixBytes(d, h, wb, seg(h, k.r5), fb));
   const floatParams = L * ((c.enableBias ? 5 * d + h : 0) + (c.lnAffine ? 4 * d : 0)) * fb;
   let embeddings = (V * pd + (c.maxPos + 2) * d) * fb;
   if (pd !== d) embeddings += 2 * d * pd * fb;

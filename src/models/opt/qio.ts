@@ -9,7 +9,8 @@
 //   layers.l.P.{qweight,scales,zeros,offsets} | layers.l.P.weight, layers.l.P.bias
 //   layers.l.act.{r1,q,k,attn_out,r4,r5}.{scales,zeros,offsets}           static per-segment activation ranges
 //   layers.l.kv.{k,v}.{scales,zeros,offsets}                              KV cache ranges (K: R2 segments, V: R3)
-// qweight is [rows, packedRowBytes(format(bits), cols)]; scales/zeros have rows × segments slots (row-major).
+// qweight is [rows, packedRowBytes(format(bits), cols)]; scales/zeros have rows × segments slots (row-major), segments
+// per the recipe's weight grid: width / group ('group'), the input's clusters ('rowCluster') or 1 ('row').
 // The loader derives every expected name, dtype and shape from the metadata's config and recipe and refuses a file
 // whose tensors differ (E_FORMAT), a newer format version (E_VERSION), or a file that is not a quantized model: it
 // never falls back to float.
@@ -19,16 +20,20 @@ import { readSafetensors, writeSafetensors, type TensorToWrite } from '../../io/
 import type { RawDtype, RawTensor } from '../../io/tensor.js';
 import { formatForBits, packedRowBytes } from '../../quant/formats.js';
 import { validateClusterMap } from '../../quant/rptq/cluster-map.js';
-import { recipeFromJSON, recipeToJSON, type ActClass, type Recipe } from '../../quant/rptq/recipe.js';
+import { checkWeightGrid, recipeFromJSON, recipeToJSON, type ActClass, type Recipe } from '../../quant/rptq/recipe.js';
 import type { QuantizedTensor } from '../../quant/types.js';
 import { currentBackend, type Backend } from '../../runtime.js';
 import { configFromHF, configToHF, type OPTConfig } from './config.js';
-import { actSlots, clusterCounts } from './memory.js';
+import { actSlots, clusterCounts, weightSegments } from './memory.js';
 import { QuantizedOPT, actQuant, fuseQKV, heapF32, makeQLinear, type ActQuant, type Disposable, type Execution, type QLayer, type QLinear } from './quantized.js';
 import type { F32 } from './weights.js';
 
 export const QUANTIZED_FORMAT = 'lowbit-opt-quantized';
-export const QUANTIZED_FORMAT_VERSION = 1;
+/**
+ * 2: the recipe has `weight.groupSize` and may use the 'group' weight grid (linears with rows × width/group slots).
+ * 1: no groupSize; still read (the recipe gets the default groupSize, unused by its 'row' / 'rowCluster' grid).
+ */
+export const QUANTIZED_FORMAT_VERSION = 2;
 export const LOWBIT_VERSION = '0.1.0';
 
 const LINEARS = ['q', 'k', 'v', 'o', 'fc1', 'fc2'] as const;
@@ -65,7 +70,7 @@ export function quantizedSpecs(c: OPTConfig, r: Recipe, tied: boolean): Map<stri
     const g = Math.min(r.weight.lmHeadGroup, pd);
     packed('lm_head', V, pd, b.lmHead, pd / g);
   } else if (!tied) f32('lm_head.weight', [V, pd]);
-  const segIn: Record<LinName, number> = { q: k.r1, k: k.r1, v: k.r1, o: k.attnOut, fc1: k.r4, fc2: k.r5 };
+  const clIn: Record<LinName, number> = { q: k.r1, k: k.r1, v: k.r1, o: k.attnOut, fc1: k.r4, fc2: k.r5 };
   for (let l = 0; l < c.nLayers; l++) {
     const P = `layers.${l}`;
     if (c.lnAffine) for (const n of ['ln1', 'ln2']) { f32(`${P}.${n}.weight`, [d]); f32(`${P}.${n}.bias`, [d]); }
@@ -77,7 +82,7 @@ export function quantizedSpecs(c: OPTConfig, r: Recipe, tied: boolean): Map<stri
     }
     for (const p of LINEARS) {
       const [o, i] = linDims(c, p);
-      if (b.weights < 16) packed(`${P}.${p}`, o, i, b.weights, r.weight.granularity === 'rowCluster' ? segIn[p] : 1);
+      if (b.weights < 16) packed(`${P}.${p}`, o, i, b.weights, weightSegments(r, i, clIn[p]));
       else f32(`${P}.${p}.weight`, [o, i]);
       if (c.enableBias) f32(`${P}.${p}.bias`, [o]);
     }
@@ -191,6 +196,7 @@ export function loadQuantizedOPT(bytes: Uint8Array | ArrayBuffer, opts: LoadQuan
   try {
     recipe = recipeFromJSON(md['recipe']!);
     c = configFromHF(md['config']!);
+    checkWeightGrid(c, recipe);
   } catch (e) {
     fail(file, `metadata recipe/config is invalid: ${(e as Error).message}`);
   }

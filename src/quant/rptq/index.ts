@@ -11,9 +11,9 @@ export {
 } from './fold.js';
 export type { ClusterMap } from '../types.js';
 export {
-  rptqRecipe, customRecipe, baselineRecipe, validateRecipe, recipeToJSON, recipeFromJSON, cloneRecipe, isQuantized,
-  TENSOR_CLASSES, ACT_CLASSES, RECIPE_PRESETS, CALIBRATION_PRESETS,
-  type Recipe, type RecipeOverrides, type RecipePresetName, type TensorClass, type ActClass, type ActGranularity, type ClassBits,
+  rptqRecipe, customRecipe, baselineRecipe, validateRecipe, recipeToJSON, recipeFromJSON, cloneRecipe, isQuantized, weightGroupOf, checkWeightGrid,
+  TENSOR_CLASSES, ACT_CLASSES, RECIPE_PRESETS, CALIBRATION_PRESETS, WEIGHT_GRANULARITIES, DEFAULT_WEIGHT_GROUP,
+  type Recipe, type WeightGranularity, type RecipeOverrides, type RecipePresetName, type TensorClass, type ActClass, type ActGranularity, type ClassBits,
 } from './recipe.js';
 export { calibrate, calibrationSamples, type CalibrateOptions, type CalibrationProgress, type CalibrationResult, type ChannelRange, type LayerStats } from './calibrate.js';
 export {

@@ -1,5 +1,5 @@
-// RPTQ end to end on OPT: calibrate → cluster → fold → quantize weights per (row × input cluster) → static per-cluster
-// activation and KV ranges (arXiv 2304.01089; RPTQ4LLM quantize/opt_reorder_quantize.py).
+// RPTQ end to end on OPT: calibrate → cluster → fold → quantize weights per (row × group of folded input columns, or
+// row × input cluster) → static per-cluster activation and KV ranges (arXiv 2304.01089; RPTQ4LLM quantize/opt_reorder_quantize.py).
 
 import { LowbitError } from '../../errors.js';
 import type { Kernels } from '../../kernels/index.js';
@@ -17,7 +17,7 @@ import type { ClusterMap, QuantScheme } from '../types.js';
 import { calibrate, calibrationSamples, type CalibrationProgress, type ChannelRange, type LayerStats } from './calibrate.js';
 import { buildClusterMap, clusterPerHead, minMaxFeatures, qkFeatures } from './cluster-map.js';
 import { foldOptLayer, type OptLayerMaps, type OptLayerWeights } from './fold.js';
-import { validateRecipe, type ActClass, type Recipe } from './recipe.js';
+import { checkWeightGrid, validateRecipe, weightGroupOf, type ActClass, type Recipe } from './recipe.js';
 import { addBatch, createHessian, type Hessian } from '../gptq/hessian.js';
 import { gptqQuantize } from '../gptq/gptq.js';
 import { nextTokenKLOf, type NextTokenKL } from '../gptq/eval.js';
@@ -82,12 +82,15 @@ export function quantizeWeight(k: Kernels, w: Float32Array, outDim: number, inDi
   return { q };
 }
 
+/** Offsets of equal groups of `g` columns over `n` (g divides n). */
+const groupOffsets = (n: number, g: number) => Int32Array.from({ length: n / g + 1 }, (_, i) => i * g);
+
 function linearOf(be: Backend, owned: Disposable[], execution: Execution, w: Float32Array, b: Float32Array | null, outDim: number, inDim: number,
-  bits: number, inOffsets: Int32Array | null, gptq?: { h: Hessian; name: string }): QLinear {
+  bits: number, inOffsets: Int32Array | null, gptq?: { h: Hessian; name: string; groupSize: number | null }): QLinear {
   const bias = b ? heapF32(be, b, [outDim], owned) : null;
   if (bits >= 16) return { outDim, inDim, w: heapF32(be, w, [outDim, inDim], owned), b: bias, q: null, packed: null };
   if (gptq) {
-    const r = gptqQuantize(w, outDim, inDim, gptq.h, { bits, kernels: be.kernels, name: gptq.name });
+    const r = gptqQuantize(w, outDim, inDim, gptq.h, { bits, kernels: be.kernels, name: gptq.name, ...(gptq.groupSize ? { groupSize: gptq.groupSize } : {}) });
     return makeQLinear(be, r.quantized, bias, execution, owned);
   }
   const { q } = quantizeWeight(be.kernels, w, outDim, inDim, bits, inOffsets);
@@ -121,8 +124,8 @@ function layerArrays(model: OPTModel, l: number): OptLayerWeights {
 }
 
 /**
- * Builds quantized layer l from its statistics: cluster maps (when recipe.reorder), fold, weights per (row × input
- * cluster) with RTN, or per row with GPTQ (`hessians` of the layer's linear inputs in the original channel order,
+ * Builds quantized layer l from its statistics: cluster maps (when recipe.reorder), fold, weights on the recipe's grid
+ * (per row × group, row × input cluster, or row) with RTN, or per row × group or per row with GPTQ (`hessians` of the layer's linear inputs in the original channel order,
  * permuted here like the folded columns), static per-segment activation and KV ranges. Tensors go to `be`'s heap and are registered in `owned`.
  */
 export function buildQLayer(model: OPTModel, l: number, st: LayerStats, recipe: Recipe, be: Backend, owned: Disposable[],
@@ -133,23 +136,28 @@ export function buildQLayer(model: OPTModel, l: number, st: LayerStats, recipe: 
   const maps: OptLayerMaps = mapsIn ?? (recipe.reorder ? clusterMapsOf(model, st, recipe) : {});
   const f = foldOptLayer(layerArrays(model, l), { dim: d, nHeads: c.nHeads, hiddenDim: h }, maps);
   const p1 = maps.r1?.perm ?? null, p2 = maps.r2?.perm ?? null, p3 = maps.r3?.perm ?? null, p4 = maps.r4?.perm ?? null, p5 = maps.r5?.perm ?? null;
-  const rc = recipe.weight.granularity === 'rowCluster';
-  const inOff = (m: ClusterMap | undefined) => (rc && m ? m.offsets : null);
+  const grid = recipe.weight.granularity;
+  // 'group': equal groups of the folded input columns; 'rowCluster': the input's clusters; 'row' (or no map): per row
+  const gOf = (n: number, name: string) => (grid === 'group' ? weightGroupOf(recipe, n, `layers.${l}.${name}`) : null);
+  const inOff = (m: ClusterMap | undefined, n: number, name: string): Int32Array | null => {
+    const g = gOf(n, name);
+    return g !== null ? groupOffsets(n, g) : grid === 'rowCluster' && m ? m.offsets : null;
+  };
   const bias = (a: Float32Array) => (c.enableBias ? a : null);
   const lnv = (a: Float32Array) => (c.lnAffine ? heapF32(be, a, [d], owned) : null);
   const act = (cls: ActClass, bits: number, n: number, map: ClusterMap | undefined, r: ChannelRange, perm: Int32Array | null) =>
     (bits < 16 ? actQuantFromRange(bits, segmentsOf(recipe, cls, n, map), permRange(r, perm)) : null);
   const H1 = useGptq ? permuteHessian(hessians!.r1, p1) : null;
-  const G = (hh: Hessian | null, name: string) => (hh ? { h: hh, name } : undefined);
+  const G = (hh: Hessian | null, name: string, n: number) => (hh ? { h: hh, name: `layers.${l}.${name}`, groupSize: gOf(n, name) } : undefined);
   const layer: QLayer = {
     ln1W: lnv(f.ln1Gamma), ln1B: lnv(f.ln1Beta), ln2W: lnv(f.ln2Gamma), ln2B: lnv(f.ln2Beta),
     ln1Perm: f.ln1InputPerm ?? null, ln2Perm: f.ln2InputPerm ?? null,
-    q: linearOf(be, owned, execution, f.qW, bias(f.qB), d, d, b.weights, inOff(maps.r1), G(H1, `layers.${l}.q_proj`)),
-    k: linearOf(be, owned, execution, f.kW, bias(f.kB), d, d, b.weights, inOff(maps.r1), G(H1, `layers.${l}.k_proj`)),
-    v: linearOf(be, owned, execution, f.vW, bias(f.vB), d, d, b.weights, inOff(maps.r1), G(H1, `layers.${l}.v_proj`)),
-    o: linearOf(be, owned, execution, f.oW, bias(f.oB), d, d, b.weights, inOff(maps.r3), G(useGptq ? permuteHessian(hessians!.attnOut, p3) : null, `layers.${l}.out_proj`)),
-    fc1: linearOf(be, owned, execution, f.fc1W, bias(f.fc1B), h, d, b.weights, inOff(maps.r4), G(useGptq ? permuteHessian(hessians!.r4, p4) : null, `layers.${l}.fc1`)),
-    fc2: linearOf(be, owned, execution, f.fc2W, bias(f.fc2B), d, h, b.weights, inOff(maps.r5), G(useGptq ? permuteHessian(hessians!.r5, p5) : null, `layers.${l}.fc2`)),
+    q: linearOf(be, owned, execution, f.qW, bias(f.qB), d, d, b.weights, inOff(maps.r1, d, 'q_proj'), G(H1, 'q_proj', d)),
+    k: linearOf(be, owned, execution, f.kW, bias(f.kB), d, d, b.weights, inOff(maps.r1, d, 'k_proj'), G(H1, 'k_proj', d)),
+    v: linearOf(be, owned, execution, f.vW, bias(f.vB), d, d, b.weights, inOff(maps.r1, d, 'v_proj'), G(H1, 'v_proj', d)),
+    o: linearOf(be, owned, execution, f.oW, bias(f.oB), d, d, b.weights, inOff(maps.r3, d, 'out_proj'), G(useGptq ? permuteHessian(hessians!.attnOut, p3) : null, 'out_proj', d)),
+    fc1: linearOf(be, owned, execution, f.fc1W, bias(f.fc1B), h, d, b.weights, inOff(maps.r4, d, 'fc1'), G(useGptq ? permuteHessian(hessians!.r4, p4) : null, 'fc1', d)),
+    fc2: linearOf(be, owned, execution, f.fc2W, bias(f.fc2B), d, h, b.weights, inOff(maps.r5, h, 'fc2'), G(useGptq ? permuteHessian(hessians!.r5, p5) : null, 'fc2', h)),
     act: {
       r1: act('r1', b.r1, d, maps.r1, st.r1, p1),
       q: act('qk', b.qk, d, maps.r2, st.q, p2),
@@ -187,6 +195,7 @@ export function buildLmHead(model: OPTModel, recipe: Recipe, be: Backend, owned:
 export function quantizeOPT(model: OPTModel, recipe: Recipe, opts: QuantizeOPTOptions): QuantizedOPT {
   validateRecipe(recipe);
   checkQuantizable(model.config);
+  checkWeightGrid(model.config, recipe);
   const cal = opts.calibration;
   const samples = Array.isArray(cal) && cal.length > 0 && typeof cal[0] !== 'number'
     ? (cal as ArrayLike<number>[])
