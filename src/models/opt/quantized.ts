@@ -1,5 +1,5 @@
 // The RPTQ-quantized OPT decoder: reorder folded into the weights, reorder-LayerNorm (input gather), weights quantized per
-// (row × input cluster), activations quantized per cluster with static calibrated ranges, a bit-packed per-cluster
+// (row × input cluster) or (row × group of folded input columns), activations quantized per cluster with static calibrated ranges, a bit-packed per-cluster
 // KV cache, attention probabilities on a fixed grid (arXiv 2304.01089; RPTQ4LLM models/int_opt_layer.py).
 //
 // Execution (see `Execution`): by default quantized linears run the qmatmul kernels on the packed codes: weight-only
