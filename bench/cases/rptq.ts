@@ -1,5 +1,7 @@
 // RPTQ decode cases: one decode step (context 128) of the OPT-125m-shaped model in FP32 and RPTQ W4A16 (LM head f32,
-// 8-bit, 4-bit), W4A8 and W4A4KV, on simd with 1 and 2 threads; ratio = FP32 ms / preset ms (tokens/s speed-up).
+// 8-bit, 4-bit), W4A8 and W4A4KV, on simd and relaxed with 1 and 2 threads; ratio = FP32 ms / preset ms (tokens/s
+// speed-up) against the FP32 row of the same backend and thread count. Presets use their default weight grid (W4A16 and
+// W4A4KV per row × group of 128, W4A8 per row × input cluster; see recipe.ts).
 // Quantized linears run the packed codes through the qmatmul kernels (weight-only for A16/KV presets, int×int for
 // W4A8). Models are built lazily in each case's setup and the previous case's freed, so one model pair is alive at a time.
 
@@ -37,7 +39,9 @@ export async function rptqCases(ctx: BenchContext): Promise<BenchCase[]> {
   const cases: BenchCase[] = [];
   const cfg = ctx.quick ? { ...OPT_PRESETS['opt-125m'], num_hidden_layers: 2 } : OPT_PRESETS['opt-125m']!;
   const label = ctx.quick ? 'opt-125m(2 layers)' : 'opt-125m';
-  const runs: Array<[string, Backend | undefined]> = [['simd', ctx.backends.simd], ['simd 2T', ctx.threaded.simd]];
+  const runs: Array<[string, Backend | undefined]> = [
+    ['simd', ctx.backends.simd], ['simd 2T', ctx.threaded.simd], ['relaxed', ctx.backends.relaxed], ['relaxed 2T', ctx.threaded.relaxed],
+  ];
   for (const [name, be] of runs) {
     if (!be) continue;
     const group = `rptq decode ${label} @${CTX} ${name}`;
