@@ -144,6 +144,8 @@ describe('quantized OPT save/load', () => {
     expect(() => loadQuantizedOPT(ck.safetensors, { backend: be })).toThrow(/E_FORMAT.*not a lowbit quantized OPT/);
     const badRecipe = rewrite(b, (_t, md) => { const r = JSON.parse(md['recipe']!); r.bits.gamma = 4; md['recipe'] = JSON.stringify(r); });
     expect(() => loadQuantizedOPT(badRecipe, { backend: be })).toThrow(/E_FORMAT.*unknown tensor class 'gamma'/);
+    const postLN = rewrite(b, (_t, md) => { const c = JSON.parse(md['config']!); c.do_layer_norm_before = false; md['config'] = JSON.stringify(c); });
+    expect(() => loadQuantizedOPT(postLN, { backend: be })).toThrow(/E_FORMAT.*post-LN \(do_layer_norm_before = false\)/);
     const badOffsets = rewrite(b, (t) => { const x = t.find((y) => y.name === 'layers.0.act.r5.offsets')!; const o = new Int32Array(x.bytes.slice().buffer); o[1] = 0; x.bytes = new Uint8Array(o.buffer); });
     expect(() => loadQuantizedOPT(badOffsets, { backend: be })).toThrow(/E_FORMAT.*act\.r5\.offsets/);
   });

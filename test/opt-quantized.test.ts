@@ -2,7 +2,8 @@
 
 import { describe, expect, it, beforeAll } from 'vitest';
 import { createBackend, type Backend } from '../src/runtime.js';
-import { createRunState, forward, randomOPT, estimateMemory, type OPTModel } from '../src/models/opt/index.js';
+import { createRunState, forward, randomOPT, estimateMemory, OPT_PRESETS, type OPTModel } from '../src/models/opt/index.js';
+import { LowbitError } from '../src/errors.js';
 import { QRunState, qforward, qgenerateGreedy } from '../src/models/opt/quantized.js';
 import { quantizeOPT, rptqRecipe, customRecipe, calibrationSamples } from '../src/quant/rptq/index.js';
 import { mulberry32 } from '../src/models/opt/sample.js';
@@ -137,6 +138,18 @@ describe('RPTQ OPT (tiny, outliers)', () => {
     const gptq = rptqRecipe('W4A16', { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 }, weight: { method: 'gptq', groupSize: 48 } });
     expect(() => quantizeOPT(model, gptq, { calibration: calib, onProgress: (p) => calls.push(p) })).toThrow(/E_ARG.*groupSize 48 does not divide the 64 input columns of layers\.\*\.q_proj/);
     expect(calls).toHaveLength(0);
+  });
+
+  it('a post-LN model (do_layer_norm_before = false, e.g. opt-350m) is E_UNSUPPORTED naming the config key, before any work', () => {
+    const post = randomOPT({ backend: be, config: { ...OPT_PRESETS['tiny']!, do_layer_norm_before: false }, seed: 3 });
+    const calls: unknown[] = [];
+    let err: unknown;
+    try { quantizeOPT(post, rptqRecipe('W4A16', { calibration: { samples: 4, seqLen: 64 } }), { calibration: calib, onProgress: (p) => calls.push(p) }); } catch (e) { err = e; }
+    expect(err).toBeInstanceOf(LowbitError);
+    expect((err as LowbitError).code).toBe('E_UNSUPPORTED');
+    expect((err as LowbitError).message).toMatch(/do_layer_norm_before = false/);
+    expect(calls).toHaveLength(0);
+    post.dispose();
   });
 
   it('calibration text shorter than one sample is E_ARG', () => {

@@ -200,7 +200,7 @@ export function loadQuantizedOPT(bytes: Uint8Array | ArrayBuffer, opts: LoadQuan
   } catch (e) {
     fail(file, `metadata recipe/config is invalid: ${(e as Error).message}`);
   }
-  if (!c.preLN) fail(file, 'the config is post-LN, which quantized OPT files cannot hold');
+  if (!c.preLN) fail(file, 'the config is post-LN (do_layer_norm_before = false), which quantized OPT files cannot hold');
   const tied = md['tied'] === 'true';
   const specs = quantizedSpecs(c, recipe, tied);
   for (const [name, sp] of specs) {
