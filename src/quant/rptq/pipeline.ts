@@ -125,8 +125,9 @@ function layerArrays(model: OPTModel, l: number): OptLayerWeights {
 
 /**
  * Builds quantized layer l from its statistics: cluster maps (when recipe.reorder), fold, weights on the recipe's grid
- * (per row × group, row × input cluster, or row) with RTN, or per row × group or per row with GPTQ (`hessians` of the layer's linear inputs in the original channel order,
- * permuted here like the folded columns), static per-segment activation and KV ranges. Tensors go to `be`'s heap and are registered in `owned`.
+ * (per row × group, row × input cluster, or row) with RTN, or per row × group or per row with GPTQ (`hessians` of the
+ * layer's linear inputs in the original channel order, permuted here like the folded columns), static per-segment
+ * activation and KV ranges. Tensors go to `be`'s heap and are registered in `owned`.
  */
 export function buildQLayer(model: OPTModel, l: number, st: LayerStats, recipe: Recipe, be: Backend, owned: Disposable[],
   mapsIn?: OptLayerMaps, hessians?: LayerHessians, execution: Execution = 'integer'): QLayer {
