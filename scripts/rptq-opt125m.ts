@@ -5,6 +5,7 @@
 //
 //   npx tsc -p tsconfig.json && node dist/scripts/rptq-opt125m.js [--samples 8] [--seqlen 256] [--windows 4]
 //     [--evallen 128] [--presets W4A16,W4A8,...] [--nInit 3]
+//   A preset name may end in a weight-grid suffix: W4A16-rowCluster, W4A16-row, W4A16-g32.
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -48,8 +49,12 @@ interface Row {
   kvPerTok: number; kvEst: number; peakRssMB: number; wasmMB: number; gen: string; totalMs: number;
 }
 
-function recipeFor(name: string, samples: number, seqLen: number, nInit: number): Recipe {
-  const o = { calibration: { samples, seqLen, seed: 0 }, kmeans: { nInit, seed: 0 } };
+function recipeFor(full: string, samples: number, seqLen: number, nInit: number): Recipe {
+  // a weight-grid suffix overrides the preset's grid: '-rowCluster', '-row', '-g<groupSize>' (e.g. W4A16-g32)
+  const gm = /^(.*)-(rowCluster|row|g(\d+))$/.exec(full);
+  const name = gm ? gm[1]! : full;
+  const weight = gm ? (gm[3] ? { granularity: 'group' as const, groupSize: Number(gm[3]) } : { granularity: gm[2] as 'rowCluster' | 'row' }) : undefined;
+  const o = { calibration: { samples, seqLen, seed: 0 }, kmeans: { nInit, seed: 0 }, ...(weight ? { weight } : {}) };
   const m = /^(W\d+A\d+(?:KV)?)(?:-per(Tensor|Channel))?$/.exec(name);
   const w16 = /^W16A(\d)(?:-per(Tensor|Channel))?$/.exec(name);
   let r: Recipe;
@@ -59,7 +64,9 @@ function recipeFor(name: string, samples: number, seqLen: number, nInit: number)
   else if (name === 'W4A16-lm8') r = rptqRecipe('W4A16', { ...o, bits: { lmHead: 8 }, name: 'W4A16-lm8' });
   else throw new Error(`unknown preset ${name}`);
   const kind = (w16?.[2] ?? m?.[2])?.toLowerCase();
-  return kind ? baselineRecipe(r, kind as 'tensor' | 'channel') : r;
+  const out = kind ? baselineRecipe(r, kind as 'tensor' | 'channel') : r;
+  if (gm) out.name = full;
+  return out;
 }
 
 async function buildModel(be: Backend): Promise<OPTModel> {

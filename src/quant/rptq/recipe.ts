@@ -125,12 +125,17 @@ function base(name: string): Recipe {
  * The LM head stays in float in every preset (set `bits.lmHead` to 8 or 4 to shrink it).
  *
  * Weight grid (`weight.granularity`), a deliberate deviation from the issue's "per (output row × input cluster)":
- * - W4A16, W4A4KV, W4A3KV, W3A3KV default to 'group' (per row × 128 consecutive folded input columns). Their linear
- *   inputs stay float, so there is no activation cluster for the weight grid to align with, and the cluster grid only
- *   costs: the packed kernels pad each of the 32 uneven clusters to whole 32-code blocks (768 inputs → ~1376 codes)
- *   and run one f32 epilogue per (row quad × segment), and the per-(row × cluster) scales and zeros nearly double the
- *   bytes of 4-bit codes. Measured (bench "rptq qlinear 1x768·768x3072 simd", fc1 GEMV, M = 1): 32 clusters
- *   0.45 ms, g128 0.19 ms, f32 0.32 ms; the cluster grid made W4A16 decode slower than FP32 (43.3 vs 37.1 ms/token).
+ * - W4A16, W4A4KV, W4A3KV, W3A3KV default to 'group' (per row × 128 consecutive folded input columns), for speed.
+ *   Their linear inputs stay float, so the integer path needs no activation cluster for the weight grid to align
+ *   with, and the cluster grid is slow: the packed kernels pad each of the 32 uneven clusters to whole 32-code blocks
+ *   (768 inputs → ~1376 codes) and run one f32 epilogue per (row quad × segment) with 12 f32 params, nearly doubling
+ *   the bytes the kernel reads per 4-bit row. Measured (bench "rptq qlinear 1x768·768x3072 simd", fc1 GEMV, M = 1):
+ *   32 clusters 0.45 ms, g128 0.19 ms, f32 0.32 ms; OPT-125m-shaped W4A16 decode at context 128 went from 43.3 to
+ *   ~25 ms/token (FP32 ~38). The price is accuracy: the cluster grid is activation-aware (k-means puts the outlier
+ *   channels in their own small clusters, so their weight columns get their own scales), which no equal-group grid
+ *   reproduces. On the 125m-shaped model with outlier channels (scripts/rptq-opt125m.ts, next-token KL vs float on
+ *   WikiText-2): W4A16 'rowCluster' 0.0055, 'group' g128 0.0158, g64 0.0150, g32 0.0147. Choose 'rowCluster' when
+ *   accuracy matters more than decode speed.
  * - W4A8 and W4A4 keep 'rowCluster': their integer × integer linears need the weight's segments to equal the
  *   activation clusters (one rescale by s_w·s_a per row and cluster). With another grid those linears fall back to
  *   fake-quantized activations on the weight-only kernel.
