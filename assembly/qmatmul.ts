@@ -245,29 +245,12 @@ export function qx_prep_codes(M: i32, K: i32, codes: usize, nSeg: i32, segc: usi
         const p01 = pair(bits, mode, w0, w1, am, k0, k1);
         const p23 = pair(bits, mode, w2, w3, am, k0, k1);
         const H = i32x4.shuffle(p01, p23, 0, 1, 4, 5), L = i32x4.shuffle(p01, p23, 2, 3, 6, 7);
-        const pw = wq + <usize>g * 48;
-        const Q = i32x4.trunc_sat_f32x4_s(v128.load(pw, 32));
-        const pa = ap + ((<usize>m * <usize>nSeg + <usize>g) << 4);
-        const Hc = i32x4.sub(H, i32x4.mul(i32x4.splat(<i32>load<f32>(pa, 8)), Q));
-        const Lc = i32x4.sub(L, i32x4.mul(i32x4.splat(<i32>load<f32>(pa, 12)), Q));
-        let v = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(Hc), f32x4.splat(128)), f32x4.convert_i32x4_s(Lc));
-        v = f32x4.sub(v, f32x4.mul(v128.load(pw, 16), f32x4.splat(load<f32>(pa, 4))));
-        acc = f32x4.add(acc, f32x4.mul(v, f32x4.mul(v128.load(pw), f32x4.splat(load<f32>(pa)))));
+        const pw = wq + <usize>g * 48, pa = ap + ((<usize>m * <usize>nSeg + <usize>g) << 4);
+        // integer × integer: one exact i32 P = 128·H + L (codes ≤ 255), as the prefill GEMM computes it
+        if (mode != 0) acc = epilogueShort(i32x4.add(i32x4.shl(H, 7), L), pw, pa, acc);
+        else acc = epilogue4(H, L, pw, pa, acc);
       }
-      const yo = y + ((<usize>m * <usize>ldy + <usize>n) << 2);
-      if (valid == 4) {
-        if (bias) acc = f32x4.add(acc, v128.load(bias + (<usize>n << 2)));
-        v128.store(yo, acc);
-      } else {
-        for (let l = 0; l < valid; l++) {
-          let s: f32 = 0;
-          if (l == 0) s = f32x4.extract_lane(acc, 0);
-          else if (l == 1) s = f32x4.extract_lane(acc, 1);
-          else s = f32x4.extract_lane(acc, 2);
-          if (bias) s += load<f32>(bias + (<usize>(n + l) << 2));
-          store<f32>(yo + (<usize>l << 2), s);
-        }
-      }
+      store4(acc, y + ((<usize>m * <usize>ldy + <usize>n) << 2), n, valid, bias);
     }
   }
 }
@@ -1167,6 +1150,199 @@ function qmv3Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
       store4(acc, y + ((<usize>m * <usize>ldy + <usize>n) << 2), n, valid, bias);
     }
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Prefill GEMM (M ≥ 2 tokens): register-blocked, packed operands. The same integers per (row,
+// token, segment) as qmm and the same epilogues, so results are bit-identical to qmm and the twin.
+//
+// Packing (BLIS-style): the host first compacts the prepared activations into i16 planes (qx_pack16:
+// modes 1/2 one plane u = 128·hi + lo, the code itself; mode 0 two planes hi, lo per 16-position
+// chunk). Then, per row quad, qgemm widens the quad's codes once into an i16 panel (Kc·128 bytes,
+// per chunk: low 8 codes of rows 0..3, then high 8 codes of rows 0..3) that stays in L1 while every
+// token of an M block (≤ GEMM_BLOCK_BYTES of activations, L2-resident) streams past it. Micro-tile:
+// 4 rows × 2 tokens (modes 1/2: 8 i32x4 accumulators; per 8 positions 4 panel loads, 2 activation
+// loads, 8 i32x4.dot_i16x8_s, 8 i32x4.add = 64 multiply-adds) or 4 rows × 1 token × 2 planes
+// (mode 0: 8 accumulators, 32 multiply-adds per 8 dots). The GEMV kernels instead unpack every weight
+// byte per token, which a GEMM cannot afford.
+// ---------------------------------------------------------------------------------------------
+
+/** Activation bytes per M block of qgemm (L2-resident; the panel is reused across the block). */
+const GEMM_BLOCK_BYTES: i32 = 512 * 1024;
+
+/**
+ * Compact i16 planes of M prepared tokens (Kc chunks each) for qgemm: modes 1/2 (codes ≤ 255):
+ * a16[m·Kc·32 + 2·j] = 128·hi + lo at padded position j; mode 0: per chunk 32 bytes of hi then 32 of lo
+ * (token stride Kc·64).
+ */
+export function qx_pack16(M: i32, Kc: i32, mode: i32, act: usize, a16: usize): void {
+  const n = <usize>M * <usize>Kc;
+  if (mode == 0 || mode == 3) {
+    for (let i: usize = 0; i < n; i++) {
+      const c = act + i * ACH, d = a16 + (i << 6);
+      v128.store(d, v128.load(c, 64)); v128.store(d, v128.load(c, 80), 16);
+      v128.store(d, v128.load(c, 96), 32); v128.store(d, v128.load(c, 112), 48);
+    }
+  } else {
+    for (let i: usize = 0; i < n; i++) {
+      const c = act + i * ACH, d = a16 + (i << 5);
+      v128.store(d, i16x8.add(i16x8.shl(v128.load(c, 64), 7), v128.load(c, 96)));
+      v128.store(d, i16x8.add(i16x8.shl(v128.load(c, 80), 7), v128.load(c, 112)), 16);
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function packPanel(bits: i32, w0: usize, rb: usize, Kc: i32, panel: usize): void {
+  const cpb = chunksOf(bits), bb = blockBytesOf(bits), nb = Kc / cpb;
+  for (let r = 0; r < 4; r++) {
+    const wr = w0 + <usize>r * rb;
+    for (let k = 0; k < nb; k++) {
+      const p = wr + <usize>k * bb;
+      for (let h = 0; h < cpb; h++) {
+        const q = codesOf(bits, p, h);
+        const d = panel + (<usize>(k * cpb + h) << 7) + (<usize>r << 4);
+        v128.store(d, i16x8.extend_low_i8x16_u(q));
+        v128.store(d, i16x8.extend_high_i8x16_u(q), 64);
+      }
+    }
+  }
+}
+
+/** Integer × integer tile: 4 panel rows × tokens m, m + 1 (a0, a1), all segments, stores y. */
+// @ts-ignore: decorator
+@inline function gemmInt2(nSeg: i32, segc: usize, panel: usize, wq: usize, a0: usize, a1: usize, ap0: usize, ap1: usize,
+  y0: usize, y1: usize, n: i32, valid: i32, bias: usize): void {
+  let acc0 = f32x4.splat(0), acc1 = acc0;
+  for (let g = 0; g < nSeg; g++) {
+    const j0 = <usize>load<i32>(segc + (<usize>g << 2)), j1 = <usize>load<i32>(segc + (<usize>g << 2), 4);
+    let c00 = i32x4.splat(0), c10 = c00, c20 = c00, c30 = c00, c01 = c00, c11 = c00, c21 = c00, c31 = c00;
+    for (let j = j0; j < j1; j++) {
+      const p = panel + (j << 7), o = j << 5;
+      let x0 = v128.load(a0 + o), x1 = v128.load(a1 + o);
+      let v = v128.load(p);
+      c00 = i32x4.add(c00, i32x4.dot_i16x8_s(v, x0)); c01 = i32x4.add(c01, i32x4.dot_i16x8_s(v, x1));
+      v = v128.load(p, 16);
+      c10 = i32x4.add(c10, i32x4.dot_i16x8_s(v, x0)); c11 = i32x4.add(c11, i32x4.dot_i16x8_s(v, x1));
+      v = v128.load(p, 32);
+      c20 = i32x4.add(c20, i32x4.dot_i16x8_s(v, x0)); c21 = i32x4.add(c21, i32x4.dot_i16x8_s(v, x1));
+      v = v128.load(p, 48);
+      c30 = i32x4.add(c30, i32x4.dot_i16x8_s(v, x0)); c31 = i32x4.add(c31, i32x4.dot_i16x8_s(v, x1));
+      x0 = v128.load(a0 + o, 16); x1 = v128.load(a1 + o, 16);
+      v = v128.load(p, 64);
+      c00 = i32x4.add(c00, i32x4.dot_i16x8_s(v, x0)); c01 = i32x4.add(c01, i32x4.dot_i16x8_s(v, x1));
+      v = v128.load(p, 80);
+      c10 = i32x4.add(c10, i32x4.dot_i16x8_s(v, x0)); c11 = i32x4.add(c11, i32x4.dot_i16x8_s(v, x1));
+      v = v128.load(p, 96);
+      c20 = i32x4.add(c20, i32x4.dot_i16x8_s(v, x0)); c21 = i32x4.add(c21, i32x4.dot_i16x8_s(v, x1));
+      v = v128.load(p, 112);
+      c30 = i32x4.add(c30, i32x4.dot_i16x8_s(v, x0)); c31 = i32x4.add(c31, i32x4.dot_i16x8_s(v, x1));
+    }
+    const pw = wq + <usize>g * 48, pg = <usize>g << 4;
+    acc0 = epilogueShort(reduce4(c00, c10, c20, c30), pw, ap0 + pg, acc0);
+    acc1 = epilogueShort(reduce4(c01, c11, c21, c31), pw, ap1 + pg, acc1);
+  }
+  store4(acc0, y0, n, valid, bias);
+  store4(acc1, y1, n, valid, bias);
+}
+
+/** Integer × integer tile for one token (the odd token of M). */
+// @ts-ignore: decorator
+@inline function gemmInt1(nSeg: i32, segc: usize, panel: usize, wq: usize, a0: usize, ap0: usize,
+  y0: usize, n: i32, valid: i32, bias: usize): void {
+  let acc0 = f32x4.splat(0);
+  for (let g = 0; g < nSeg; g++) {
+    const j0 = <usize>load<i32>(segc + (<usize>g << 2)), j1 = <usize>load<i32>(segc + (<usize>g << 2), 4);
+    let c0 = i32x4.splat(0), c1 = c0, c2 = c0, c3 = c0;
+    for (let j = j0; j < j1; j++) {
+      const p = panel + (j << 7), o = j << 5;
+      const x0 = v128.load(a0 + o), x1 = v128.load(a0 + o, 16);
+      c0 = i32x4.add(c0, i32x4.add(i32x4.dot_i16x8_s(v128.load(p), x0), i32x4.dot_i16x8_s(v128.load(p, 64), x1)));
+      c1 = i32x4.add(c1, i32x4.add(i32x4.dot_i16x8_s(v128.load(p, 16), x0), i32x4.dot_i16x8_s(v128.load(p, 80), x1)));
+      c2 = i32x4.add(c2, i32x4.add(i32x4.dot_i16x8_s(v128.load(p, 32), x0), i32x4.dot_i16x8_s(v128.load(p, 96), x1)));
+      c3 = i32x4.add(c3, i32x4.add(i32x4.dot_i16x8_s(v128.load(p, 48), x0), i32x4.dot_i16x8_s(v128.load(p, 112), x1)));
+    }
+    acc0 = epilogueShort(reduce4(c0, c1, c2, c3), wq + <usize>g * 48, ap0 + (<usize>g << 4), acc0);
+  }
+  store4(acc0, y0, n, valid, bias);
+}
+
+/** Weight-only tile: 4 panel rows × one token, hi and lo planes (a0: the token's chunks, 64 bytes each). */
+// @ts-ignore: decorator
+@inline function gemmF1(nSeg: i32, segc: usize, panel: usize, wq: usize, a0: usize, ap0: usize,
+  y0: usize, n: i32, valid: i32, bias: usize): void {
+  let acc0 = f32x4.splat(0);
+  for (let g = 0; g < nSeg; g++) {
+    const j0 = <usize>load<i32>(segc + (<usize>g << 2)), j1 = <usize>load<i32>(segc + (<usize>g << 2), 4);
+    let h0 = i32x4.splat(0), h1 = h0, h2 = h0, h3 = h0, l0 = h0, l1 = h0, l2 = h0, l3 = h0;
+    for (let j = j0; j < j1; j++) {
+      const p = panel + (j << 7), o = a0 + (j << 6);
+      let xh = v128.load(o), xl = v128.load(o, 32);
+      let v = v128.load(p);
+      h0 = i32x4.add(h0, i32x4.dot_i16x8_s(v, xh)); l0 = i32x4.add(l0, i32x4.dot_i16x8_s(v, xl));
+      v = v128.load(p, 16);
+      h1 = i32x4.add(h1, i32x4.dot_i16x8_s(v, xh)); l1 = i32x4.add(l1, i32x4.dot_i16x8_s(v, xl));
+      v = v128.load(p, 32);
+      h2 = i32x4.add(h2, i32x4.dot_i16x8_s(v, xh)); l2 = i32x4.add(l2, i32x4.dot_i16x8_s(v, xl));
+      v = v128.load(p, 48);
+      h3 = i32x4.add(h3, i32x4.dot_i16x8_s(v, xh)); l3 = i32x4.add(l3, i32x4.dot_i16x8_s(v, xl));
+      xh = v128.load(o, 16); xl = v128.load(o, 48);
+      v = v128.load(p, 64);
+      h0 = i32x4.add(h0, i32x4.dot_i16x8_s(v, xh)); l0 = i32x4.add(l0, i32x4.dot_i16x8_s(v, xl));
+      v = v128.load(p, 80);
+      h1 = i32x4.add(h1, i32x4.dot_i16x8_s(v, xh)); l1 = i32x4.add(l1, i32x4.dot_i16x8_s(v, xl));
+      v = v128.load(p, 96);
+      h2 = i32x4.add(h2, i32x4.dot_i16x8_s(v, xh)); l2 = i32x4.add(l2, i32x4.dot_i16x8_s(v, xl));
+      v = v128.load(p, 112);
+      h3 = i32x4.add(h3, i32x4.dot_i16x8_s(v, xh)); l3 = i32x4.add(l3, i32x4.dot_i16x8_s(v, xl));
+    }
+    acc0 = epilogue4(reduce4(h0, h1, h2, h3), reduce4(l0, l1, l2, l3), wq + <usize>g * 48, ap0 + (<usize>g << 4), acc0);
+  }
+  store4(acc0, y0, n, valid, bias);
+}
+
+// @ts-ignore: decorator
+@inline function gemmBody(bits: i32, M: i32, N: i32, nSeg: i32, segc: usize, mode: i32, w: usize, rb: usize,
+  wp: usize, a16: usize, ap: usize, bias: usize, y: usize, ldy: i32, panel: usize): void {
+  const Kc = load<i32>(segc + (<usize>nSeg << 2));
+  const wo = mode == 0 || mode == 3;
+  const lda = <usize>Kc << (wo ? 6 : 5);
+  const apS = <usize>nSeg << 4, yS = <usize>ldy << 2;
+  const mb = max(2, (GEMM_BLOCK_BYTES / <i32>lda) & ~1);
+  for (let m0 = 0; m0 < M; m0 += mb) {
+    const m1 = min(M, m0 + mb);
+    for (let n = 0; n < N; n += 4) {
+      packPanel(bits, w + <usize>n * rb, rb, Kc, panel);
+      const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+      const valid = min(4, N - n);
+      const yn = y + (<usize>n << 2);
+      if (wo) {
+        for (let m = m0; m < m1; m++) {
+          gemmF1(nSeg, segc, panel, wq, a16 + <usize>m * lda, ap + <usize>m * apS, yn + <usize>m * yS, n, valid, bias);
+        }
+      } else {
+        let m = m0;
+        for (; m + 2 <= m1; m += 2) {
+          const a0 = a16 + <usize>m * lda, p0 = ap + <usize>m * apS, q0 = yn + <usize>m * yS;
+          gemmInt2(nSeg, segc, panel, wq, a0, a0 + lda, p0, p0 + apS, q0, q0 + yS, n, valid, bias);
+        }
+        if (m < m1) gemmInt1(nSeg, segc, panel, wq, a16 + <usize>m * lda, ap + <usize>m * apS, yn + <usize>m * yS, n, valid, bias);
+      }
+    }
+  }
+}
+
+/**
+ * qmm for M ≥ 2 on packed operands: a16 from qx_pack16, panel = Kc·128 bytes of scratch (one per
+ * thread). Same arguments and bit-identical results as qmm otherwise.
+ */
+export function qgemm(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, mode: i32, w: usize, rb: i32,
+  wp: usize, a16: usize, ap: usize, bias: usize, y: usize, ldy: i32, panel: usize): void {
+  const r = <usize>rb;
+  if (bits == 4) gemmBody(4, M, N, nSeg, segc, mode, w, r, wp, a16, ap, bias, y, ldy, panel);
+  else if (bits == 3) gemmBody(3, M, N, nSeg, segc, mode, w, r, wp, a16, ap, bias, y, ldy, panel);
+  else if (bits == 2) gemmBody(2, M, N, nSeg, segc, mode, w, r, wp, a16, ap, bias, y, ldy, panel);
+  else gemmBody(8, M, N, nSeg, segc, mode, w, r, wp, a16, ap, bias, y, ldy, panel);
 }
 
 /**

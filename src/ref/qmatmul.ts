@@ -86,7 +86,7 @@ export const refQMatmul: QMatmulKernels = {
     }
   },
 
-  qmm(M, N, nSeg, segc, format, _mode, w, rb, wp, act, ap, bias, y, ldy) {
+  qmm(M, N, nSeg, segc, format, mode, w, rb, wp, act, ap, bias, y, ldy) {
     const Kc = segc[nSeg]!, Kp = Kc * 16, need = packedRowBytes(format, Kp);
     const codes = new Uint8Array(Kp);
     for (let n = 0; n < N; n++) {
@@ -106,8 +106,14 @@ export const refQMatmul: QMatmulKernels = {
           const pw = (quad * nSeg + g) * 12, pa = (m * nSeg + g) * 4;
           const sw = wp[pw + lane]!, z = wp[pw + 4 + lane]!, Q = wp[pw + 8 + lane]! | 0;
           const sa = ap[pa]!, D = ap[pa + 1]!, Oh = ap[pa + 2]! | 0, Ol = ap[pa + 3]! | 0;
-          const Hc = (H - Math.imul(Oh, Q)) | 0, Lc = (L - Math.imul(Ol, Q)) | 0;
-          let v = f(f(f(Hc) * 128) + f(Lc));
+          let v: number;
+          if (mode === 0) {
+            const Hc = (H - Math.imul(Oh, Q)) | 0, Lc = (L - Math.imul(Ol, Q)) | 0;
+            v = f(f(f(Hc) * 128) + f(Lc));
+          } else {
+            // codes ≤ 255: P = Σ q·(u − o) = 128·H + L − o·Q fits i32 exactly (|P| ≤ 255²·16384 < 2^31)
+            v = f((Math.imul(H, 128) + L - Math.imul(Oh * 128 + Ol, Q)) | 0);
+          }
           v = f(v - f(z * D));
           acc = f(acc + f(v * f(sw * sa)));
         }

@@ -28,10 +28,26 @@ export function qmatmulSuite({ backend, ref }: SuiteContext): void {
   it('qPrepF32 / qPrepCodes / qmm are bit-exact for every format and mode', () => {
     fc.assert(fc.property(
       fc.constantFrom<PackedFormat>('u2', 'u3', 'u4', 'u8'), fc.constantFrom<QmmMode>(0, 1, 2), fc.integer({ min: 1, max: 3 }),
-      fc.integer({ min: 1, max: 11 }), fc.integer({ min: 1, max: 4 }), fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 4, maxLength: 4 }),
+      fc.integer({ min: 1, max: 11 }), fc.integer({ min: 1, max: 9 }), fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 4, maxLength: 4 }),
       pattern, fc.integer(), fc.boolean(),
-      (format, mode, nSeg, N, M, blocksPer, p, seed, withBias) => {
-        const K = 37;
+      (format, mode, nSeg, N, M, blocksPer, p, seed, withBias) => checkQmm(format, mode, nSeg, N, M, blocksPer, p, seed, withBias, 37)), RUNS);
+  });
+
+  // M ≥ 2 runs the register-blocked GEMM (src/wasm/qmatmul.ts QGEMM_MIN_M): 2-token tiles, the odd
+  // token, and several M blocks of GEMM_BLOCK_BYTES (512 KiB of i16 activations: 1024 codes → 256
+  // tokens per block for codes, 128 for the weight-only hi/lo planes).
+  it('qmm on many tokens (GEMM path, M blocks, odd M) is bit-exact for every format and mode', () => {
+    fc.assert(fc.property(
+      fc.constantFrom<PackedFormat>('u2', 'u3', 'u4', 'u8'), fc.constantFrom<QmmMode>(0, 1, 2), fc.integer({ min: 257, max: 300 }),
+      fc.integer({ min: 1, max: 6 }), pattern, fc.integer(),
+      (format, mode, M, N, p, seed) => {
+        const cpb = FORMATS[format].blockCodes / 16, blocks = 64 / cpb;
+        checkQmm(format, mode, 2, N, M, [blocks - 1, 1, 1, 1], p, seed, (seed & 4) !== 0, 700);
+      }), { numRuns: 6 });
+  });
+
+  function checkQmm(format: PackedFormat, mode: QmmMode, nSeg: number, N: number, M: number, blocksPer: number[],
+    p: Parameters<typeof floats>[1], seed: number, withBias: boolean, K: number): void {
         const { segc, gather, Kp } = setup(format, nSeg, blocksPer, K, seed);
         const Kc = segc[nSeg]!;
         const actG = new Uint8Array(M * Kc * ACT_CHUNK_BYTES).fill(0x5a), actW = new Uint8Array(M * Kc * ACT_CHUNK_BYTES);
@@ -69,9 +85,8 @@ export function qmatmulSuite({ backend, ref }: SuiteContext): void {
         const yG = new Float32Array(M * ldy).fill(7), yW = new Float32Array(M * ldy).fill(7);
         k().qmm(M, N, nSeg, segc, format, mode, w, rb, wp, actW, apW, bias, yG, ldy);
         ref.qmm(M, N, nSeg, segc, format, mode, w, rb, wp, actW, apW, bias, yW, ldy);
-        for (let i = 0; i < yW.length; i++) if (!Object.is(yG[i], yW[i])) expect(`${format} mode ${mode} y[${i}] = ${yG[i]}`).toBe(`${yW[i]}`);
-      }), RUNS);
-  });
+        for (let i = 0; i < yW.length; i++) if (!Object.is(yG[i], yW[i])) expect(`${format} mode ${mode} M ${M} y[${i}] = ${yG[i]}`).toBe(`${yW[i]}`);
+  }
 
   // The specialised u4 / u3 / u2 weight-only kernels (qmv4I16 / qmv4Relaxed / qmv3* / qmv2*): long
   // segments (4-, 2- and 8-block i16 runs plus tails), partial row quads, all-max codes against all-127 limbs (the
