@@ -27,6 +27,8 @@
 // Threads: rows are computed in quads; a call on rows n0..n1 (n0 a multiple of 4) with advanced
 // pointers gives bit-identical results (src/wasm/qmatmul.ts splits at multiples of 4).
 
+import { sgemm_nt } from './f32';
+
 const ACH: usize = 128;
 const OFF20: i32 = 1 << 20;
 /**
@@ -87,7 +89,7 @@ export function qx_prep_f32(M: i32, K: i32, x: usize, nSeg: i32, segc: usize, ga
       let d: i64 = 0;
       for (let j = j0; j < j1; j++) {
         const src = load<i32>(gather + (j << 2));
-        let u = 0;
+        let u = OFF20; // padding: x = 0
         if (src >= 0) {
           let r: f32 = nearest<f32>(load<f32>(xr + (<usize>src << 2)) / s);
           r = r > <f32>-1048576 ? r : <f32>-1048576; // NaN → −2^20
@@ -1156,39 +1158,26 @@ function qmv3Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
 // Prefill GEMM (M ≥ 2 tokens): register-blocked, packed operands. The same integers per (row,
 // token, segment) as qmm and the same epilogues, so results are bit-identical to qmm and the twin.
 //
-// Packing (BLIS-style): the host first compacts the prepared activations into i16 planes (qx_pack16:
-// modes 1/2 one plane u = 128·hi + lo, the code itself; mode 0 two planes hi, lo per 16-position
-// chunk). Then, per row quad, qgemm widens the quad's codes once into an i16 panel (Kc·128 bytes,
+// Integer × integer only (modes 1, 2; weight-only prefill is qgemm_f32 below). Packing (BLIS-style):
+// the host first compacts the prepared activations into one i16 plane (qx_pack16: u = 128·hi + lo,
+// the code itself). Then, per row quad, qgemm widens the quad's codes once into an i16 panel (Kc·128 bytes,
 // per chunk: low 8 codes of rows 0..3, then high 8 codes of rows 0..3) that stays in L1 while every
 // token of an M block (≤ GEMM_BLOCK_BYTES of activations, L2-resident) streams past it. Micro-tile:
-// 4 rows × 2 tokens (modes 1/2: 8 i32x4 accumulators; per 8 positions 4 panel loads, 2 activation
-// loads, 8 i32x4.dot_i16x8_s, 8 i32x4.add = 64 multiply-adds) or 4 rows × 1 token × 2 planes
-// (mode 0: 8 accumulators, 32 multiply-adds per 8 dots). The GEMV kernels instead unpack every weight
-// byte per token, which a GEMM cannot afford.
+// 4 rows × 2 tokens, 8 i32x4 accumulators; per 8 positions 4 panel loads, 2 activation loads,
+// 8 i32x4.dot_i16x8_s, 8 i32x4.add = 64 multiply-adds. The GEMV kernels instead unpack every weight
+// byte per token (and take two dots, hi and lo, per 8 codes), which a GEMM cannot afford.
 // ---------------------------------------------------------------------------------------------
 
 /** Activation bytes per M block of qgemm (L2-resident; the panel is reused across the block). */
 const GEMM_BLOCK_BYTES: i32 = 512 * 1024;
 
-/**
- * Compact i16 planes of M prepared tokens (Kc chunks each) for qgemm: modes 1/2 (codes ≤ 255):
- * a16[m·Kc·32 + 2·j] = 128·hi + lo at padded position j; mode 0: per chunk 32 bytes of hi then 32 of lo
- * (token stride Kc·64).
- */
-export function qx_pack16(M: i32, Kc: i32, mode: i32, act: usize, a16: usize): void {
+/** Compact i16 plane of M prepared tokens (codes ≤ 255) for qgemm: a16[m·Kc·16 + j] = 128·hi + lo at padded position j. */
+export function qx_pack16(M: i32, Kc: i32, act: usize, a16: usize): void {
   const n = <usize>M * <usize>Kc;
-  if (mode == 0 || mode == 3) {
-    for (let i: usize = 0; i < n; i++) {
-      const c = act + i * ACH, d = a16 + (i << 6);
-      v128.store(d, v128.load(c, 64)); v128.store(d, v128.load(c, 80), 16);
-      v128.store(d, v128.load(c, 96), 32); v128.store(d, v128.load(c, 112), 48);
-    }
-  } else {
-    for (let i: usize = 0; i < n; i++) {
-      const c = act + i * ACH, d = a16 + (i << 5);
-      v128.store(d, i16x8.add(i16x8.shl(v128.load(c, 64), 7), v128.load(c, 96)));
-      v128.store(d, i16x8.add(i16x8.shl(v128.load(c, 80), 7), v128.load(c, 112)), 16);
-    }
+  for (let i: usize = 0; i < n; i++) {
+    const c = act + i * ACH, d = a16 + (i << 5);
+    v128.store(d, i16x8.add(i16x8.shl(v128.load(c, 64), 7), v128.load(c, 96)));
+    v128.store(d, i16x8.add(i16x8.shl(v128.load(c, 80), 7), v128.load(c, 112)), 16);
   }
 }
 
@@ -1267,46 +1256,11 @@ export function qx_pack16(M: i32, Kc: i32, mode: i32, act: usize, a16: usize): v
   store4(acc0, y0, n, valid, bias);
 }
 
-/** Weight-only tile: 4 panel rows × one token, hi and lo planes (a0: the token's chunks, 64 bytes each). */
 // @ts-ignore: decorator
-@inline function gemmF1(nSeg: i32, segc: usize, panel: usize, wq: usize, a0: usize, ap0: usize,
-  y0: usize, n: i32, valid: i32, bias: usize): void {
-  let acc0 = f32x4.splat(0);
-  for (let g = 0; g < nSeg; g++) {
-    const j0 = <usize>load<i32>(segc + (<usize>g << 2)), j1 = <usize>load<i32>(segc + (<usize>g << 2), 4);
-    let h0 = i32x4.splat(0), h1 = h0, h2 = h0, h3 = h0, l0 = h0, l1 = h0, l2 = h0, l3 = h0;
-    for (let j = j0; j < j1; j++) {
-      const p = panel + (j << 7), o = a0 + (j << 6);
-      let xh = v128.load(o), xl = v128.load(o, 32);
-      let v = v128.load(p);
-      h0 = i32x4.add(h0, i32x4.dot_i16x8_s(v, xh)); l0 = i32x4.add(l0, i32x4.dot_i16x8_s(v, xl));
-      v = v128.load(p, 16);
-      h1 = i32x4.add(h1, i32x4.dot_i16x8_s(v, xh)); l1 = i32x4.add(l1, i32x4.dot_i16x8_s(v, xl));
-      v = v128.load(p, 32);
-      h2 = i32x4.add(h2, i32x4.dot_i16x8_s(v, xh)); l2 = i32x4.add(l2, i32x4.dot_i16x8_s(v, xl));
-      v = v128.load(p, 48);
-      h3 = i32x4.add(h3, i32x4.dot_i16x8_s(v, xh)); l3 = i32x4.add(l3, i32x4.dot_i16x8_s(v, xl));
-      xh = v128.load(o, 16); xl = v128.load(o, 48);
-      v = v128.load(p, 64);
-      h0 = i32x4.add(h0, i32x4.dot_i16x8_s(v, xh)); l0 = i32x4.add(l0, i32x4.dot_i16x8_s(v, xl));
-      v = v128.load(p, 80);
-      h1 = i32x4.add(h1, i32x4.dot_i16x8_s(v, xh)); l1 = i32x4.add(l1, i32x4.dot_i16x8_s(v, xl));
-      v = v128.load(p, 96);
-      h2 = i32x4.add(h2, i32x4.dot_i16x8_s(v, xh)); l2 = i32x4.add(l2, i32x4.dot_i16x8_s(v, xl));
-      v = v128.load(p, 112);
-      h3 = i32x4.add(h3, i32x4.dot_i16x8_s(v, xh)); l3 = i32x4.add(l3, i32x4.dot_i16x8_s(v, xl));
-    }
-    acc0 = epilogue4(reduce4(h0, h1, h2, h3), reduce4(l0, l1, l2, l3), wq + <usize>g * 48, ap0 + (<usize>g << 4), acc0);
-  }
-  store4(acc0, y0, n, valid, bias);
-}
-
-// @ts-ignore: decorator
-@inline function gemmBody(bits: i32, M: i32, N: i32, nSeg: i32, segc: usize, mode: i32, w: usize, rb: usize,
+@inline function gemmBody(bits: i32, M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
   wp: usize, a16: usize, ap: usize, bias: usize, y: usize, ldy: i32, panel: usize): void {
   const Kc = load<i32>(segc + (<usize>nSeg << 2));
-  const wo = mode == 0 || mode == 3;
-  const lda = <usize>Kc << (wo ? 6 : 5);
+  const lda = <usize>Kc << 5;
   const apS = <usize>nSeg << 4, yS = <usize>ldy << 2;
   const mb = max(2, (GEMM_BLOCK_BYTES / <i32>lda) & ~1);
   for (let m0 = 0; m0 < M; m0 += mb) {
@@ -1316,33 +1270,109 @@ export function qx_pack16(M: i32, Kc: i32, mode: i32, act: usize, a16: usize): v
       const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
       const valid = min(4, N - n);
       const yn = y + (<usize>n << 2);
-      if (wo) {
-        for (let m = m0; m < m1; m++) {
-          gemmF1(nSeg, segc, panel, wq, a16 + <usize>m * lda, ap + <usize>m * apS, yn + <usize>m * yS, n, valid, bias);
-        }
-      } else {
-        let m = m0;
-        for (; m + 2 <= m1; m += 2) {
-          const a0 = a16 + <usize>m * lda, p0 = ap + <usize>m * apS, q0 = yn + <usize>m * yS;
-          gemmInt2(nSeg, segc, panel, wq, a0, a0 + lda, p0, p0 + apS, q0, q0 + yS, n, valid, bias);
-        }
-        if (m < m1) gemmInt1(nSeg, segc, panel, wq, a16 + <usize>m * lda, ap + <usize>m * apS, yn + <usize>m * yS, n, valid, bias);
+      let m = m0;
+      for (; m + 2 <= m1; m += 2) {
+        const a0 = a16 + <usize>m * lda, p0 = ap + <usize>m * apS, q0 = yn + <usize>m * yS;
+        gemmInt2(nSeg, segc, panel, wq, a0, a0 + lda, p0, p0 + apS, q0, q0 + yS, n, valid, bias);
       }
+      if (m < m1) gemmInt1(nSeg, segc, panel, wq, a16 + <usize>m * lda, ap + <usize>m * apS, yn + <usize>m * yS, n, valid, bias);
     }
   }
 }
 
 /**
- * qmm for M ≥ 2 on packed operands: a16 from qx_pack16, panel = Kc·128 bytes of scratch (one per
- * thread). Same arguments and bit-identical results as qmm otherwise.
+ * Integer × integer qmm (modes 1, 2) for M ≥ 2 on packed operands: a16 from qx_pack16, panel = Kc·128
+ * bytes of scratch (one per thread). Same arguments and bit-identical results as qmm otherwise.
  */
-export function qgemm(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, mode: i32, w: usize, rb: i32,
+export function qgemm(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, w: usize, rb: i32,
   wp: usize, a16: usize, ap: usize, bias: usize, y: usize, ldy: i32, panel: usize): void {
   const r = <usize>rb;
-  if (bits == 4) gemmBody(4, M, N, nSeg, segc, mode, w, r, wp, a16, ap, bias, y, ldy, panel);
-  else if (bits == 3) gemmBody(3, M, N, nSeg, segc, mode, w, r, wp, a16, ap, bias, y, ldy, panel);
-  else if (bits == 2) gemmBody(2, M, N, nSeg, segc, mode, w, r, wp, a16, ap, bias, y, ldy, panel);
-  else gemmBody(8, M, N, nSeg, segc, mode, w, r, wp, a16, ap, bias, y, ldy, panel);
+  if (bits == 4) gemmBody(4, M, N, nSeg, segc, w, r, wp, a16, ap, bias, y, ldy, panel);
+  else if (bits == 3) gemmBody(3, M, N, nSeg, segc, w, r, wp, a16, ap, bias, y, ldy, panel);
+  else if (bits == 2) gemmBody(2, M, N, nSeg, segc, w, r, wp, a16, ap, bias, y, ldy, panel);
+  else gemmBody(8, M, N, nSeg, segc, w, r, wp, a16, ap, bias, y, ldy, panel);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weight-only prefill GEMM (mode 0, M ≥ QGEMM_F32_MIN_M tokens): dequantize, then the f32 GEMM.
+// An exact integer GEMM needs two i16 dots (hi, lo planes of the 21-bit activation) per 8 codes,
+// no faster than the GEMV kernels; instead each block of QF_ROWS weight rows is dequantized once
+// into an f32 panel (ŵ = f32(s_w·(q − z_w)), L2-resident) and multiplied by the reconstructed
+// activations x̂ = f32(s_a·(u − 2^20)) (the same 21-bit activations the integer path uses; padding
+// positions are u = 2^20, so x̂ = 0 there) with sgemm_nt (assembly/f32.ts). Float result: it equals
+// the integer twin within the f32 GEMM's rounding (bound in test/conformance/qmatmul.ts); rows are
+// cut at multiples of 4, so 1 and n threads agree bit for bit.
+// ---------------------------------------------------------------------------------------------
+
+/** Weight rows dequantized per panel (QF_ROWS·Kp·4 bytes of per-thread scratch). */
+export const QF_ROWS: i32 = 16;
+
+/** x̂[m·Kp + j] = s_a[m, g]·(u − 2^20) for the M prepared tokens (weight-only prep), Kp = Kc·16. */
+export function qx_unpack_f32(M: i32, nSeg: i32, segc: usize, act: usize, ap: usize, xf: usize): void {
+  const Kc = load<i32>(segc + (<usize>nSeg << 2));
+  const off = i32x4.splat(OFF20);
+  for (let m = 0; m < M; m++) {
+    const am = act + <usize>m * <usize>Kc * ACH, xm = xf + (<usize>m * <usize>Kc << 6);
+    for (let g = 0; g < nSeg; g++) {
+      const sv = f32x4.splat(load<f32>(ap + ((<usize>m * <usize>nSeg + <usize>g) << 4)));
+      const j0 = <usize>load<i32>(segc + (<usize>g << 2)), j1 = <usize>load<i32>(segc + (<usize>g << 2), 4);
+      for (let j = j0; j < j1; j++) {
+        const c = am + j * ACH, d = xm + (j << 6);
+        for (let h: usize = 0; h < 2; h++) {
+          const hi = v128.load(c + (h << 4), 64), lo = v128.load(c + (h << 4), 96);
+          const t0 = i32x4.sub(i32x4.add(i32x4.shl(i32x4.extend_low_i16x8_s(hi), 7), i32x4.extend_low_i16x8_s(lo)), off);
+          const t1 = i32x4.sub(i32x4.add(i32x4.shl(i32x4.extend_high_i16x8_s(hi), 7), i32x4.extend_high_i16x8_s(lo)), off);
+          v128.store(d + (h << 5), f32x4.mul(sv, f32x4.convert_i32x4_s(t0)));
+          v128.store(d + (h << 5), f32x4.mul(sv, f32x4.convert_i32x4_s(t1)), 16);
+        }
+      }
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function dequantRows(bits: i32, w: usize, rb: usize, wq: usize, nSeg: i32, segc: usize, Kc: i32, rows: i32, panel: usize): void {
+  const cpb = chunksOf(bits), bb = blockBytesOf(bits), rowBytes = <usize>Kc << 6;
+  for (let r = 0; r < rows; r++) {
+    const wr = w + <usize>r * rb, pr = panel + <usize>r * rowBytes, pq = wq + <usize>(r >> 2) * <usize>nSeg * 48 + (<usize>(r & 3) << 2);
+    for (let g = 0; g < nSeg; g++) {
+      const sv = f32x4.splat(load<f32>(pq + <usize>g * 48)), zv = f32x4.splat(load<f32>(pq + <usize>g * 48, 16));
+      const k0 = load<i32>(segc + (<usize>g << 2)) / cpb, k1 = load<i32>(segc + (<usize>g << 2), 4) / cpb;
+      for (let k = k0; k < k1; k++) {
+        const p = wr + <usize>k * bb;
+        for (let h = 0; h < cpb; h++) {
+          const q = codesOf(bits, p, h);
+          const d = pr + (<usize>(k * cpb + h) << 6);
+          const lo = i16x8.extend_low_i8x16_u(q), hi = i16x8.extend_high_i8x16_u(q);
+          v128.store(d, f32x4.mul(sv, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(lo)), zv)));
+          v128.store(d, f32x4.mul(sv, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(lo)), zv)), 16);
+          v128.store(d, f32x4.mul(sv, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(hi)), zv)), 32);
+          v128.store(d, f32x4.mul(sv, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(hi)), zv)), 48);
+        }
+      }
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function gemmF32Body(bits: i32, M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
+  wp: usize, xf: usize, bias: usize, y: usize, ldy: i32, panel: usize): void {
+  const Kc = load<i32>(segc + (<usize>nSeg << 2)), Kp = Kc << 4;
+  for (let n = 0; n < N; n += QF_ROWS) {
+    const rows = min(QF_ROWS, N - n);
+    dequantRows(bits, w + <usize>n * rb, rb, wp + <usize>(n >> 2) * <usize>nSeg * 48, nSeg, segc, Kc, rows, panel);
+    sgemm_nt(M, rows, Kp, xf, Kp, panel, Kp, y + (<usize>n << 2), ldy, bias ? bias + (<usize>n << 2) : 0);
+  }
+}
+
+/** Weight-only qmm on x̂ from qx_unpack_f32 (xf, M × Kc·16 f32); panel = QF_ROWS·Kc·64 bytes per thread. */
+export function qgemm_f32(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, w: usize, rb: i32,
+  wp: usize, xf: usize, bias: usize, y: usize, ldy: i32, panel: usize): void {
+  const r = <usize>rb;
+  if (bits == 4) gemmF32Body(4, M, N, nSeg, segc, w, r, wp, xf, bias, y, ldy, panel);
+  else if (bits == 3) gemmF32Body(3, M, N, nSeg, segc, w, r, wp, xf, bias, y, ldy, panel);
+  else if (bits == 2) gemmF32Body(2, M, N, nSeg, segc, w, r, wp, xf, bias, y, ldy, panel);
+  else gemmF32Body(8, M, N, nSeg, segc, w, r, wp, xf, bias, y, ldy, panel);
 }
 
 /**

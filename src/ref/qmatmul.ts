@@ -48,7 +48,7 @@ export const refQMatmul: QMatmulKernels = {
         let d = 0;
         for (let j = j0; j < j1; j++) {
           const src = gather[j]!;
-          let u = 0;
+          let u = OFF20; // padding: x = 0
           if (src >= 0) {
             let r = roundHalfEven(f(x[m * K + src]! / s));
             r = r > -1048576 ? r : -1048576;
