@@ -1171,14 +1171,33 @@ function qmv3Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
 /** Activation bytes per M block of qgemm (L2-resident; the panel is reused across the block). */
 const GEMM_BLOCK_BYTES: i32 = 512 * 1024;
 
-/** Compact i16 plane of M prepared tokens (codes ≤ 255) for qgemm: a16[m·Kc·16 + j] = 128·hi + lo at padded position j. */
-export function qx_pack16(M: i32, Kc: i32, act: usize, a16: usize): void {
-  const n = <usize>M * <usize>Kc;
-  for (let i: usize = 0; i < n; i++) {
-    const c = act + i * ACH, d = a16 + (i << 5);
-    v128.store(d, i16x8.add(i16x8.shl(v128.load(c, 64), 7), v128.load(c, 96)));
-    v128.store(d, i16x8.add(i16x8.shl(v128.load(c, 80), 7), v128.load(c, 112)), 16);
+/**
+ * Compact i16 plane of M prepared tokens (codes ≤ 255) for qgemm, zero point already subtracted:
+ * a16[m·Kc·16 + j] = u − o (128·hi + lo − (128·Oh + Ol) of the token's segment) at padded position j,
+ * so the GEMM's dot is P' = Σ q·(u − o) = P − o·Q itself (the same integer; no o·Q term per tile).
+ */
+export function qx_pack16(M: i32, nSeg: i32, segc: usize, act: usize, ap: usize, a16: usize): void {
+  const Kc = <usize>load<i32>(segc + (<usize>nSeg << 2));
+  for (let m = 0; m < M; m++) {
+    for (let g = 0; g < nSeg; g++) {
+      const pa = ap + ((<usize>m * <usize>nSeg + <usize>g) << 4);
+      const o = i16x8.splat(<i16>((<i32>load<f32>(pa, 8) << 7) + <i32>load<f32>(pa, 12)));
+      const j1 = <usize>m * Kc + <usize>load<i32>(segc + (<usize>g << 2), 4);
+      for (let i = <usize>m * Kc + <usize>load<i32>(segc + (<usize>g << 2)); i < j1; i++) {
+        const c = act + i * ACH, d = a16 + (i << 5);
+        v128.store(d, i16x8.sub(i16x8.add(i16x8.shl(v128.load(c, 64), 7), v128.load(c, 96)), o));
+        v128.store(d, i16x8.sub(i16x8.add(i16x8.shl(v128.load(c, 80), 7), v128.load(c, 112)), o), 16);
+      }
+    }
   }
+}
+
+// Epilogue of the integer GEMM: P' = Σ q·(u − o) (exact i32), v = f32(P') − z_w·D, acc += v·(s_w·s_a):
+// the twin's integer × integer epilogue step for step.
+// @ts-ignore: decorator
+@inline function epilogueInt(P: v128, pw: usize, pa: usize, acc: v128): v128 {
+  let v = f32x4.sub(f32x4.convert_i32x4_s(P), f32x4.mul(v128.load(pw, 16), f32x4.splat(load<f32>(pa, 4))));
+  return f32x4.add(acc, f32x4.mul(v, f32x4.mul(v128.load(pw), f32x4.splat(load<f32>(pa)))));
 }
 
 // @ts-ignore: decorator
@@ -1228,8 +1247,8 @@ export function qx_pack16(M: i32, Kc: i32, act: usize, a16: usize): void {
       c30 = i32x4.add(c30, i32x4.dot_i16x8_s(v, x0)); c31 = i32x4.add(c31, i32x4.dot_i16x8_s(v, x1));
     }
     const pw = wq + <usize>g * 48, pg = <usize>g << 4;
-    acc0 = epilogueShort(reduce4(c00, c10, c20, c30), pw, ap0 + pg, acc0);
-    acc1 = epilogueShort(reduce4(c01, c11, c21, c31), pw, ap1 + pg, acc1);
+    acc0 = epilogueInt(reduce4(c00, c10, c20, c30), pw, ap0 + pg, acc0);
+    acc1 = epilogueInt(reduce4(c01, c11, c21, c31), pw, ap1 + pg, acc1);
   }
   store4(acc0, y0, n, valid, bias);
   store4(acc1, y1, n, valid, bias);
@@ -1251,7 +1270,7 @@ export function qx_pack16(M: i32, Kc: i32, act: usize, a16: usize): void {
       c2 = i32x4.add(c2, i32x4.add(i32x4.dot_i16x8_s(v128.load(p, 32), x0), i32x4.dot_i16x8_s(v128.load(p, 96), x1)));
       c3 = i32x4.add(c3, i32x4.add(i32x4.dot_i16x8_s(v128.load(p, 48), x0), i32x4.dot_i16x8_s(v128.load(p, 112), x1)));
     }
-    acc0 = epilogueShort(reduce4(c0, c1, c2, c3), wq + <usize>g * 48, ap0 + (<usize>g << 4), acc0);
+    acc0 = epilogueInt(reduce4(c0, c1, c2, c3), wq + <usize>g * 48, ap0 + (<usize>g << 4), acc0);
   }
   store4(acc0, y0, n, valid, bias);
 }

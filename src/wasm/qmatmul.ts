@@ -17,7 +17,7 @@ export interface QMatmulExports {
     rowPeriod: number, act: number, ap: number): void;
   qmm(M: number, N: number, nSeg: number, segc: number, bits: number, mode: number, w: number, rb: number, wp: number,
     act: number, ap: number, bias: number, y: number, ldy: number): void;
-  qx_pack16(M: number, Kc: number, act: number, a16: number): void;
+  qx_pack16(M: number, nSeg: number, segc: number, act: number, ap: number, a16: number): void;
   qgemm(M: number, N: number, nSeg: number, segc: number, bits: number, w: number, rb: number, wp: number,
     a16: number, ap: number, bias: number, y: number, ldy: number, panel: number): void;
   qx_unpack_f32(M: number, nSeg: number, segc: number, act: number, ap: number, xf: number): void;
@@ -100,7 +100,7 @@ export function wasmQMatmul(ex: QMatmulExports, h: Heap, pool: ThreadPool | null
               ex.qx_unpack_f32(M, nSeg, ps!, pa!, pap!, xa);
               op = rowRanges('qgemm_f32', [M, N, nSeg, ps!, bits, pw!, rb, pwp!, xa, pb!, py!, ldy, panel], nSeg, rb, 5, 7, 9, 10);
             } else {
-              ex.qx_pack16(M, Kc, pa!, xa);
+              ex.qx_pack16(M, nSeg, ps!, pa!, pap!, xa);
               op = rowRanges('qgemm', [M, N, nSeg, ps!, bits, pw!, rb, pwp!, xa, pap!, pb!, py!, ldy, panel], nSeg, rb, 5, 7, 10, 11);
             }
             op.perThread = [op.args.length - 1, panelBytes];
