@@ -1312,6 +1312,83 @@ export function qgemm(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, w: usiz
   else gemmBody(8, M, N, nSeg, segc, w, r, wp, a16, ap, bias, y, ldy, panel);
 }
 
+// Relaxed build, activation codes ≤ 127 (mode 1) and weight codes ≤ 15 (u4, u3, u2): both operands of
+// i16x8.relaxed_dot_i8x16_i7x16_s (one pmaddubsw on x64) are in 0..127, exact under every tier and
+// engine (see USE_RELAXED_DOT), 16 multiply-adds per instruction instead of i32x4.dot_i16x8_s's 8.
+// Pair sums ≤ 2·15·127 = 3810 per i16 lane: runs of ≤ 8 chunks sum in i16 (≤ 30480), then widen
+// (i32x4.extadd_pairwise_i16x8_s). Panel: u8 codes, 64 bytes per chunk (rows 0..3); activations:
+// the c plane (u & 127 = u) compacted to 16 bytes per chunk (qx_pack8). Tile 4 rows × 1 token: per
+// chunk 4 panel loads, 1 activation load, 4 dots, 4 i16 adds (+ the widening every 8 chunks). The
+// integer P = Σ q·u is the same as every other path's, with the same epilogue (epilogueShort).
+
+/** a8[m·Kc·16 + j] = u (codes ≤ 127) at padded position j. */
+export function qx_pack8(M: i32, Kc: i32, act: usize, a8: usize): void {
+  const n = <usize>M * <usize>Kc;
+  for (let i: usize = 0; i < n; i++) v128.store(a8 + (i << 4), v128.load(act + i * ACH, 32));
+}
+
+// @ts-ignore: decorator
+@inline function packPanel8(bits: i32, w0: usize, rb: usize, Kc: i32, panel: usize): void {
+  const cpb = chunksOf(bits), bb = blockBytesOf(bits), nb = Kc / cpb;
+  for (let r = 0; r < 4; r++) {
+    const wr = w0 + <usize>r * rb;
+    for (let k = 0; k < nb; k++) {
+      for (let h = 0; h < cpb; h++) v128.store(panel + (<usize>(k * cpb + h) << 6) + (<usize>r << 4), codesOf(bits, wr + <usize>k * bb, h));
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function gemmU7Body(bits: i32, M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
+  wp: usize, a8: usize, ap: usize, bias: usize, y: usize, ldy: i32, panel: usize): void {
+  if (!ASC_FEATURE_RELAXED_SIMD) return;
+  const Kc = load<i32>(segc + (<usize>nSeg << 2));
+  const lda = <usize>Kc << 4, apS = <usize>nSeg << 4, yS = <usize>ldy << 2;
+  const mb = max(1, GEMM_BLOCK_BYTES / <i32>lda);
+  for (let m0 = 0; m0 < M; m0 += mb) {
+    const m1 = min(M, m0 + mb);
+    for (let n = 0; n < N; n += 4) {
+      packPanel8(bits, w + <usize>n * rb, rb, Kc, panel);
+      const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+      const valid = min(4, N - n);
+      for (let m = m0; m < m1; m++) {
+        const a0 = a8 + <usize>m * lda, pa = ap + <usize>m * apS;
+        let acc = f32x4.splat(0);
+        for (let g = 0; g < nSeg; g++) {
+          const j0 = load<i32>(segc + (<usize>g << 2)), j1 = load<i32>(segc + (<usize>g << 2), 4);
+          let I0 = i32x4.splat(0), I1 = I0, I2 = I0, I3 = I0;
+          for (let jb = j0; jb < j1; jb += 8) {
+            const je = <usize>min(jb + 8, j1);
+            let S0 = i32x4.splat(0), S1 = S0, S2 = S0, S3 = S0;
+            for (let j = <usize>jb; j < je; j++) {
+              const x = v128.load(a0 + (j << 4)), p = panel + (j << 6);
+              S0 = i16x8.add(S0, i16x8.relaxed_dot_i8x16_i7x16_s(x, v128.load(p)));
+              S1 = i16x8.add(S1, i16x8.relaxed_dot_i8x16_i7x16_s(x, v128.load(p, 16)));
+              S2 = i16x8.add(S2, i16x8.relaxed_dot_i8x16_i7x16_s(x, v128.load(p, 32)));
+              S3 = i16x8.add(S3, i16x8.relaxed_dot_i8x16_i7x16_s(x, v128.load(p, 48)));
+            }
+            I0 = i32x4.add(I0, i32x4.extadd_pairwise_i16x8_s(S0));
+            I1 = i32x4.add(I1, i32x4.extadd_pairwise_i16x8_s(S1));
+            I2 = i32x4.add(I2, i32x4.extadd_pairwise_i16x8_s(S2));
+            I3 = i32x4.add(I3, i32x4.extadd_pairwise_i16x8_s(S3));
+          }
+          acc = epilogueShort(reduce4(I0, I1, I2, I3), wq + <usize>g * 48, pa + (<usize>g << 4), acc);
+        }
+        store4(acc, y + (<usize>n << 2) + <usize>m * yS, n, valid, bias);
+      }
+    }
+  }
+}
+
+/** Relaxed build only: integer qmm for activation codes ≤ 127 and u4/u3/u2 weights (a8 from qx_pack8, panel Kc·64 bytes per thread). */
+export function qgemm_u7(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, w: usize, rb: i32,
+  wp: usize, a8: usize, ap: usize, bias: usize, y: usize, ldy: i32, panel: usize): void {
+  const r = <usize>rb;
+  if (bits == 4) gemmU7Body(4, M, N, nSeg, segc, w, r, wp, a8, ap, bias, y, ldy, panel);
+  else if (bits == 3) gemmU7Body(3, M, N, nSeg, segc, w, r, wp, a8, ap, bias, y, ldy, panel);
+  else gemmU7Body(2, M, N, nSeg, segc, w, r, wp, a8, ap, bias, y, ldy, panel);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Weight-only prefill GEMM (mode 0, M ≥ QGEMM_F32_MIN_M tokens): dequantize, then the f32 GEMM.
 // An exact integer GEMM needs two i16 dots (hi, lo planes of the 21-bit activation) per 8 codes,

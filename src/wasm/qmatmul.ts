@@ -20,6 +20,10 @@ export interface QMatmulExports {
   qx_pack16(M: number, nSeg: number, segc: number, act: number, ap: number, a16: number): void;
   qgemm(M: number, N: number, nSeg: number, segc: number, bits: number, w: number, rb: number, wp: number,
     a16: number, ap: number, bias: number, y: number, ldy: number, panel: number): void;
+  qx_pack8(M: number, Kc: number, act: number, a8: number): void;
+  qgemm_u7(M: number, N: number, nSeg: number, segc: number, bits: number, w: number, rb: number, wp: number,
+    a8: number, ap: number, bias: number, y: number, ldy: number, panel: number): void;
+  is_relaxed(): number;
   qx_unpack_f32(M: number, nSeg: number, segc: number, act: number, ap: number, xf: number): void;
   qgemm_f32(M: number, N: number, nSeg: number, segc: number, bits: number, w: number, rb: number, wp: number,
     xf: number, bias: number, y: number, ldy: number, panel: number): void;
@@ -90,8 +94,11 @@ export function wasmQMatmul(ex: QMatmulExports, h: Heap, pool: ThreadPool | null
         }
         // GEMM: one shared activation buffer, one weight panel per thread
         const threads = pool?.shouldSplit(flops) ? pool.threads : 1;
-        const f32 = route === 'f32', panelBytes = f32 ? QF_ROWS * Kc * 64 : Kc * 128;
-        const xa = h.alloc(M * Kc * (f32 ? 64 : 32), 'qgemm activations');
+        const f32 = route === 'f32';
+        // relaxed binary, codes ≤ 127 and weight codes ≤ 15: the i8×i7 dot (unless its self-test failed)
+        const u7 = !f32 && mode === 1 && bits <= 4 && ex.is_relaxed() === 1 && !relaxedDotOff.has(ex);
+        const panelBytes = f32 ? QF_ROWS * Kc * 64 : u7 ? Kc * 64 : Kc * 128;
+        const xa = h.alloc(M * Kc * (f32 ? 64 : u7 ? 16 : 32), 'qgemm activations');
         try {
           const panel = h.alloc(panelBytes * threads, 'qgemm panels');
           try {
@@ -99,6 +106,9 @@ export function wasmQMatmul(ex: QMatmulExports, h: Heap, pool: ThreadPool | null
             if (f32) {
               ex.qx_unpack_f32(M, nSeg, ps!, pa!, pap!, xa);
               op = rowRanges('qgemm_f32', [M, N, nSeg, ps!, bits, pw!, rb, pwp!, xa, pb!, py!, ldy, panel], nSeg, rb, 5, 7, 9, 10);
+            } else if (u7) {
+              ex.qx_pack8(M, Kc, pa!, xa);
+              op = rowRanges('qgemm_u7', [M, N, nSeg, ps!, bits, pw!, rb, pwp!, xa, pap!, pb!, py!, ldy, panel], nSeg, rb, 5, 7, 10, 11);
             } else {
               ex.qx_pack16(M, nSeg, ps!, pa!, pap!, xa);
               op = rowRanges('qgemm', [M, N, nSeg, ps!, bits, pw!, rb, pwp!, xa, pap!, pb!, py!, ldy, panel], nSeg, rb, 5, 7, 10, 11);
