@@ -1312,6 +1312,55 @@ export function qgemm(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, w: usiz
   else gemmBody(8, M, N, nSeg, segc, w, r, wp, a16, ap, bias, y, ldy, panel);
 }
 
+// Integer × integer GEMV (M = 1, modes 1/2: the decode step of A8/A4 recipes): the weight is read
+// once, so it is unpacked in registers instead of into a panel; the activation is the same compact
+// plane u − o as qgemm's (one i16 dot per 8 codes, where qmm's general kernel takes two, hi and lo).
+// Per row quad and chunk: 4 × (unpack, 2 widens, 2 dots, 2 adds), 2 activation loads.
+
+// @ts-ignore: decorator
+@inline function dotChunk(bits: i32, p: usize, h: i32, x0: v128, x1: v128, c: v128): v128 {
+  const q = codesOf(bits, p, h);
+  return i32x4.add(c, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(q), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(q), x1)));
+}
+
+// @ts-ignore: decorator
+@inline function gemvIntBody(bits: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
+  wp: usize, a16: usize, ap: usize, bias: usize, y: usize): void {
+  const cpb = chunksOf(bits), bb = blockBytesOf(bits);
+  for (let n = 0; n < N; n += 4) {
+    const w0 = w + <usize>n * rb, w1 = w0 + rb, w2 = w1 + rb, w3 = w2 + rb;
+    const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+    let acc = f32x4.splat(0);
+    for (let g = 0; g < nSeg; g++) {
+      const k0 = load<i32>(segc + (<usize>g << 2)) / cpb, k1 = load<i32>(segc + (<usize>g << 2), 4) / cpb;
+      let c0 = i32x4.splat(0), c1 = c0, c2 = c0, c3 = c0;
+      for (let k = k0; k < k1; k++) {
+        const o = <usize>k * bb;
+        for (let h = 0; h < cpb; h++) {
+          const xa = a16 + (<usize>(k * cpb + h) << 5);
+          const x0 = v128.load(xa), x1 = v128.load(xa, 16);
+          c0 = dotChunk(bits, w0 + o, h, x0, x1, c0);
+          c1 = dotChunk(bits, w1 + o, h, x0, x1, c1);
+          c2 = dotChunk(bits, w2 + o, h, x0, x1, c2);
+          c3 = dotChunk(bits, w3 + o, h, x0, x1, c3);
+        }
+      }
+      acc = epilogueInt(reduce4(c0, c1, c2, c3), wq + <usize>g * 48, ap + (<usize>g << 4), acc);
+    }
+    store4(acc, y + (<usize>n << 2), n, min(4, N - n), bias);
+  }
+}
+
+/** Integer × integer qmm for one token (modes 1/2) on the plane from qx_pack16; same results as qmm. */
+export function qgemv_int(N: i32, nSeg: i32, segc: usize, bits: i32, w: usize, rb: i32,
+  wp: usize, a16: usize, ap: usize, bias: usize, y: usize): void {
+  const r = <usize>rb;
+  if (bits == 4) gemvIntBody(4, N, nSeg, segc, w, r, wp, a16, ap, bias, y);
+  else if (bits == 3) gemvIntBody(3, N, nSeg, segc, w, r, wp, a16, ap, bias, y);
+  else if (bits == 2) gemvIntBody(2, N, nSeg, segc, w, r, wp, a16, ap, bias, y);
+  else gemvIntBody(8, N, nSeg, segc, w, r, wp, a16, ap, bias, y);
+}
+
 // Relaxed build, activation codes ≤ 127 (mode 1) and weight codes ≤ 15 (u4, u3, u2): both operands of
 // i16x8.relaxed_dot_i8x16_i7x16_s (one pmaddubsw on x64) are in 0..127, exact under every tier and
 // engine (see USE_RELAXED_DOT), 16 multiply-adds per instruction instead of i32x4.dot_i16x8_s's 8.

@@ -21,6 +21,8 @@ export interface QMatmulExports {
   qgemm(M: number, N: number, nSeg: number, segc: number, bits: number, w: number, rb: number, wp: number,
     a16: number, ap: number, bias: number, y: number, ldy: number, panel: number): void;
   qx_pack8(M: number, Kc: number, act: number, a8: number): void;
+  qgemv_int(N: number, nSeg: number, segc: number, bits: number, w: number, rb: number, wp: number,
+    a16: number, ap: number, bias: number, y: number): void;
   qgemm_u7(M: number, N: number, nSeg: number, segc: number, bits: number, w: number, rb: number, wp: number,
     a8: number, ap: number, bias: number, y: number, ldy: number, panel: number): void;
   is_relaxed(): number;
@@ -38,7 +40,7 @@ export interface QMatmulExports {
  */
 export function qmmRoute(M: number, mode: number): 'gemv' | 'int' | 'f32' {
   if (mode === 0) return M >= QGEMM_F32_MIN_M ? 'f32' : 'gemv';
-  return M >= 2 ? 'int' : 'gemv';
+  return 'int';
 }
 export const QGEMM_F32_MIN_M = 8;
 /** Weight rows per dequantized panel of qgemm_f32 (assembly/qmatmul.ts QF_ROWS). */
@@ -57,9 +59,9 @@ export function setRelaxedDot(ex: object, on: boolean): void {
   else relaxedDotOff.add(ex);
 }
 
-/** A qmm-shaped call split over weight rows at multiples of 4: w, wp, bias and y advance with the row. */
-function rowRanges(fn: string, args: number[], nSeg: number, rb: number, w: number, wp: number, bias: number, y: number): RangeOp {
-  return { fn, args, count: 1, align: 4, advance: [[w, rb], [wp, nSeg * 12], [bias, 4], [y, 4]] };
+/** A qmm-shaped call split over weight rows (args[count]) at multiples of 4: w, wp, bias and y advance with the row. */
+function rowRanges(fn: string, args: number[], nSeg: number, rb: number, w: number, wp: number, bias: number, y: number, count = 1): RangeOp {
+  return { fn, args, count, align: 4, advance: [[w, rb], [wp, nSeg * 12], [bias, 4], [y, 4]] };
 }
 
 /** qmm split over weight rows at multiples of 4 (its row quads). */
@@ -90,6 +92,15 @@ export function wasmQMatmul(ex: QMatmulExports, h: Heap, pool: ThreadPool | null
         const bits = FORMATS[format].bits, flops = 2 * M * N * Kc * 16, route = qmmRoute(M, mode);
         if (route === 'gemv') {
           splitCall(pool, ex, qmmRanges([M, N, nSeg, ps!, bits, kmode, pw!, rb, pwp!, pa!, pap!, pb!, py!, ldy], nSeg, rb), flops);
+          return;
+        }
+        if (M === 1) {
+          // integer GEMV: the compact u − o plane, weights unpacked in registers
+          const xa = h.alloc(Kc * 32, 'qgemv activations');
+          try {
+            ex.qx_pack16(1, nSeg, ps!, pa!, pap!, xa);
+            splitCall(pool, ex, rowRanges('qgemv_int', [N, nSeg, ps!, bits, pw!, rb, pwp!, xa, pap!, pb!, py!], nSeg, rb, 4, 6, 9, 10, 0), flops);
+          } finally { h.free(xa); }
           return;
         }
         // GEMM: one shared activation buffer, one weight panel per thread
