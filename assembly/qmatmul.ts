@@ -12,17 +12,18 @@
 // Activations, "u" values per element (unsigned, < 2^21), one 128-byte chunk per 16 elements:
 //   +0 a u8[16] = u >> 14   +16 b u8[16] = (u >> 7) & 127   +32 c u8[16] = u & 127   (+48: unused)
 //   +64 hi i16[16] = u >> 7   +96 lo i16[16] = u & 127
-// The relaxed build's u4 weight-only kernel (qmv4Relaxed) reads a, b, c (all 0..127) with
-// i16x8.relaxed_dot_i8x16_i7x16_s; everything else reads hi, lo with i32x4.dot_i16x8_s. Both
-// compute the same integers per (row, segment):
-//   H = Σ q·(u >> 7),  L = Σ q·(u & 127)      (i32, wrapping; only Hc below must fit)
 // ap: per token m and segment g, 4 f32 at ap + (m·nSeg + g)·16: s_a, D, Oh, Ol where the offset
-// o = 128·Oh + Ol and D = Σ_real (u − o) rounded to f32. Epilogue per (row, segment), f32:
-//   Hc = H − Oh·Q, Lc = L − Ol·Q  (i32)
-//   v = f32(Hc)·128 + f32(Lc) − z_w·D;  acc += v·(s_w·s_a)
+// o = 128·Oh + Ol and D = Σ_real (u − o) rounded to f32.
+//
 // Weight-only (mode 0): u = round(x/s_a) + 2^20 with s_a = max|x|/(2^20 − 1) per segment (a 21-bit
-// fixed-point split of x, |error| ≤ s_a/2 per element), o = 2^20. Integer × integer: u = activation
-// code, o = its zero point (mode 1: codes ≤ 127, only c/lo is non-zero; mode 2: codes ≤ 255).
+// fixed-point split of x, |error| ≤ s_a/2 per element; padding positions u = 2^20, i.e. x = 0),
+// o = 2^20. Per (row, segment) the integers H = Σ q·(u >> 7), L = Σ q·(u & 127) (i32, wrapping; the
+// relaxed qmv*Relaxed kernels read the 7-bit planes a, b, c, the others hi, lo — the same integers),
+// then, f32:  Hc = H − Oh·Q, Lc = L − Ol·Q (i32);  v = f32(Hc)·128 + f32(Lc) − z_w·D;  acc += v·(s_w·s_a).
+// Many tokens instead dequantize to f32 (qgemm_f32, equal within f32 rounding, not bit for bit).
+// Integer × integer (mode 1: codes ≤ 127, mode 2: codes ≤ 255): u = activation code, o = its zero
+// point; P = Σ q·(u − o) is exact in i32 (|P| ≤ 255²·16384 < 2^31) and v = f32(P) − z_w·D;
+// acc += v·(s_w·s_a) (qgemv_int for one token, qgemm / qgemm_u7 for more; bit-identical).
 //
 // Threads: rows are computed in quads; a call on rows n0..n1 (n0 a multiple of 4) with advanced
 // pointers gives bit-identical results (src/wasm/qmatmul.ts splits at multiples of 4).
@@ -31,23 +32,18 @@ import { sgemm_nt } from './f32';
 
 const ACH: usize = 128;
 const OFF20: i32 = 1 << 20;
-/**
- * The general kernel's relaxed path (pairRelaxed, i32x4.relaxed_dot_i8x16_i7x16_add_s) stays OFF:
- * on Node 20 (V8 11.3) that instruction returns wrong sums under Liftoff, with both operands in
- * 0..127. Minimal repro (a 4-iteration loop of dot_add over 64 bytes, known answer 28576): Liftoff
- * returns 14352 on every call (--liftoff-only); by default the first 42,932 calls (~4 ms) are wrong,
- * then TurboFan code (tier-up) is right; --no-liftoff is right from the first call. The tier-up
- * point depends on the function's loop budget and a background compile, so "warm up, then
- * verify" would be timing-dependent for the big kernels. i16x8.relaxed_dot_i8x16_i7x16_s is right
- * under both tiers in the same repro (and in every kernel, checked with --liftoff-only). Even under
- * TurboFan the dot_add form is no
- * faster here: V8 11.3 lowers it to pmaddubsw + pmaddwd + paddd (no AVX-VNNI vpdpbusd), measured
- * 1.9 ms vs 1.1 ms for the i16-accumulating form on the u4 4096² GEMV. The u4 weight-only kernel
- * instead uses i16x8.relaxed_dot_i8x16_i7x16_s (one pmaddubsw) + i16x8.add, which is exact under
- * both tiers (checked with --liftoff-only and --no-liftoff) and guarded by a known-answer self-test
- * at backend creation (src/selftest.ts relaxedDotCheck; failure → mode 3, the i16 path).
- */
-const USE_RELAXED_DOT = false;
+// Why no kernel uses i32x4.relaxed_dot_i8x16_i7x16_add_s: on Node 20 (V8 11.3) that instruction
+// returns wrong sums under Liftoff, with both operands in 0..127. Minimal repro (a 4-iteration loop
+// of dot_add over 64 bytes, known answer 28576): Liftoff returns 14352 on every call
+// (--liftoff-only); by default the first 42,932 calls (~4 ms) are wrong, then TurboFan code
+// (tier-up) is right; --no-liftoff is right from the first call. The tier-up point depends on the
+// function's loop budget and a background compile, so "warm up, then verify" would be
+// timing-dependent. Even under TurboFan it is no faster: V8 11.3 lowers it to pmaddubsw + pmaddwd +
+// paddd (no AVX-VNNI vpdpbusd), measured 1.9 ms vs 1.1 ms for the i16-accumulating form on the u4
+// 4096² GEMV. The relaxed kernels (qmv*Relaxed, qgemm_u7) instead use i16x8.relaxed_dot_i8x16_i7x16_s
+// (one pmaddubsw) + i16x8.add with both operands in 0..127, exact under both tiers (checked with
+// --liftoff-only and --no-liftoff) and guarded by a known-answer self-test at backend creation
+// (src/selftest.ts relaxedDotCheck; failure → the i16 paths).
 
 // @ts-ignore: decorator
 @inline function reduce4(v0: v128, v1: v128, v2: v128, v3: v128): v128 {
@@ -167,74 +163,29 @@ export function qx_prep_codes(M: i32, K: i32, codes: usize, nSeg: i32, segc: usi
   return bits == 8 ? 1 : bits == 4 ? 2 : bits == 2 ? 4 : 8;
 }
 
+// u8 weight-only GEMV (the u4/u3/u2 ones are the specialised qmv* kernels below): per pair of rows
+// and 16-code chunk, two i16 widens and the hi/lo dots. Returns [H(row0), H(row1), L(row0), L(row1)].
 // @ts-ignore: decorator
-@inline function pairRelaxed(bits: i32, mode: i32, w0: usize, w1: usize, act: usize, k0: i32, k1: i32): v128 {
-  let A0 = i32x4.splat(0), B0 = A0, C0 = A0, A1 = A0, B1 = A0, C1 = A0;
-  const cpb = chunksOf(bits), bb = blockBytesOf(bits);
-  for (let k = k0; k < k1; k++) {
-    const p0 = w0 + <usize>k * bb, p1 = w1 + <usize>k * bb;
-    const ch0 = act + <usize>(k * cpb) * ACH;
-    for (let h = 0; h < cpb; h++) {
-      // unrolled by the optimizer (cpb and bits are constants); h constant per copy
-      const q0 = codesOf(bits, p0, h), q1 = codesOf(bits, p1, h);
-      const ch = ch0 + <usize>h * ACH;
-      const lc = v128.load(ch, 32);
-      C0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(lc, q0, C0);
-      C1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(lc, q1, C1);
-      if (mode != 1) {
-        const lb = v128.load(ch, 16);
-        B0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(lb, q0, B0);
-        B1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(lb, q1, B1);
-      }
-      if (mode == 0) {
-        const la = v128.load(ch);
-        A0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(la, q0, A0);
-        A1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(la, q1, A1);
-      }
-    }
-  }
-  const H0 = i32x4.add(i32x4.shl(A0, 7), B0), H1 = i32x4.add(i32x4.shl(A1, 7), B1);
-  return reduce4(H0, H1, C0, C1);
-}
-
-// @ts-ignore: decorator
-@inline function pairI16(bits: i32, mode: i32, w0: usize, w1: usize, act: usize, k0: i32, k1: i32): v128 {
+@inline function pair8(w0: usize, w1: usize, act: usize, k0: i32, k1: i32): v128 {
   let H0 = i32x4.splat(0), L0 = H0, H1 = H0, L1 = H0;
-  const cpb = chunksOf(bits), bb = blockBytesOf(bits);
   for (let k = k0; k < k1; k++) {
-    const p0 = w0 + <usize>k * bb, p1 = w1 + <usize>k * bb;
-    const ch0 = act + <usize>(k * cpb) * ACH;
-    for (let h = 0; h < cpb; h++) {
-      const q0 = codesOf(bits, p0, h), q1 = codesOf(bits, p1, h);
-      const a0 = i16x8.extend_low_i8x16_u(q0), b0 = i16x8.extend_high_i8x16_u(q0);
-      const a1 = i16x8.extend_low_i8x16_u(q1), b1 = i16x8.extend_high_i8x16_u(q1);
-      const ch = ch0 + <usize>h * ACH;
-      const l0 = v128.load(ch, 96), l1 = v128.load(ch, 112);
-      L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(a0, l0), i32x4.dot_i16x8_s(b0, l1)));
-      L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(a1, l0), i32x4.dot_i16x8_s(b1, l1)));
-      if (mode != 1) {
-        const u0 = v128.load(ch, 64), u1 = v128.load(ch, 80);
-        H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(a0, u0), i32x4.dot_i16x8_s(b0, u1)));
-        H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(a1, u0), i32x4.dot_i16x8_s(b1, u1)));
-      }
-    }
+    const q0 = v128.load(w0 + (<usize>k << 4)), q1 = v128.load(w1 + (<usize>k << 4));
+    const a0 = i16x8.extend_low_i8x16_u(q0), b0 = i16x8.extend_high_i8x16_u(q0);
+    const a1 = i16x8.extend_low_i8x16_u(q1), b1 = i16x8.extend_high_i8x16_u(q1);
+    const ch = act + <usize>k * ACH;
+    const l0 = v128.load(ch, 96), l1 = v128.load(ch, 112), u0 = v128.load(ch, 64), u1 = v128.load(ch, 80);
+    L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(a0, l0), i32x4.dot_i16x8_s(b0, l1)));
+    L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(a1, l0), i32x4.dot_i16x8_s(b1, l1)));
+    H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(a0, u0), i32x4.dot_i16x8_s(b0, u1)));
+    H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(a1, u0), i32x4.dot_i16x8_s(b1, u1)));
   }
   return reduce4(H0, H1, L0, L1);
 }
 
-// @ts-ignore: decorator
-@inline function pair(bits: i32, mode: i32, w0: usize, w1: usize, act: usize, k0: i32, k1: i32): v128 {
-  // The relaxed i8×i7 path is disabled, see USE_RELAXED_DOT.
-  if (USE_RELAXED_DOT && ASC_FEATURE_RELAXED_SIMD && bits <= 4) return pairRelaxed(bits, mode, w0, w1, act, k0, k1);
-  return pairI16(bits, mode, w0, w1, act, k0, k1);
-}
-
-// @ts-ignore: decorator
-@inline function qmmBody(bits: i32, mode: i32, M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
+function qmv8(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
   wp: usize, act: usize, ap: usize, bias: usize, y: usize, ldy: i32): void {
   const Kc = load<i32>(segc + (<usize>nSeg << 2));
   const lda = <usize>Kc * ACH;
-  const cpb = chunksOf(bits);
   for (let n = 0; n < N; n += 4) {
     const w0 = w + <usize>n * rb, w1 = w0 + rb, w2 = w1 + rb, w3 = w2 + rb;
     const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
@@ -243,14 +194,10 @@ export function qx_prep_codes(M: i32, K: i32, codes: usize, nSeg: i32, segc: usi
       const am = act + <usize>m * lda;
       let acc = f32x4.splat(0);
       for (let g = 0; g < nSeg; g++) {
-        const k0 = load<i32>(segc + (<usize>g << 2)) / cpb, k1 = load<i32>(segc + (<usize>g << 2), 4) / cpb;
-        const p01 = pair(bits, mode, w0, w1, am, k0, k1);
-        const p23 = pair(bits, mode, w2, w3, am, k0, k1);
+        const k0 = load<i32>(segc + (<usize>g << 2)), k1 = load<i32>(segc + (<usize>g << 2), 4);
+        const p01 = pair8(w0, w1, am, k0, k1), p23 = pair8(w2, w3, am, k0, k1);
         const H = i32x4.shuffle(p01, p23, 0, 1, 4, 5), L = i32x4.shuffle(p01, p23, 2, 3, 6, 7);
-        const pw = wq + <usize>g * 48, pa = ap + ((<usize>m * <usize>nSeg + <usize>g) << 4);
-        // integer × integer: one exact i32 P = 128·H + L (codes ≤ 255), as the prefill GEMM computes it
-        if (mode != 0) acc = epilogueShort(i32x4.add(i32x4.shl(H, 7), L), pw, pa, acc);
-        else acc = epilogue4(H, L, pw, pa, acc);
+        acc = epilogue4(H, L, wq + <usize>g * 48, ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
       }
       store4(acc, y + ((<usize>m * <usize>ldy + <usize>n) << 2), n, valid, bias);
     }
@@ -1521,35 +1468,23 @@ export function qgemm_f32(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, w: 
 }
 
 /**
- * y[m, n] (ldy in elements) for rows n < N of the packed weight against M prepared tokens; bias = 0
- * means none. bits: 2, 3, 4 or 8 (the weight format); mode: 0 weight-only, 1 codes ≤ 127, 2 codes ≤ 255,
- * 3 weight-only without the relaxed i8×i7 dot (the host's fallback when the dot fails its self-test;
- * bit-identical results).
+ * Weight-only y[m, n] (ldy in elements) for rows n < N of the packed weight against M prepared
+ * tokens, one GEMV per token; bias = 0 means none. bits: 2, 3, 4 or 8 (the weight format); mode 0,
+ * or 3 = mode 0 without the relaxed i8×i7 dot (the host's fallback when the dot fails its
+ * self-test; bit-identical results). Integer × integer calls go to qgemv_int / qgemm (/ qgemm_u7),
+ * many-token weight-only calls to qgemm_f32 (the host's route, src/wasm/qmatmul.ts qmmRoute).
  */
 export function qmm(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, mode: i32, w: usize, rb: i32,
   wp: usize, act: usize, ap: usize, bias: usize, y: usize, ldy: i32): void {
-  const r = <usize>rb;
-  if (mode == 3 && bits == 8) mode = 0; // 3: weight-only without the relaxed i8×i7 dot (same results)
+  const r = <usize>rb, relaxed = ASC_FEATURE_RELAXED_SIMD && mode != 3;
   if (bits == 4) {
-    if (mode == 0) {
-      if (ASC_FEATURE_RELAXED_SIMD) qmv4Relaxed(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-      else qmv4I16(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    } else if (mode == 3) qmv4I16(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else if (mode == 1) qmmBody(4, 1, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else qmmBody(4, 2, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
+    if (relaxed) qmv4Relaxed(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
+    else qmv4I16(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
   } else if (bits == 3) {
-    if (mode == 0 && ASC_FEATURE_RELAXED_SIMD) qmv3Relaxed(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else if (mode == 0 || mode == 3) qmv3I16(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else if (mode == 1) qmmBody(3, 1, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else qmmBody(3, 2, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
+    if (relaxed) qmv3Relaxed(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
+    else qmv3I16(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
   } else if (bits == 2) {
-    if (mode == 0 && ASC_FEATURE_RELAXED_SIMD) qmv2Relaxed(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else if (mode == 0 || mode == 3) qmv2I16(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else if (mode == 1) qmmBody(2, 1, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else qmmBody(2, 2, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-  } else {
-    if (mode == 0) qmmBody(8, 0, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else if (mode == 1) qmmBody(8, 1, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else qmmBody(8, 2, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-  }
+    if (relaxed) qmv2Relaxed(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
+    else qmv2I16(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
+  } else qmv8(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
 }
