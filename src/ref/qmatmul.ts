@@ -1,10 +1,11 @@
 // Reference bit-packed integer matmul in plain TypeScript: the oracle for assembly/qmatmul.ts.
-// Same prepared-activation bytes (so `act`/`ap` compare bit for bit), the same wrapping i32
-// integer parts H = Σ q·(u >> 7), L = Σ q·(u & 127) per (row, segment), and the same f32 epilogue
-// step by step with Math.fround, so outputs are bit-exact too. Codes are read through the
-// format's reference unpacker, not the SIMD recipe. The WASM side computes the same integers by
-// several routes (general i16 kernel, u4 i16 kernel, u4 relaxed i8×i7 kernel with i16 partial sums);
-// integer sums are exact (wrapping i32), so one twin covers them all.
+// Same prepared-activation bytes (so `act`/`ap` compare bit for bit), the same integers per (row,
+// segment) — weight-only: wrapping i32 H = Σ q·(u >> 7), L = Σ q·(u & 127); integer × integer: the
+// exact P = Σ q·(u − o) — and the same f32 epilogue step by step with Math.fround, so outputs are
+// bit-exact too. Codes are read through the format's reference unpacker, not the SIMD recipe. The WASM
+// side computes the same integers by several routes (GEMV kernels, i16 and relaxed i8×i7, the
+// integer GEMM and GEMV); integer sums are exact, so one twin covers them all. The weight-only
+// prefill route (qgemm_f32: dequantize, f32 GEMM) is the one float route: within f32 rounding.
 
 import type { QMatmulKernels } from '../kernels/qmatmul.js';
 import { ACT_CHUNK_BYTES } from '../kernels/qmatmul.js';
