@@ -1172,9 +1172,10 @@ export function qx_pack16(M: i32, nSeg: i32, segc: usize, act: usize, ap: usize,
   for (let g = 0; g < nSeg; g++) {
     const j0 = <usize>load<i32>(segc + (<usize>g << 2)), j1 = <usize>load<i32>(segc + (<usize>g << 2), 4);
     let c00 = i32x4.splat(0), c10 = c00, c20 = c00, c30 = c00, c01 = c00, c11 = c00, c21 = c00, c31 = c00;
-    for (let j = j0; j < j1; j++) {
-      const p = panel + (j << 7), o = j << 5;
-      let x0 = v128.load(a0 + o), x1 = v128.load(a1 + o);
+    // 8 positions per step: p = 4 panel rows (16 bytes each), a0/a1 the two tokens' 8 values
+    for (let e = j0 << 1; e < j1 << 1; e++) {
+      const p = panel + (e << 6), o = e << 4;
+      const x0 = v128.load(a0 + o), x1 = v128.load(a1 + o);
       let v = v128.load(p);
       c00 = i32x4.add(c00, i32x4.dot_i16x8_s(v, x0)); c01 = i32x4.add(c01, i32x4.dot_i16x8_s(v, x1));
       v = v128.load(p, 16);
@@ -1182,15 +1183,6 @@ export function qx_pack16(M: i32, nSeg: i32, segc: usize, act: usize, ap: usize,
       v = v128.load(p, 32);
       c20 = i32x4.add(c20, i32x4.dot_i16x8_s(v, x0)); c21 = i32x4.add(c21, i32x4.dot_i16x8_s(v, x1));
       v = v128.load(p, 48);
-      c30 = i32x4.add(c30, i32x4.dot_i16x8_s(v, x0)); c31 = i32x4.add(c31, i32x4.dot_i16x8_s(v, x1));
-      x0 = v128.load(a0 + o, 16); x1 = v128.load(a1 + o, 16);
-      v = v128.load(p, 64);
-      c00 = i32x4.add(c00, i32x4.dot_i16x8_s(v, x0)); c01 = i32x4.add(c01, i32x4.dot_i16x8_s(v, x1));
-      v = v128.load(p, 80);
-      c10 = i32x4.add(c10, i32x4.dot_i16x8_s(v, x0)); c11 = i32x4.add(c11, i32x4.dot_i16x8_s(v, x1));
-      v = v128.load(p, 96);
-      c20 = i32x4.add(c20, i32x4.dot_i16x8_s(v, x0)); c21 = i32x4.add(c21, i32x4.dot_i16x8_s(v, x1));
-      v = v128.load(p, 112);
       c30 = i32x4.add(c30, i32x4.dot_i16x8_s(v, x0)); c31 = i32x4.add(c31, i32x4.dot_i16x8_s(v, x1));
     }
     const pw = wq + <usize>g * 48, pg = <usize>g << 4;
