@@ -174,6 +174,23 @@ describe('qlinear with inputs resident in WASM memory', () => {
     expect(maxErr / maxY).toBeLessThan(1e-5);
   });
 
+  it('qlinearInt into a heap `out` while unpacking the activation codes grows memory (the view is re-created)', async () => {
+    const b = await createBackend('simd', { initialMemoryBytes: 1 << 20 });
+    const h = b.heap!, js = (await createBackend('js')).kernels;
+    const K = 1024, N = 12, M = 600;
+    const cm = { perm: Int32Array.from({ length: K }, (_, i) => i), offsets: Int32Array.from([0, 384, 1024]) };
+    const wq = quantize(Tensor.fromArray(rand(N * K, 3, 0.1), [N, K]), { bits: 4, symmetric: false, granularity: { kind: 'perRowCluster', clusters: cm } }, undefined, { kernels: js });
+    const aq = quantize(Tensor.fromArray(rand(M * K, 5, 2), [M, K]), { bits: 8, symmetric: false, granularity: { kind: 'perCluster', clusters: cm } }, undefined, { kernels: js });
+    const want = qlinearInt(aq, packQLinear(wq, { kernels: js, heap: null }), null, { kernels: js });
+    const w = packQLinear(wq, { kernels: b.kernels, heap: h });
+    const py = h.alloc(4 * M * N);
+    const before = h.stats().memoryBytes;
+    const y = qlinearInt(aq, w, null, { kernels: b.kernels, heap: h, out: h.f32(py, M * N) });
+    expect(h.stats().memoryBytes).toBeGreaterThan(before);
+    expect(Array.from(y)).toEqual(Array.from(want));
+    expect(Array.from(h.f32(py, M * N))).toEqual(Array.from(want));
+  });
+
   it('writes into a caller-provided heap `out` with a reusable scratch arena, bit-identical to the allocating call', async () => {
     const b = await createBackend('simd', { initialMemoryBytes: 1 << 20 });
     const h = b.heap!;
