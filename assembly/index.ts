@@ -4,6 +4,7 @@
 export * from './f32';
 export * from './quant';
 export * from './qmatmul';
+export * from './linalg';
 
 /** First byte the host may allocate from (after static data). */
 export function heap_base(): usize {

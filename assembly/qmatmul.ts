@@ -12,40 +12,38 @@
 // Activations, "u" values per element (unsigned, < 2^21), one 128-byte chunk per 16 elements:
 //   +0 a u8[16] = u >> 14   +16 b u8[16] = (u >> 7) & 127   +32 c u8[16] = u & 127   (+48: unused)
 //   +64 hi i16[16] = u >> 7   +96 lo i16[16] = u & 127
-// The relaxed build's u4 weight-only kernel (qmv4Relaxed) reads a, b, c (all 0..127) with
-// i16x8.relaxed_dot_i8x16_i7x16_s; everything else reads hi, lo with i32x4.dot_i16x8_s. Both
-// compute the same integers per (row, segment):
-//   H = Σ q·(u >> 7),  L = Σ q·(u & 127)      (i32, wrapping; only Hc below must fit)
 // ap: per token m and segment g, 4 f32 at ap + (m·nSeg + g)·16: s_a, D, Oh, Ol where the offset
-// o = 128·Oh + Ol and D = Σ_real (u − o) rounded to f32. Epilogue per (row, segment), f32:
-//   Hc = H − Oh·Q, Lc = L − Ol·Q  (i32)
-//   v = f32(Hc)·128 + f32(Lc) − z_w·D;  acc += v·(s_w·s_a)
+// o = 128·Oh + Ol and D = Σ_real (u − o) rounded to f32.
+//
 // Weight-only (mode 0): u = round(x/s_a) + 2^20 with s_a = max|x|/(2^20 − 1) per segment (a 21-bit
-// fixed-point split of x, |error| ≤ s_a/2 per element), o = 2^20. Integer × integer: u = activation
-// code, o = its zero point (mode 1: codes ≤ 127, only c/lo is non-zero; mode 2: codes ≤ 255).
+// fixed-point split of x, |error| ≤ s_a/2 per element; padding positions u = 2^20, i.e. x = 0),
+// o = 2^20. Per (row, segment) the integers H = Σ q·(u >> 7), L = Σ q·(u & 127) (i32, wrapping; the
+// relaxed qmv*Relaxed kernels read the 7-bit planes a, b, c, the others hi, lo — the same integers),
+// then, f32:  Hc = H − Oh·Q, Lc = L − Ol·Q (i32);  v = f32(Hc)·128 + f32(Lc) − z_w·D;  acc += v·(s_w·s_a).
+// Many tokens instead dequantize to f32 (qgemm_f32, equal within f32 rounding, not bit for bit).
+// Integer × integer (mode 1: codes ≤ 127, mode 2: codes ≤ 255): u = activation code, o = its zero
+// point; P = Σ q·(u − o) is exact in i32 (|P| ≤ 255²·16384 < 2^31) and v = f32(P) − z_w·D;
+// acc += v·(s_w·s_a) (qgemv_int for one token, qgemm / qgemm_u7 for more; bit-identical).
 //
 // Threads: rows are computed in quads; a call on rows n0..n1 (n0 a multiple of 4) with advanced
 // pointers gives bit-identical results (src/wasm/qmatmul.ts splits at multiples of 4).
 
+import { sgemm_nt } from './f32';
+
 const ACH: usize = 128;
 const OFF20: i32 = 1 << 20;
-/**
- * The general kernel's relaxed path (pairRelaxed, i32x4.relaxed_dot_i8x16_i7x16_add_s) stays OFF:
- * on Node 20 (V8 11.3) that instruction returns wrong sums under Liftoff, with both operands in
- * 0..127. Minimal repro (a 4-iteration loop of dot_add over 64 bytes, known answer 28576): Liftoff
- * returns 14352 on every call (--liftoff-only); by default the first 42,932 calls (~4 ms) are wrong,
- * then TurboFan code (tier-up) is right; --no-liftoff is right from the first call. The tier-up
- * point depends on the function's loop budget and a background compile, so "warm up, then
- * verify" would be timing-dependent for the big kernels. i16x8.relaxed_dot_i8x16_i7x16_s is right
- * under both tiers in the same repro (and in every kernel, checked with --liftoff-only). Even under
- * TurboFan the dot_add form is no
- * faster here: V8 11.3 lowers it to pmaddubsw + pmaddwd + paddd (no AVX-VNNI vpdpbusd), measured
- * 1.9 ms vs 1.1 ms for the i16-accumulating form on the u4 4096² GEMV. The u4 weight-only kernel
- * instead uses i16x8.relaxed_dot_i8x16_i7x16_s (one pmaddubsw) + i16x8.add, which is exact under
- * both tiers (checked with --liftoff-only and --no-liftoff) and guarded by a known-answer self-test
- * at backend creation (src/selftest.ts relaxedDotCheck; failure → mode 3, the i16 path).
- */
-const USE_RELAXED_DOT = false;
+// Why no kernel uses i32x4.relaxed_dot_i8x16_i7x16_add_s: on Node 20 (V8 11.3) that instruction
+// returns wrong sums under Liftoff, with both operands in 0..127. Minimal repro (a 4-iteration loop
+// of dot_add over 64 bytes, known answer 28576): Liftoff returns 14352 on every call
+// (--liftoff-only); by default the first 42,932 calls (~4 ms) are wrong, then TurboFan code
+// (tier-up) is right; --no-liftoff is right from the first call. The tier-up point depends on the
+// function's loop budget and a background compile, so "warm up, then verify" would be
+// timing-dependent. Even under TurboFan it is no faster: V8 11.3 lowers it to pmaddubsw + pmaddwd +
+// paddd (no AVX-VNNI vpdpbusd), measured 1.9 ms vs 1.1 ms for the i16-accumulating form on the u4
+// 4096² GEMV. The relaxed kernels (qmv*Relaxed, qgemm_u7) instead use i16x8.relaxed_dot_i8x16_i7x16_s
+// (one pmaddubsw) + i16x8.add with both operands in 0..127, exact under both tiers (checked with
+// --liftoff-only and --no-liftoff) and guarded by a known-answer self-test at backend creation
+// (src/selftest.ts relaxedDotCheck; failure → the i16 paths).
 
 // @ts-ignore: decorator
 @inline function reduce4(v0: v128, v1: v128, v2: v128, v3: v128): v128 {
@@ -87,7 +85,7 @@ export function qx_prep_f32(M: i32, K: i32, x: usize, nSeg: i32, segc: usize, ga
       let d: i64 = 0;
       for (let j = j0; j < j1; j++) {
         const src = load<i32>(gather + (j << 2));
-        let u = 0;
+        let u = OFF20; // padding: x = 0
         if (src >= 0) {
           let r: f32 = nearest<f32>(load<f32>(xr + (<usize>src << 2)) / s);
           r = r > <f32>-1048576 ? r : <f32>-1048576; // NaN → −2^20
@@ -165,74 +163,29 @@ export function qx_prep_codes(M: i32, K: i32, codes: usize, nSeg: i32, segc: usi
   return bits == 8 ? 1 : bits == 4 ? 2 : bits == 2 ? 4 : 8;
 }
 
+// u8 weight-only GEMV (the u4/u3/u2 ones are the specialised qmv* kernels below): per pair of rows
+// and 16-code chunk, two i16 widens and the hi/lo dots. Returns [H(row0), H(row1), L(row0), L(row1)].
 // @ts-ignore: decorator
-@inline function pairRelaxed(bits: i32, mode: i32, w0: usize, w1: usize, act: usize, k0: i32, k1: i32): v128 {
-  let A0 = i32x4.splat(0), B0 = A0, C0 = A0, A1 = A0, B1 = A0, C1 = A0;
-  const cpb = chunksOf(bits), bb = blockBytesOf(bits);
-  for (let k = k0; k < k1; k++) {
-    const p0 = w0 + <usize>k * bb, p1 = w1 + <usize>k * bb;
-    const ch0 = act + <usize>(k * cpb) * ACH;
-    for (let h = 0; h < cpb; h++) {
-      // unrolled by the optimizer (cpb and bits are constants); h constant per copy
-      const q0 = codesOf(bits, p0, h), q1 = codesOf(bits, p1, h);
-      const ch = ch0 + <usize>h * ACH;
-      const lc = v128.load(ch, 32);
-      C0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(lc, q0, C0);
-      C1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(lc, q1, C1);
-      if (mode != 1) {
-        const lb = v128.load(ch, 16);
-        B0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(lb, q0, B0);
-        B1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(lb, q1, B1);
-      }
-      if (mode == 0) {
-        const la = v128.load(ch);
-        A0 = i32x4.relaxed_dot_i8x16_i7x16_add_s(la, q0, A0);
-        A1 = i32x4.relaxed_dot_i8x16_i7x16_add_s(la, q1, A1);
-      }
-    }
-  }
-  const H0 = i32x4.add(i32x4.shl(A0, 7), B0), H1 = i32x4.add(i32x4.shl(A1, 7), B1);
-  return reduce4(H0, H1, C0, C1);
-}
-
-// @ts-ignore: decorator
-@inline function pairI16(bits: i32, mode: i32, w0: usize, w1: usize, act: usize, k0: i32, k1: i32): v128 {
+@inline function pair8(w0: usize, w1: usize, act: usize, k0: i32, k1: i32): v128 {
   let H0 = i32x4.splat(0), L0 = H0, H1 = H0, L1 = H0;
-  const cpb = chunksOf(bits), bb = blockBytesOf(bits);
   for (let k = k0; k < k1; k++) {
-    const p0 = w0 + <usize>k * bb, p1 = w1 + <usize>k * bb;
-    const ch0 = act + <usize>(k * cpb) * ACH;
-    for (let h = 0; h < cpb; h++) {
-      const q0 = codesOf(bits, p0, h), q1 = codesOf(bits, p1, h);
-      const a0 = i16x8.extend_low_i8x16_u(q0), b0 = i16x8.extend_high_i8x16_u(q0);
-      const a1 = i16x8.extend_low_i8x16_u(q1), b1 = i16x8.extend_high_i8x16_u(q1);
-      const ch = ch0 + <usize>h * ACH;
-      const l0 = v128.load(ch, 96), l1 = v128.load(ch, 112);
-      L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(a0, l0), i32x4.dot_i16x8_s(b0, l1)));
-      L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(a1, l0), i32x4.dot_i16x8_s(b1, l1)));
-      if (mode != 1) {
-        const u0 = v128.load(ch, 64), u1 = v128.load(ch, 80);
-        H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(a0, u0), i32x4.dot_i16x8_s(b0, u1)));
-        H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(a1, u0), i32x4.dot_i16x8_s(b1, u1)));
-      }
-    }
+    const q0 = v128.load(w0 + (<usize>k << 4)), q1 = v128.load(w1 + (<usize>k << 4));
+    const a0 = i16x8.extend_low_i8x16_u(q0), b0 = i16x8.extend_high_i8x16_u(q0);
+    const a1 = i16x8.extend_low_i8x16_u(q1), b1 = i16x8.extend_high_i8x16_u(q1);
+    const ch = act + <usize>k * ACH;
+    const l0 = v128.load(ch, 96), l1 = v128.load(ch, 112), u0 = v128.load(ch, 64), u1 = v128.load(ch, 80);
+    L0 = i32x4.add(L0, i32x4.add(i32x4.dot_i16x8_s(a0, l0), i32x4.dot_i16x8_s(b0, l1)));
+    L1 = i32x4.add(L1, i32x4.add(i32x4.dot_i16x8_s(a1, l0), i32x4.dot_i16x8_s(b1, l1)));
+    H0 = i32x4.add(H0, i32x4.add(i32x4.dot_i16x8_s(a0, u0), i32x4.dot_i16x8_s(b0, u1)));
+    H1 = i32x4.add(H1, i32x4.add(i32x4.dot_i16x8_s(a1, u0), i32x4.dot_i16x8_s(b1, u1)));
   }
   return reduce4(H0, H1, L0, L1);
 }
 
-// @ts-ignore: decorator
-@inline function pair(bits: i32, mode: i32, w0: usize, w1: usize, act: usize, k0: i32, k1: i32): v128 {
-  // The relaxed i8×i7 path is disabled, see USE_RELAXED_DOT.
-  if (USE_RELAXED_DOT && ASC_FEATURE_RELAXED_SIMD && bits <= 4) return pairRelaxed(bits, mode, w0, w1, act, k0, k1);
-  return pairI16(bits, mode, w0, w1, act, k0, k1);
-}
-
-// @ts-ignore: decorator
-@inline function qmmBody(bits: i32, mode: i32, M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
+function qmv8(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
   wp: usize, act: usize, ap: usize, bias: usize, y: usize, ldy: i32): void {
   const Kc = load<i32>(segc + (<usize>nSeg << 2));
   const lda = <usize>Kc * ACH;
-  const cpb = chunksOf(bits);
   for (let n = 0; n < N; n += 4) {
     const w0 = w + <usize>n * rb, w1 = w0 + rb, w2 = w1 + rb, w3 = w2 + rb;
     const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
@@ -241,33 +194,12 @@ export function qx_prep_codes(M: i32, K: i32, codes: usize, nSeg: i32, segc: usi
       const am = act + <usize>m * lda;
       let acc = f32x4.splat(0);
       for (let g = 0; g < nSeg; g++) {
-        const k0 = load<i32>(segc + (<usize>g << 2)) / cpb, k1 = load<i32>(segc + (<usize>g << 2), 4) / cpb;
-        const p01 = pair(bits, mode, w0, w1, am, k0, k1);
-        const p23 = pair(bits, mode, w2, w3, am, k0, k1);
+        const k0 = load<i32>(segc + (<usize>g << 2)), k1 = load<i32>(segc + (<usize>g << 2), 4);
+        const p01 = pair8(w0, w1, am, k0, k1), p23 = pair8(w2, w3, am, k0, k1);
         const H = i32x4.shuffle(p01, p23, 0, 1, 4, 5), L = i32x4.shuffle(p01, p23, 2, 3, 6, 7);
-        const pw = wq + <usize>g * 48;
-        const Q = i32x4.trunc_sat_f32x4_s(v128.load(pw, 32));
-        const pa = ap + ((<usize>m * <usize>nSeg + <usize>g) << 4);
-        const Hc = i32x4.sub(H, i32x4.mul(i32x4.splat(<i32>load<f32>(pa, 8)), Q));
-        const Lc = i32x4.sub(L, i32x4.mul(i32x4.splat(<i32>load<f32>(pa, 12)), Q));
-        let v = f32x4.add(f32x4.mul(f32x4.convert_i32x4_s(Hc), f32x4.splat(128)), f32x4.convert_i32x4_s(Lc));
-        v = f32x4.sub(v, f32x4.mul(v128.load(pw, 16), f32x4.splat(load<f32>(pa, 4))));
-        acc = f32x4.add(acc, f32x4.mul(v, f32x4.mul(v128.load(pw), f32x4.splat(load<f32>(pa)))));
+        acc = epilogue4(H, L, wq + <usize>g * 48, ap + ((<usize>m * <usize>nSeg + <usize>g) << 4), acc);
       }
-      const yo = y + ((<usize>m * <usize>ldy + <usize>n) << 2);
-      if (valid == 4) {
-        if (bias) acc = f32x4.add(acc, v128.load(bias + (<usize>n << 2)));
-        v128.store(yo, acc);
-      } else {
-        for (let l = 0; l < valid; l++) {
-          let s: f32 = 0;
-          if (l == 0) s = f32x4.extract_lane(acc, 0);
-          else if (l == 1) s = f32x4.extract_lane(acc, 1);
-          else s = f32x4.extract_lane(acc, 2);
-          if (bias) s += load<f32>(bias + (<usize>(n + l) << 2));
-          store<f32>(yo + (<usize>l << 2), s);
-        }
-      }
+      store4(acc, y + ((<usize>m * <usize>ldy + <usize>n) << 2), n, valid, bias);
     }
   }
 }
@@ -1169,36 +1101,382 @@ function qmv3Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Prefill GEMM (M ≥ 2 tokens): register-blocked, packed operands. The same integers per (row,
+// token, segment) as qmm and the same epilogues, so results are bit-identical to qmm and the twin.
+//
+// Integer × integer only (modes 1, 2; weight-only prefill is qgemm_f32 below). Packing (BLIS-style):
+// the host first compacts the prepared activations into one i16 plane (qx_pack16: u = 128·hi + lo,
+// the code itself). Then, per row quad, qgemm widens the quad's codes once into an i16 panel (Kc·128 bytes,
+// per chunk: low 8 codes of rows 0..3, then high 8 codes of rows 0..3) that stays in L1 while every
+// token of an M block (≤ GEMM_BLOCK_BYTES of activations, L2-resident) streams past it. Micro-tile:
+// 4 rows × 2 tokens, 8 i32x4 accumulators; per 8 positions 4 panel loads, 2 activation loads,
+// 8 i32x4.dot_i16x8_s, 8 i32x4.add = 64 multiply-adds. The GEMV kernels instead unpack every weight
+// byte per token (and take two dots, hi and lo, per 8 codes), which a GEMM cannot afford.
+// ---------------------------------------------------------------------------------------------
+
+/** Activation bytes per M block of qgemm (L2-resident; the panel is reused across the block). */
+const GEMM_BLOCK_BYTES: i32 = 512 * 1024;
+
 /**
- * y[m, n] (ldy in elements) for rows n < N of the packed weight against M prepared tokens; bias = 0
- * means none. bits: 2, 3, 4 or 8 (the weight format); mode: 0 weight-only, 1 codes ≤ 127, 2 codes ≤ 255,
- * 3 weight-only without the relaxed i8×i7 dot (the host's fallback when the dot fails its self-test;
- * bit-identical results).
+ * Compact i16 plane of M prepared tokens (codes ≤ 255) for qgemm, zero point already subtracted:
+ * a16[m·Kc·16 + j] = u − o (128·hi + lo − (128·Oh + Ol) of the token's segment) at padded position j,
+ * so the GEMM's dot is P' = Σ q·(u − o) = P − o·Q itself (the same integer; no o·Q term per tile).
+ */
+export function qx_pack16(M: i32, nSeg: i32, segc: usize, act: usize, ap: usize, a16: usize): void {
+  const Kc = <usize>load<i32>(segc + (<usize>nSeg << 2));
+  for (let m = 0; m < M; m++) {
+    for (let g = 0; g < nSeg; g++) {
+      const pa = ap + ((<usize>m * <usize>nSeg + <usize>g) << 4);
+      const o = i16x8.splat(<i16>((<i32>load<f32>(pa, 8) << 7) + <i32>load<f32>(pa, 12)));
+      const j1 = <usize>m * Kc + <usize>load<i32>(segc + (<usize>g << 2), 4);
+      for (let i = <usize>m * Kc + <usize>load<i32>(segc + (<usize>g << 2)); i < j1; i++) {
+        const c = act + i * ACH, d = a16 + (i << 5);
+        v128.store(d, i16x8.sub(i16x8.add(i16x8.shl(v128.load(c, 64), 7), v128.load(c, 96)), o));
+        v128.store(d, i16x8.sub(i16x8.add(i16x8.shl(v128.load(c, 80), 7), v128.load(c, 112)), o), 16);
+      }
+    }
+  }
+}
+
+// Epilogue of the integer GEMM: P' = Σ q·(u − o) (exact i32), v = f32(P') − z_w·D, acc += v·(s_w·s_a):
+// the twin's integer × integer epilogue step for step.
+// @ts-ignore: decorator
+@inline function epilogueInt(P: v128, pw: usize, pa: usize, acc: v128): v128 {
+  let v = f32x4.sub(f32x4.convert_i32x4_s(P), f32x4.mul(v128.load(pw, 16), f32x4.splat(load<f32>(pa, 4))));
+  return f32x4.add(acc, f32x4.mul(v, f32x4.mul(v128.load(pw), f32x4.splat(load<f32>(pa)))));
+}
+
+// @ts-ignore: decorator
+@inline function packPanel(bits: i32, w0: usize, rb: usize, Kc: i32, panel: usize): void {
+  const cpb = chunksOf(bits), bb = blockBytesOf(bits), nb = Kc / cpb;
+  for (let r = 0; r < 4; r++) {
+    const wr = w0 + <usize>r * rb;
+    for (let k = 0; k < nb; k++) {
+      const p = wr + <usize>k * bb;
+      for (let h = 0; h < cpb; h++) {
+        const q = codesOf(bits, p, h);
+        const d = panel + (<usize>(k * cpb + h) << 7) + (<usize>r << 4);
+        v128.store(d, i16x8.extend_low_i8x16_u(q));
+        v128.store(d, i16x8.extend_high_i8x16_u(q), 64);
+      }
+    }
+  }
+}
+
+/** Integer × integer tile: 4 panel rows × tokens m, m + 1 (a0, a1), all segments, stores y. */
+// @ts-ignore: decorator
+@inline function gemmInt2(nSeg: i32, segc: usize, panel: usize, wq: usize, a0: usize, a1: usize, ap0: usize, ap1: usize,
+  y0: usize, y1: usize, n: i32, valid: i32, bias: usize): void {
+  let acc0 = f32x4.splat(0), acc1 = acc0;
+  for (let g = 0; g < nSeg; g++) {
+    const j0 = <usize>load<i32>(segc + (<usize>g << 2)), j1 = <usize>load<i32>(segc + (<usize>g << 2), 4);
+    let c00 = i32x4.splat(0), c10 = c00, c20 = c00, c30 = c00, c01 = c00, c11 = c00, c21 = c00, c31 = c00;
+    // 8 positions per step: p = 4 panel rows (16 bytes each), a0/a1 the two tokens' 8 values
+    for (let e = j0 << 1; e < j1 << 1; e++) {
+      const p = panel + (e << 6), o = e << 4;
+      const x0 = v128.load(a0 + o), x1 = v128.load(a1 + o);
+      let v = v128.load(p);
+      c00 = i32x4.add(c00, i32x4.dot_i16x8_s(v, x0)); c01 = i32x4.add(c01, i32x4.dot_i16x8_s(v, x1));
+      v = v128.load(p, 16);
+      c10 = i32x4.add(c10, i32x4.dot_i16x8_s(v, x0)); c11 = i32x4.add(c11, i32x4.dot_i16x8_s(v, x1));
+      v = v128.load(p, 32);
+      c20 = i32x4.add(c20, i32x4.dot_i16x8_s(v, x0)); c21 = i32x4.add(c21, i32x4.dot_i16x8_s(v, x1));
+      v = v128.load(p, 48);
+      c30 = i32x4.add(c30, i32x4.dot_i16x8_s(v, x0)); c31 = i32x4.add(c31, i32x4.dot_i16x8_s(v, x1));
+    }
+    const pw = wq + <usize>g * 48, pg = <usize>g << 4;
+    acc0 = epilogueInt(reduce4(c00, c10, c20, c30), pw, ap0 + pg, acc0);
+    acc1 = epilogueInt(reduce4(c01, c11, c21, c31), pw, ap1 + pg, acc1);
+  }
+  store4(acc0, y0, n, valid, bias);
+  store4(acc1, y1, n, valid, bias);
+}
+
+/** Integer × integer tile for one token (the odd token of M). */
+// @ts-ignore: decorator
+@inline function gemmInt1(nSeg: i32, segc: usize, panel: usize, wq: usize, a0: usize, ap0: usize,
+  y0: usize, n: i32, valid: i32, bias: usize): void {
+  let acc0 = f32x4.splat(0);
+  for (let g = 0; g < nSeg; g++) {
+    const j0 = <usize>load<i32>(segc + (<usize>g << 2)), j1 = <usize>load<i32>(segc + (<usize>g << 2), 4);
+    let c0 = i32x4.splat(0), c1 = c0, c2 = c0, c3 = c0;
+    for (let j = j0; j < j1; j++) {
+      const p = panel + (j << 7), o = j << 5;
+      const x0 = v128.load(a0 + o), x1 = v128.load(a0 + o, 16);
+      c0 = i32x4.add(c0, i32x4.add(i32x4.dot_i16x8_s(v128.load(p), x0), i32x4.dot_i16x8_s(v128.load(p, 64), x1)));
+      c1 = i32x4.add(c1, i32x4.add(i32x4.dot_i16x8_s(v128.load(p, 16), x0), i32x4.dot_i16x8_s(v128.load(p, 80), x1)));
+      c2 = i32x4.add(c2, i32x4.add(i32x4.dot_i16x8_s(v128.load(p, 32), x0), i32x4.dot_i16x8_s(v128.load(p, 96), x1)));
+      c3 = i32x4.add(c3, i32x4.add(i32x4.dot_i16x8_s(v128.load(p, 48), x0), i32x4.dot_i16x8_s(v128.load(p, 112), x1)));
+    }
+    acc0 = epilogueInt(reduce4(c0, c1, c2, c3), wq + <usize>g * 48, ap0 + (<usize>g << 4), acc0);
+  }
+  store4(acc0, y0, n, valid, bias);
+}
+
+// @ts-ignore: decorator
+@inline function gemmBody(bits: i32, M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
+  wp: usize, a16: usize, ap: usize, bias: usize, y: usize, ldy: i32, panel: usize): void {
+  const Kc = load<i32>(segc + (<usize>nSeg << 2));
+  const lda = <usize>Kc << 5;
+  const apS = <usize>nSeg << 4, yS = <usize>ldy << 2;
+  const mb = max(2, (GEMM_BLOCK_BYTES / <i32>lda) & ~1);
+  for (let m0 = 0; m0 < M; m0 += mb) {
+    const m1 = min(M, m0 + mb);
+    for (let n = 0; n < N; n += 4) {
+      packPanel(bits, w + <usize>n * rb, rb, Kc, panel);
+      const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+      const valid = min(4, N - n);
+      const yn = y + (<usize>n << 2);
+      let m = m0;
+      for (; m + 2 <= m1; m += 2) {
+        const a0 = a16 + <usize>m * lda, p0 = ap + <usize>m * apS, q0 = yn + <usize>m * yS;
+        gemmInt2(nSeg, segc, panel, wq, a0, a0 + lda, p0, p0 + apS, q0, q0 + yS, n, valid, bias);
+      }
+      if (m < m1) gemmInt1(nSeg, segc, panel, wq, a16 + <usize>m * lda, ap + <usize>m * apS, yn + <usize>m * yS, n, valid, bias);
+    }
+  }
+}
+
+/**
+ * Integer × integer qmm (modes 1, 2) for M ≥ 2 on packed operands: a16 from qx_pack16, panel = Kc·128
+ * bytes of scratch (one per thread). Same arguments and bit-identical results as qmm otherwise.
+ */
+export function qgemm(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, w: usize, rb: i32,
+  wp: usize, a16: usize, ap: usize, bias: usize, y: usize, ldy: i32, panel: usize): void {
+  const r = <usize>rb;
+  if (bits == 4) gemmBody(4, M, N, nSeg, segc, w, r, wp, a16, ap, bias, y, ldy, panel);
+  else if (bits == 3) gemmBody(3, M, N, nSeg, segc, w, r, wp, a16, ap, bias, y, ldy, panel);
+  else if (bits == 2) gemmBody(2, M, N, nSeg, segc, w, r, wp, a16, ap, bias, y, ldy, panel);
+  else gemmBody(8, M, N, nSeg, segc, w, r, wp, a16, ap, bias, y, ldy, panel);
+}
+
+// Integer × integer GEMV (M = 1, modes 1/2: the decode step of A8/A4 recipes): the weight is read
+// once, so it is unpacked in registers instead of into a panel; the activation is the same compact
+// plane u − o as qgemm's (one i16 dot per 8 codes, where qmm's general kernel takes two, hi and lo).
+// Per row quad and chunk: 4 × (unpack, 2 widens, 2 dots, 2 adds), 2 activation loads.
+
+// @ts-ignore: decorator
+@inline function dotChunk(bits: i32, p: usize, h: i32, x0: v128, x1: v128, c: v128): v128 {
+  const q = codesOf(bits, p, h);
+  return i32x4.add(c, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(q), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(q), x1)));
+}
+
+// @ts-ignore: decorator
+@inline function gemvIntBody(bits: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
+  wp: usize, a16: usize, ap: usize, bias: usize, y: usize): void {
+  const cpb = chunksOf(bits), bb = blockBytesOf(bits);
+  for (let n = 0; n < N; n += 4) {
+    const w0 = w + <usize>n * rb, w1 = w0 + rb, w2 = w1 + rb, w3 = w2 + rb;
+    const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+    let acc = f32x4.splat(0);
+    for (let g = 0; g < nSeg; g++) {
+      const k0 = load<i32>(segc + (<usize>g << 2)) / cpb, k1 = load<i32>(segc + (<usize>g << 2), 4) / cpb;
+      let c0 = i32x4.splat(0), c1 = c0, c2 = c0, c3 = c0;
+      for (let k = k0; k < k1; k++) {
+        const o = <usize>k * bb;
+        for (let h = 0; h < cpb; h++) {
+          const xa = a16 + (<usize>(k * cpb + h) << 5);
+          const x0 = v128.load(xa), x1 = v128.load(xa, 16);
+          c0 = dotChunk(bits, w0 + o, h, x0, x1, c0);
+          c1 = dotChunk(bits, w1 + o, h, x0, x1, c1);
+          c2 = dotChunk(bits, w2 + o, h, x0, x1, c2);
+          c3 = dotChunk(bits, w3 + o, h, x0, x1, c3);
+        }
+      }
+      acc = epilogueInt(reduce4(c0, c1, c2, c3), wq + <usize>g * 48, ap + (<usize>g << 4), acc);
+    }
+    store4(acc, y + (<usize>n << 2), n, min(4, N - n), bias);
+  }
+}
+
+/** Integer × integer qmm for one token (modes 1/2) on the plane from qx_pack16; same results as qmm. */
+export function qgemv_int(N: i32, nSeg: i32, segc: usize, bits: i32, w: usize, rb: i32,
+  wp: usize, a16: usize, ap: usize, bias: usize, y: usize): void {
+  const r = <usize>rb;
+  if (bits == 4) gemvIntBody(4, N, nSeg, segc, w, r, wp, a16, ap, bias, y);
+  else if (bits == 3) gemvIntBody(3, N, nSeg, segc, w, r, wp, a16, ap, bias, y);
+  else if (bits == 2) gemvIntBody(2, N, nSeg, segc, w, r, wp, a16, ap, bias, y);
+  else gemvIntBody(8, N, nSeg, segc, w, r, wp, a16, ap, bias, y);
+}
+
+// Relaxed build, activation codes ≤ 127 (mode 1) and weight codes ≤ 15 (u4, u3, u2): both operands of
+// i16x8.relaxed_dot_i8x16_i7x16_s (one pmaddubsw on x64) are in 0..127, exact under every tier and
+// engine (see USE_RELAXED_DOT), 16 multiply-adds per instruction instead of i32x4.dot_i16x8_s's 8.
+// Pair sums ≤ 2·15·127 = 3810 per i16 lane: runs of ≤ 8 chunks sum in i16 (≤ 30480), then widen
+// (i32x4.extadd_pairwise_i16x8_s). Panel: u8 codes, 64 bytes per chunk (rows 0..3); activations:
+// the c plane (u & 127 = u) compacted to 16 bytes per chunk (qx_pack8). Tile 4 rows × 1 token: per
+// chunk 4 panel loads, 1 activation load, 4 dots, 4 i16 adds (+ the widening every 8 chunks). The
+// integer P = Σ q·u is the same as every other path's, with the same epilogue (epilogueShort).
+
+/** a8[m·Kc·16 + j] = u (codes ≤ 127) at padded position j. */
+export function qx_pack8(M: i32, Kc: i32, act: usize, a8: usize): void {
+  const n = <usize>M * <usize>Kc;
+  for (let i: usize = 0; i < n; i++) v128.store(a8 + (i << 4), v128.load(act + i * ACH, 32));
+}
+
+// @ts-ignore: decorator
+@inline function packPanel8(bits: i32, w0: usize, rb: usize, Kc: i32, panel: usize): void {
+  const cpb = chunksOf(bits), bb = blockBytesOf(bits), nb = Kc / cpb;
+  for (let r = 0; r < 4; r++) {
+    const wr = w0 + <usize>r * rb;
+    for (let k = 0; k < nb; k++) {
+      for (let h = 0; h < cpb; h++) v128.store(panel + (<usize>(k * cpb + h) << 6) + (<usize>r << 4), codesOf(bits, wr + <usize>k * bb, h));
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function gemmU7Body(bits: i32, M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
+  wp: usize, a8: usize, ap: usize, bias: usize, y: usize, ldy: i32, panel: usize): void {
+  if (!ASC_FEATURE_RELAXED_SIMD) return;
+  const Kc = load<i32>(segc + (<usize>nSeg << 2));
+  const lda = <usize>Kc << 4, apS = <usize>nSeg << 4, yS = <usize>ldy << 2;
+  const mb = max(1, GEMM_BLOCK_BYTES / <i32>lda);
+  for (let m0 = 0; m0 < M; m0 += mb) {
+    const m1 = min(M, m0 + mb);
+    for (let n = 0; n < N; n += 4) {
+      packPanel8(bits, w + <usize>n * rb, rb, Kc, panel);
+      const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+      const valid = min(4, N - n);
+      for (let m = m0; m < m1; m++) {
+        const a0 = a8 + <usize>m * lda, pa = ap + <usize>m * apS;
+        let acc = f32x4.splat(0);
+        for (let g = 0; g < nSeg; g++) {
+          const j0 = load<i32>(segc + (<usize>g << 2)), j1 = load<i32>(segc + (<usize>g << 2), 4);
+          let I0 = i32x4.splat(0), I1 = I0, I2 = I0, I3 = I0;
+          for (let jb = j0; jb < j1; jb += 8) {
+            const je = <usize>min(jb + 8, j1);
+            let S0 = i32x4.splat(0), S1 = S0, S2 = S0, S3 = S0;
+            for (let j = <usize>jb; j < je; j++) {
+              const x = v128.load(a0 + (j << 4)), p = panel + (j << 6);
+              S0 = i16x8.add(S0, i16x8.relaxed_dot_i8x16_i7x16_s(x, v128.load(p)));
+              S1 = i16x8.add(S1, i16x8.relaxed_dot_i8x16_i7x16_s(x, v128.load(p, 16)));
+              S2 = i16x8.add(S2, i16x8.relaxed_dot_i8x16_i7x16_s(x, v128.load(p, 32)));
+              S3 = i16x8.add(S3, i16x8.relaxed_dot_i8x16_i7x16_s(x, v128.load(p, 48)));
+            }
+            I0 = i32x4.add(I0, i32x4.extadd_pairwise_i16x8_s(S0));
+            I1 = i32x4.add(I1, i32x4.extadd_pairwise_i16x8_s(S1));
+            I2 = i32x4.add(I2, i32x4.extadd_pairwise_i16x8_s(S2));
+            I3 = i32x4.add(I3, i32x4.extadd_pairwise_i16x8_s(S3));
+          }
+          acc = epilogueShort(reduce4(I0, I1, I2, I3), wq + <usize>g * 48, pa + (<usize>g << 4), acc);
+        }
+        store4(acc, y + (<usize>n << 2) + <usize>m * yS, n, valid, bias);
+      }
+    }
+  }
+}
+
+/** Relaxed build only: integer qmm for activation codes ≤ 127 and u4/u3/u2 weights (a8 from qx_pack8, panel Kc·64 bytes per thread). */
+export function qgemm_u7(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, w: usize, rb: i32,
+  wp: usize, a8: usize, ap: usize, bias: usize, y: usize, ldy: i32, panel: usize): void {
+  const r = <usize>rb;
+  if (bits == 4) gemmU7Body(4, M, N, nSeg, segc, w, r, wp, a8, ap, bias, y, ldy, panel);
+  else if (bits == 3) gemmU7Body(3, M, N, nSeg, segc, w, r, wp, a8, ap, bias, y, ldy, panel);
+  else gemmU7Body(2, M, N, nSeg, segc, w, r, wp, a8, ap, bias, y, ldy, panel);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Weight-only prefill GEMM (mode 0, M ≥ QGEMM_F32_MIN_M tokens): dequantize, then the f32 GEMM.
+// An exact integer GEMM needs two i16 dots (hi, lo planes of the 21-bit activation) per 8 codes,
+// no faster than the GEMV kernels; instead each block of QF_ROWS weight rows is dequantized once
+// into an f32 panel (ŵ = f32(s_w·(q − z_w)), L2-resident) and multiplied by the reconstructed
+// activations x̂ = f32(s_a·(u − 2^20)) (the same 21-bit activations the integer path uses; padding
+// positions are u = 2^20, so x̂ = 0 there) with sgemm_nt (assembly/f32.ts). Float result: it equals
+// the integer twin within the f32 GEMM's rounding (bound in test/conformance/qmatmul.ts); rows are
+// cut at multiples of 4, so 1 and n threads agree bit for bit.
+// ---------------------------------------------------------------------------------------------
+
+/** Weight rows dequantized per panel (QF_ROWS·Kp·4 bytes of per-thread scratch). */
+export const QF_ROWS: i32 = 16;
+
+/** x̂[m·Kp + j] = s_a[m, g]·(u − 2^20) for the M prepared tokens (weight-only prep), Kp = Kc·16. */
+export function qx_unpack_f32(M: i32, nSeg: i32, segc: usize, act: usize, ap: usize, xf: usize): void {
+  const Kc = load<i32>(segc + (<usize>nSeg << 2));
+  const off = i32x4.splat(OFF20);
+  for (let m = 0; m < M; m++) {
+    const am = act + <usize>m * <usize>Kc * ACH, xm = xf + (<usize>m * <usize>Kc << 6);
+    for (let g = 0; g < nSeg; g++) {
+      const sv = f32x4.splat(load<f32>(ap + ((<usize>m * <usize>nSeg + <usize>g) << 4)));
+      const j0 = <usize>load<i32>(segc + (<usize>g << 2)), j1 = <usize>load<i32>(segc + (<usize>g << 2), 4);
+      for (let j = j0; j < j1; j++) {
+        const c = am + j * ACH, d = xm + (j << 6);
+        for (let h: usize = 0; h < 2; h++) {
+          const hi = v128.load(c + (h << 4), 64), lo = v128.load(c + (h << 4), 96);
+          const t0 = i32x4.sub(i32x4.add(i32x4.shl(i32x4.extend_low_i16x8_s(hi), 7), i32x4.extend_low_i16x8_s(lo)), off);
+          const t1 = i32x4.sub(i32x4.add(i32x4.shl(i32x4.extend_high_i16x8_s(hi), 7), i32x4.extend_high_i16x8_s(lo)), off);
+          v128.store(d + (h << 5), f32x4.mul(sv, f32x4.convert_i32x4_s(t0)));
+          v128.store(d + (h << 5), f32x4.mul(sv, f32x4.convert_i32x4_s(t1)), 16);
+        }
+      }
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function dequantRows(bits: i32, w: usize, rb: usize, wq: usize, nSeg: i32, segc: usize, Kc: i32, rows: i32, panel: usize): void {
+  const cpb = chunksOf(bits), bb = blockBytesOf(bits), rowBytes = <usize>Kc << 6;
+  for (let r = 0; r < rows; r++) {
+    const wr = w + <usize>r * rb, pr = panel + <usize>r * rowBytes, pq = wq + <usize>(r >> 2) * <usize>nSeg * 48 + (<usize>(r & 3) << 2);
+    for (let g = 0; g < nSeg; g++) {
+      const sv = f32x4.splat(load<f32>(pq + <usize>g * 48)), zv = f32x4.splat(load<f32>(pq + <usize>g * 48, 16));
+      const k0 = load<i32>(segc + (<usize>g << 2)) / cpb, k1 = load<i32>(segc + (<usize>g << 2), 4) / cpb;
+      for (let k = k0; k < k1; k++) {
+        const p = wr + <usize>k * bb;
+        for (let h = 0; h < cpb; h++) {
+          const q = codesOf(bits, p, h);
+          const d = pr + (<usize>(k * cpb + h) << 6);
+          const lo = i16x8.extend_low_i8x16_u(q), hi = i16x8.extend_high_i8x16_u(q);
+          v128.store(d, f32x4.mul(sv, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(lo)), zv)));
+          v128.store(d, f32x4.mul(sv, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(lo)), zv)), 16);
+          v128.store(d, f32x4.mul(sv, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(hi)), zv)), 32);
+          v128.store(d, f32x4.mul(sv, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(hi)), zv)), 48);
+        }
+      }
+    }
+  }
+}
+
+// @ts-ignore: decorator
+@inline function gemmF32Body(bits: i32, M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
+  wp: usize, xf: usize, bias: usize, y: usize, ldy: i32, panel: usize): void {
+  const Kc = load<i32>(segc + (<usize>nSeg << 2)), Kp = Kc << 4;
+  for (let n = 0; n < N; n += QF_ROWS) {
+    const rows = min(QF_ROWS, N - n);
+    dequantRows(bits, w + <usize>n * rb, rb, wp + <usize>(n >> 2) * <usize>nSeg * 48, nSeg, segc, Kc, rows, panel);
+    sgemm_nt(M, rows, Kp, xf, Kp, panel, Kp, y + (<usize>n << 2), ldy, bias ? bias + (<usize>n << 2) : 0);
+  }
+}
+
+/** Weight-only qmm on x̂ from qx_unpack_f32 (xf, M × Kc·16 f32); panel = QF_ROWS·Kc·64 bytes per thread. */
+export function qgemm_f32(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, w: usize, rb: i32,
+  wp: usize, xf: usize, bias: usize, y: usize, ldy: i32, panel: usize): void {
+  const r = <usize>rb;
+  if (bits == 4) gemmF32Body(4, M, N, nSeg, segc, w, r, wp, xf, bias, y, ldy, panel);
+  else if (bits == 3) gemmF32Body(3, M, N, nSeg, segc, w, r, wp, xf, bias, y, ldy, panel);
+  else if (bits == 2) gemmF32Body(2, M, N, nSeg, segc, w, r, wp, xf, bias, y, ldy, panel);
+  else gemmF32Body(8, M, N, nSeg, segc, w, r, wp, xf, bias, y, ldy, panel);
+}
+
+/**
+ * Weight-only y[m, n] (ldy in elements) for rows n < N of the packed weight against M prepared
+ * tokens, one GEMV per token; bias = 0 means none. bits: 2, 3, 4 or 8 (the weight format); mode 0,
+ * or 3 = mode 0 without the relaxed i8×i7 dot (the host's fallback when the dot fails its
+ * self-test; bit-identical results). Integer × integer calls go to qgemv_int / qgemm (/ qgemm_u7),
+ * many-token weight-only calls to qgemm_f32 (the host's route, src/wasm/qmatmul.ts qmmRoute).
  */
 export function qmm(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, mode: i32, w: usize, rb: i32,
   wp: usize, act: usize, ap: usize, bias: usize, y: usize, ldy: i32): void {
-  const r = <usize>rb;
-  if (mode == 3 && bits == 8) mode = 0; // 3: weight-only without the relaxed i8×i7 dot (same results)
+  const r = <usize>rb, relaxed = ASC_FEATURE_RELAXED_SIMD && mode != 3;
   if (bits == 4) {
-    if (mode == 0) {
-      if (ASC_FEATURE_RELAXED_SIMD) qmv4Relaxed(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-      else qmv4I16(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    } else if (mode == 3) qmv4I16(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else if (mode == 1) qmmBody(4, 1, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else qmmBody(4, 2, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
+    if (relaxed) qmv4Relaxed(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
+    else qmv4I16(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
   } else if (bits == 3) {
-    if (mode == 0 && ASC_FEATURE_RELAXED_SIMD) qmv3Relaxed(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else if (mode == 0 || mode == 3) qmv3I16(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else if (mode == 1) qmmBody(3, 1, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else qmmBody(3, 2, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
+    if (relaxed) qmv3Relaxed(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
+    else qmv3I16(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
   } else if (bits == 2) {
-    if (mode == 0 && ASC_FEATURE_RELAXED_SIMD) qmv2Relaxed(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else if (mode == 0 || mode == 3) qmv2I16(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else if (mode == 1) qmmBody(2, 1, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else qmmBody(2, 2, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-  } else {
-    if (mode == 0) qmmBody(8, 0, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else if (mode == 1) qmmBody(8, 1, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-    else qmmBody(8, 2, M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
-  }
+    if (relaxed) qmv2Relaxed(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
+    else qmv2I16(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
+  } else qmv8(M, N, nSeg, segc, w, r, wp, act, ap, bias, y, ldy);
 }

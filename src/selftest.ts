@@ -2,7 +2,8 @@
 // results are implementation-defined in places (and Node 20's Liftoff tier gets some wrong on first
 // calls), so each kernel is checked against the js reference on adversarial values.
 //
-// The relaxed binary's u4/u3/u2 weight-only GEMV uses i16x8.relaxed_dot_i8x16_i7x16_s (assembly/qmatmul.ts).
+// The relaxed binary's u4/u3/u2 weight-only GEMV and its integer GEMM on 7-bit codes (qgemm_u7) use
+// i16x8.relaxed_dot_i8x16_i7x16_s (assembly/qmatmul.ts).
 // `relaxedDotCheck` runs its known-answer test when a relaxed backend is created; if it fails, the
 // dot is switched off for that instance (the i16 path, bit-identical results) and a note says so.
 // No warm-up is needed: that instruction gives exact sums on Node 20 under Liftoff
@@ -55,6 +56,15 @@ export function qmmKnownAnswer(k: Kernels): string[] {
     k.qmm(M, N, nSeg, segc, format, 0, w, rb, wp, act, ap, null, got, N);
     ref.qmm(M, N, nSeg, segc, format, 0, w, rb, wp, act, ap, null, want, N);
     for (let i = 0; i < got.length; i++) if (!Object.is(got[i], want[i])) return [`qmm ${format} y[${i}] = ${got[i]}, expected ${want[i]}`];
+    // integer × integer GEMM on 7-bit codes (the relaxed build's i8×i7 GEMM): all-127 runs against max weight codes
+    const Mi = 3, ci = Uint8Array.from({ length: Mi * K }, (_, i) => (i % 5 < 3 ? 127 : i % 5 === 3 ? 0 : (i * 7919) % 128));
+    const sc = Float32Array.from({ length: Mi * nSeg }, (_, i) => 0.01 * (i + 1)), zc = Uint8Array.from({ length: Mi * nSeg }, (_, i) => (i * 37) % 128);
+    const acti = new Uint8Array(Mi * Kc * 128), api = new Float32Array(Mi * nSeg * 4);
+    ref.qPrepCodes(Mi, K, ci, nSeg, segc, gather, sc, zc, Mi, 7, acti, api);
+    const gi = new Float32Array(Mi * N), wi = new Float32Array(Mi * N);
+    k.qmm(Mi, N, nSeg, segc, format, 1, w, rb, wp, acti, api, null, gi, N);
+    ref.qmm(Mi, N, nSeg, segc, format, 1, w, rb, wp, acti, api, null, wi, N);
+    for (let i = 0; i < gi.length; i++) if (!Object.is(gi[i], wi[i])) return [`qmm ${format} (7-bit codes, ${Mi} tokens) y[${i}] = ${gi[i]}, expected ${wi[i]}`];
   }
   return [];
 }
@@ -70,7 +80,7 @@ export function relaxedDotCheck(k: Kernels, setOn: (on: boolean) => void): strin
   setOn(false);
   const again = qmmKnownAnswer(k);
   return [`relaxed: the i8×i7 dot failed its known-answer self-test (${failures.join('; ')}); ` +
-    `u4/u3/u2 weight-only GEMV uses the i16 path${again.length ? ` (which also fails: ${again.join('; ')})` : ''}`];
+    `u4/u3/u2 weight-only GEMV and the 7-bit-code GEMM use the i16 path${again.length ? ` (which also fails: ${again.join('; ')})` : ''}`];
 }
 
 /** Returns a list of failures (empty = pass). */

@@ -18,9 +18,10 @@ export function qmatmulCases(ctx: BenchContext): BenchCase[] {
     ...Object.entries(ctx.backends).filter(([n, b]) => n !== 'js' && b).map(([n, b]) => [n, b!] as [string, Backend]),
     ...Object.entries(ctx.threaded).filter(([, b]) => b).map(([n, b]) => [`${n} 2T`, b!] as [string, Backend]),
   ];
-  // [N, K, bits, group, M]: M = 1 GEMV (decode), M = 4 small-M weight-only GEMM (same kernel)
+  // [N, K, bits, group, M]: M = 1 GEMV (decode); M = 4 the GEMV kernel per token; M = 128 prefill
+  // (src/wasm/qmatmul.ts qmmRoute: dequantized f32 panels + the f32 GEMM)
   const gemv: Array<[number, number, Bits, number, number]> = [[4096, 4096, 4, 128, 1], [4096, 4096, 4, 32, 1], [4096, 4096, 3, 128, 1],
-    [4096, 4096, 2, 128, 1], [3072, 768, 4, 128, 1], [768, 3072, 4, 128, 1], [4096, 4096, 4, 128, 4]];
+    [4096, 4096, 2, 128, 1], [3072, 768, 4, 128, 1], [768, 3072, 4, 128, 1], [4096, 4096, 4, 128, 4], [4096, 4096, 4, 128, 128]];
   for (const [N, K, bits, g, M] of gemv) {
     if (ctx.quick && M > 1) continue;
     const group = `${M === 1 ? 'qgemv' : 'qgemm'} W${bits}A16 g${g} ${M}x${K}·${K}x${N}`;
@@ -41,12 +42,14 @@ export function qmatmulCases(ctx: BenchContext): BenchCase[] {
       });
     }
   }
-  const gemm: Array<[number, number, number, Bits, Bits]> = [[128, 768, 768, 8, 8], [128, 768, 768, 4, 4], [128, 4096, 4096, 8, 8], [128, 4096, 4096, 4, 4]];
-  for (const [M, N, K, bw, ba] of gemm) {
+  // integer × integer prefill, activations per cluster of `cl` channels (128: 32 RPTQ-sized segments; 4096: one)
+  const gemm: Array<[number, number, number, Bits, Bits, number]> = [[128, 768, 768, 8, 8, 128], [128, 768, 768, 4, 4, 128],
+    [128, 4096, 4096, 8, 8, 128], [128, 4096, 4096, 4, 4, 128], [128, 4096, 4096, 8, 8, 4096], [128, 4096, 4096, 4, 4, 4096]];
+  for (const [M, N, K, bw, ba, cl] of gemm) {
     if (ctx.quick && K > 1000) continue;
-    const group = `qgemm W${bw}A${ba} ${M}x${K}·${K}x${N}`;
-    const nC = K / 128;
-    const clusters = { perm: Int32Array.from({ length: K }, (_, i) => i), offsets: Int32Array.from({ length: nC + 1 }, (_, i) => i * 128) };
+    const group = `qgemm W${bw}A${ba} ${M}x${K}·${K}x${N}${cl === K ? ' 1 segment' : ` ${K / cl} clusters`}`;
+    const nC = K / cl;
+    const clusters = { perm: Int32Array.from({ length: K }, (_, i) => i), offsets: Int32Array.from({ length: nC + 1 }, (_, i) => i * cl) };
     const w0 = rand(N * K, 2), x0 = rand(M * K, 1);
     for (const [name, b] of runs) {
       let ql: QLinear | null = null, aq: QuantizedTensor | null = null;

@@ -6,19 +6,21 @@
 import { checkedF32, type F32Kernels } from './f32.js';
 import { checkedQuant, type QuantKernels } from './quant.js';
 import { checkedQMatmul, type QMatmulKernels } from './qmatmul.js';
+import { checkedLinalg, type LinalgKernels } from './linalg.js';
 
 export type BackendName = 'js' | 'simd' | 'relaxed';
 
-export interface Kernels extends F32Kernels, QuantKernels, QMatmulKernels {
+export interface Kernels extends F32Kernels, QuantKernels, QMatmulKernels, LinalgKernels {
   readonly name: BackendName;
 }
 
 /** Wraps a backend's raw kernels with the argument checks every backend shares. */
 export function withChecks(k: Kernels): Kernels {
-  return { name: k.name, ...checkedF32(k), ...checkedQuant(k), ...checkedQMatmul(k) };
+  return { name: k.name, ...checkedF32(k), ...checkedQuant(k), ...checkedQMatmul(k), ...checkedLinalg(k) };
 }
 
 export { checkDims, checkLen, span } from './check.js';
 export type { F32Kernels } from './f32.js';
 export type { QuantKernels } from './quant.js';
 export type { QMatmulKernels } from './qmatmul.js';
+export type { LinalgKernels } from './linalg.js';

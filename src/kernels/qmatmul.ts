@@ -1,6 +1,7 @@
 // The bit-packed integer matmul family: signatures and argument checks. Twins: assembly/qmatmul.ts
-// (WASM, lane layouts and the arithmetic in its header), src/ref/qmatmul.ts (plain TS, bit-exact),
-// src/wasm/qmatmul.ts (marshalling, thread split). The kernel-ready weight layout and the
+// (WASM, lane layouts and the arithmetic in its header), src/ref/qmatmul.ts (plain TS, bit-exact;
+// the weight-only prefill route within f32 rounding), src/wasm/qmatmul.ts (marshalling, routes,
+// thread split). The kernel-ready weight layout and the
 // user-facing entry (`qlinear`) are in src/quant/qlinear.ts.
 //
 // Shapes: a weight of N rows is stored as ceil(N/4)·4 packed rows of Kp codes (`rb` bytes each);

@@ -283,8 +283,9 @@ function rowsOf(what: string, n: number, inn: number): number {
 
 /**
  * Weight-only linear layer: y [M, out] = x [M, in] · dequant(w)ᵀ (+ bias), x in the model's channel
- * order. M = 1 is the GEMV (decode), larger M the GEMM (prefill); both run the same kernel, which
- * reads each packed byte once per token group and never converts a code to f32.
+ * order. Fewer than 8 tokens (decode) run the GEMV kernels, which never convert a code to f32 (exact
+ * integer dots on 21-bit activations); more (prefill) dequantize 16 weight rows at a time and run the
+ * f32 GEMM (src/wasm/qmatmul.ts qmmRoute).
  */
 export function qlinear(x: Float32Array, w: QLinear, bias: Float32Array | null = null, opts: QLinearCallOptions = {}): Float32Array {
   const M = rowsOf('qlinear', x.length, w.in);
@@ -315,10 +316,10 @@ function outOf(what: string, heap: Heap | null, out: Float32Array | undefined, n
  * segments (clusters, in cluster order) as the weight, per-cluster (rowPeriod 1) or per token
  * (rowPeriod M) — e.g. `quantize(x, {bits, granularity: {kind: 'perCluster', clusters}})`.
  * y[m, n] = Σ_c s_w[n,c]·s_a[m,c]·Σ_{i∈c} (qw − zw)(qa − za) (+ bias), integer dots, one f32 rescale
- * per (row, cluster). Activation codes of ≤ 7 bits need one i16 dot per 8 codes (mode 1); 8-bit
- * codes are split into (code >> 7, code & 127), two dots (mode 2); both binaries use the i16 path
- * (i32x4.dot_i16x8_s) here, see USE_RELAXED_DOT in assembly/qmatmul.ts. (The u4 weight-only path of
- * `qlinear` has its own kernel, with the relaxed i8×i7 dot on the relaxed binary.)
+ * per (row, cluster). The kernels dot the weight codes with the activation codes minus their zero
+ * point (one i32x4.dot_i16x8_s per 8 codes; on the relaxed binary, codes of ≤ 7 bits against u4/u3/u2
+ * weights take one i8×i7 dot per 16 codes for two or more tokens): qgemv_int for one token, the
+ * register-blocked qgemm for more (assembly/qmatmul.ts).
  */
 export function qlinearInt(a: QuantizedTensor, w: QLinear, bias: Float32Array | null = null, opts: QLinearCallOptions = {}): Float32Array {
   if (a.cols !== w.in) throw new LowbitError('E_SHAPE', `qlinearInt: activation has ${a.cols} columns, weight has ${w.in}`);
@@ -337,11 +338,12 @@ export function qlinearInt(a: QuantizedTensor, w: QLinear, bias: Float32Array | 
   const bitsA = a.scheme.bits;
   const mode: QmmMode = bitsA <= 7 ? 1 : 2;
   const { k, heap } = resolve(opts);
+  // offsets of heap views are taken before any kernel call: unpacking may grow memory and detach them
   const bs = bias ? fresh(heap, bias) : () => null;
+  const ys = outOf('qlinearInt', heap, opts.out, M * w.out);
   const codes = new Uint8Array(M * a.cols);
   k.unpackCodes(M, a.cols, a.format, a.qs, codes);
   const Kc = w.segc[w.nSeg]!;
-  const ys = outOf('qlinearInt', heap, opts.out, M * w.out);
   withScratch(heap, M * Kc * ACT_CHUNK_BYTES, M * w.nSeg * 4, (act, ap) => {
     const ix = w.kernelIndex();
     k.qPrepCodes(M, a.cols, codes, w.nSeg, ix.segc, ix.gatherQ, a.scale, a.zero, a.rowPeriod, bitsA, act(), ap());

@@ -1,10 +1,11 @@
 // Reference bit-packed integer matmul in plain TypeScript: the oracle for assembly/qmatmul.ts.
-// Same prepared-activation bytes (so `act`/`ap` compare bit for bit), the same wrapping i32
-// integer parts H = Σ q·(u >> 7), L = Σ q·(u & 127) per (row, segment), and the same f32 epilogue
-// step by step with Math.fround, so outputs are bit-exact too. Codes are read through the
-// format's reference unpacker, not the SIMD recipe. The WASM side computes the same integers by
-// several routes (general i16 kernel, u4 i16 kernel, u4 relaxed i8×i7 kernel with i16 partial sums);
-// integer sums are exact (wrapping i32), so one twin covers them all.
+// Same prepared-activation bytes (so `act`/`ap` compare bit for bit), the same integers per (row,
+// segment) — weight-only: wrapping i32 H = Σ q·(u >> 7), L = Σ q·(u & 127); integer × integer: the
+// exact P = Σ q·(u − o) — and the same f32 epilogue step by step with Math.fround, so outputs are
+// bit-exact too. Codes are read through the format's reference unpacker, not the SIMD recipe. The WASM
+// side computes the same integers by several routes (GEMV kernels, i16 and relaxed i8×i7, the
+// integer GEMM and GEMV); integer sums are exact, so one twin covers them all. The weight-only
+// prefill route (qgemm_f32: dequantize, f32 GEMM) is the one float route: within f32 rounding.
 
 import type { QMatmulKernels } from '../kernels/qmatmul.js';
 import { ACT_CHUNK_BYTES } from '../kernels/qmatmul.js';
@@ -48,7 +49,7 @@ export const refQMatmul: QMatmulKernels = {
         let d = 0;
         for (let j = j0; j < j1; j++) {
           const src = gather[j]!;
-          let u = 0;
+          let u = OFF20; // padding: x = 0
           if (src >= 0) {
             let r = roundHalfEven(f(x[m * K + src]! / s));
             r = r > -1048576 ? r : -1048576;
@@ -86,7 +87,7 @@ export const refQMatmul: QMatmulKernels = {
     }
   },
 
-  qmm(M, N, nSeg, segc, format, _mode, w, rb, wp, act, ap, bias, y, ldy) {
+  qmm(M, N, nSeg, segc, format, mode, w, rb, wp, act, ap, bias, y, ldy) {
     const Kc = segc[nSeg]!, Kp = Kc * 16, need = packedRowBytes(format, Kp);
     const codes = new Uint8Array(Kp);
     for (let n = 0; n < N; n++) {
@@ -106,8 +107,14 @@ export const refQMatmul: QMatmulKernels = {
           const pw = (quad * nSeg + g) * 12, pa = (m * nSeg + g) * 4;
           const sw = wp[pw + lane]!, z = wp[pw + 4 + lane]!, Q = wp[pw + 8 + lane]! | 0;
           const sa = ap[pa]!, D = ap[pa + 1]!, Oh = ap[pa + 2]! | 0, Ol = ap[pa + 3]! | 0;
-          const Hc = (H - Math.imul(Oh, Q)) | 0, Lc = (L - Math.imul(Ol, Q)) | 0;
-          let v = f(f(f(Hc) * 128) + f(Lc));
+          let v: number;
+          if (mode === 0) {
+            const Hc = (H - Math.imul(Oh, Q)) | 0, Lc = (L - Math.imul(Ol, Q)) | 0;
+            v = f(f(f(Hc) * 128) + f(Lc));
+          } else {
+            // codes ≤ 255: P = Σ q·(u − o) = 128·H + L − o·Q fits i32 exactly (|P| ≤ 255²·16384 < 2^31)
+            v = f((Math.imul(H, 128) + L - Math.imul(Oh * 128 + Ol, Q)) | 0);
+          }
           v = f(v - f(z * D));
           acc = f(acc + f(v * f(sw * sa)));
         }

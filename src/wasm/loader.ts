@@ -14,11 +14,12 @@ import { planThreads, ThreadPool, type ThreadOptions } from './pool.js';
 import type { F32Exports } from './f32.js';
 import type { QuantExports } from './quant.js';
 import type { QMatmulExports } from './qmatmul.js';
+import type { LinalgExports } from './linalg.js';
 
 export type WasmFlavor = 'simd' | 'relaxed';
 
 /** Raw exports of assembly/index.ts: each family's exports plus the module's own. */
-export interface WasmExports extends F32Exports, QuantExports, QMatmulExports {
+export interface WasmExports extends F32Exports, QuantExports, QMatmulExports, LinalgExports {
   heap_base(): number;
   is_relaxed(): number;
 }

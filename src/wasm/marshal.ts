@@ -4,7 +4,7 @@
 
 import type { Heap } from './heap.js';
 
-export type View = Float32Array | Int32Array | Uint8Array | Int8Array | Uint16Array | Int16Array;
+export type View = Float64Array | Float32Array | Int32Array | Uint8Array | Int8Array | Uint16Array | Int16Array;
 export type Mode = 'in' | 'out' | 'inout';
 /** [array, direction, elements used from the start of the array]. */
 export type Arg = [View | null, Mode, number];

@@ -9,6 +9,7 @@ import { refKernels } from '../../src/ref/index.js';
 import { f32Suite } from './f32.js';
 import { quantSuite } from './quant.js';
 import { qmatmulSuite } from './qmatmul.js';
+import { linalgSuite } from './linalg.js';
 
 export interface SuiteContext {
   /** The backend under test (its kernels are checked). */
@@ -23,5 +24,6 @@ export function describeKernels(name: string, get: () => Backend): void {
     f32Suite(ctx);
     quantSuite(ctx);
     qmatmulSuite(ctx);
+    linalgSuite(ctx);
   });
 }

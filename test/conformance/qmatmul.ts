@@ -8,6 +8,7 @@ import type { SuiteContext } from './describeKernels.js';
 import { floats, pattern } from './gen.js';
 import { FORMATS, packedRowBytes, type PackedFormat } from '../../src/quant/formats.js';
 import { ACT_CHUNK_BYTES, type QmmMode } from '../../src/kernels/qmatmul.js';
+import { QGEMM_F32_MIN_M, qmmRoute } from '../../src/wasm/qmatmul.js';
 
 const RUNS = { numRuns: 40 };
 
@@ -25,13 +26,29 @@ function setup(format: PackedFormat, nSeg: number, blocksPer: number[], K: numbe
 export function qmatmulSuite({ backend, ref }: SuiteContext): void {
   const k = () => backend().kernels;
 
-  it('qPrepF32 / qPrepCodes / qmm are bit-exact for every format and mode', () => {
+  it('qPrepF32 / qPrepCodes / qmm match the twin for every format and mode (bit-exact; the weight-only GEMM route within f32 rounding)', () => {
     fc.assert(fc.property(
       fc.constantFrom<PackedFormat>('u2', 'u3', 'u4', 'u8'), fc.constantFrom<QmmMode>(0, 1, 2), fc.integer({ min: 1, max: 3 }),
-      fc.integer({ min: 1, max: 11 }), fc.integer({ min: 1, max: 4 }), fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 4, maxLength: 4 }),
+      fc.integer({ min: 1, max: 11 }), fc.integer({ min: 1, max: 9 }), fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 4, maxLength: 4 }),
       pattern, fc.integer(), fc.boolean(),
-      (format, mode, nSeg, N, M, blocksPer, p, seed, withBias) => {
-        const K = 37;
+      (format, mode, nSeg, N, M, blocksPer, p, seed, withBias) => checkQmm(format, mode, nSeg, N, M, blocksPer, p, seed, withBias, 37)), RUNS);
+  });
+
+  // Many tokens run the GEMMs (src/wasm/qmatmul.ts qmmRoute): integer × integer 2-token tiles, the
+  // odd token, several M blocks of GEMM_BLOCK_BYTES (512 KiB of i16 activations: 1024 codes → 256
+  // tokens per block); weight-only: 16-row dequantized panels and the f32 GEMM.
+  it('qmm on many tokens (GEMM routes, M blocks, odd M) matches the twin for every format and mode', () => {
+    fc.assert(fc.property(
+      fc.constantFrom<PackedFormat>('u2', 'u3', 'u4', 'u8'), fc.constantFrom<QmmMode>(0, 1, 2), fc.integer({ min: 257, max: 300 }),
+      fc.integer({ min: 1, max: 6 }), pattern, fc.integer(),
+      (format, mode, M, N, p, seed) => {
+        const cpb = FORMATS[format].blockCodes / 16, blocks = 64 / cpb;
+        checkQmm(format, mode, 2, N, M, [blocks - 1, 1, 1, 1], p, seed, (seed & 4) !== 0, 700);
+      }), { numRuns: 6 });
+  });
+
+  function checkQmm(format: PackedFormat, mode: QmmMode, nSeg: number, N: number, M: number, blocksPer: number[],
+    p: Parameters<typeof floats>[1], seed: number, withBias: boolean, K: number): void {
         const { segc, gather, Kp } = setup(format, nSeg, blocksPer, K, seed);
         const Kc = segc[nSeg]!;
         const actG = new Uint8Array(M * Kc * ACT_CHUNK_BYTES).fill(0x5a), actW = new Uint8Array(M * Kc * ACT_CHUNK_BYTES);
@@ -69,16 +86,38 @@ export function qmatmulSuite({ backend, ref }: SuiteContext): void {
         const yG = new Float32Array(M * ldy).fill(7), yW = new Float32Array(M * ldy).fill(7);
         k().qmm(M, N, nSeg, segc, format, mode, w, rb, wp, actW, apW, bias, yG, ldy);
         ref.qmm(M, N, nSeg, segc, format, mode, w, rb, wp, actW, apW, bias, yW, ldy);
-        for (let i = 0; i < yW.length; i++) if (!Object.is(yG[i], yW[i])) expect(`${format} mode ${mode} y[${i}] = ${yG[i]}`).toBe(`${yW[i]}`);
-      }), RUNS);
-  });
+        if (k().name === 'js' || qmmRoute(M, mode) !== 'f32') {
+          for (let i = 0; i < yW.length; i++) if (!Object.is(yG[i], yW[i])) expect(`${format} mode ${mode} M ${M} y[${i}] = ${yG[i]}`).toBe(`${yW[i]}`);
+          return;
+        }
+        // Weight-only GEMM route (dequantize, f32 GEMM): equal to the integer twin within f32 rounding.
+        // With T = Σ_g |s_w·s_a|·(qmax + |z|)·Σ_{j∈g} |u_j − 2^20| (≥ Σ|ŵ·x̂|, and bounding the twin's
+        // epilogue terms too): |Δ| ≤ (Kp + 16)·2⁻²⁴·T + 2⁻²³·|y|. Outside the rows (ldy padding) y is untouched.
+        for (let m = 0; m < M; m++) for (let n = 0; n < ldy; n++) {
+          const i = m * ldy + n;
+          if (n >= N) { expect(yG[i]).toBe(7); continue; }
+          let T = 0;
+          for (let g = 0; g < nSeg; g++) {
+            const o = ((n >> 2) * nSeg + g) * 12 + (n & 3), pa = (m * nSeg + g) * 4;
+            let su = 0;
+            for (let j = segc[g]! * 16; j < segc[g + 1]! * 16; j++) {
+              const c = m * Kc * ACT_CHUNK_BYTES + (j >> 4) * ACT_CHUNK_BYTES, l = j & 15;
+              const u = (actW[c + 64 + 2 * l]! | (actW[c + 65 + 2 * l]! << 8)) * 128 + actW[c + 96 + 2 * l]!;
+              su += Math.abs(u - 2 ** 20);
+            }
+            T += Math.abs(wp[o]! * apW[pa]!) * (qmax + Math.abs(wp[o + 4]!)) * su;
+          }
+          const tol = (Kp + 16) * 2 ** -24 * T + 2 ** -23 * Math.abs(yW[i]!);
+          if (!(Math.abs(yG[i]! - yW[i]!) <= tol)) expect(`${format} M ${M} y[${m}, ${n}] = ${yG[i]}`).toBe(`${yW[i]} ± ${tol}`);
+        }
+  }
 
   // The specialised u4 / u3 / u2 weight-only kernels (qmv4I16 / qmv4Relaxed / qmv3* / qmv2*): long
   // segments (4-, 2- and 8-block i16 runs plus tails), partial row quads, all-max codes against all-127 limbs (the
   // i16 partial-sum bound), zeros, constant rows and outliers.
   it('u4 / u3 / u2 weight-only qmm (specialised kernels) are bit-exact on long segments, partial quads, extreme codes', () => {
     fc.assert(fc.property(
-      fc.constantFrom<PackedFormat>('u4', 'u2', 'u3'), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 13 }), fc.integer({ min: 1, max: 5 }),
+      fc.constantFrom<PackedFormat>('u4', 'u2', 'u3'), fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 13 }), fc.integer({ min: 1, max: QGEMM_F32_MIN_M - 1 }),
       fc.array(fc.integer({ min: 1, max: 10 }), { minLength: 3, maxLength: 3 }), pattern,
       fc.constantFrom('random', 'max', 'zero', 'alt'), fc.integer(), fc.boolean(),
       (format, nSeg, N, M, blocksPer, p, wpat, seed, withBias) => {

@@ -11,7 +11,6 @@ import { quantizeValue, dequantizeValue } from '../round.js';
 import type { QuantizedTensor, QuantScheme } from '../types.js';
 import { defaultKernels } from '../quantize.js';
 import type { Hessian } from './hessian.js';
-import { upperCholeskyOfInverse } from './linalg.js';
 import { findParams, type MseSearch } from './quantizer.js';
 
 const f = Math.fround;
@@ -40,7 +39,7 @@ export interface GPTQOptions {
   mse?: boolean | MseSearch;
   /** Layer name for error messages and results (e.g. 'layers.3.fc2'). */
   name?: string;
-  /** Kernels for the lazy-update GEMMs (default: the current backend, else the js reference). */
+  /** Kernels for the f64 inverse (upperCholInvF64) and the lazy-update GEMMs (default: the current backend, else the js reference). */
   kernels?: Kernels;
 }
 
@@ -169,7 +168,8 @@ export function gptqQuantize(weight: Float32Array, rows: number, cols: number, h
     }
   }
 
-  // ---- damping (with retries), then U = upper Cholesky factor of H⁻¹ (f64), rounded to f32 as the reference keeps it
+  // ---- damping (with retries), then U = upper Cholesky factor of H⁻¹ (f64, the backend's linalg kernels),
+  // rounded to f32 as the reference keeps it
   let mean = 0;
   for (let i = 0; i < cols; i++) mean += Hp[i * cols + i]!;
   mean /= cols;
@@ -181,9 +181,9 @@ export function gptqQuantize(weight: Float32Array, rows: number, cols: number, h
     damp = pd * mean;
     Hd.set(Hp);
     for (let i = 0; i < cols; i++) Hd[i * cols + i]! += damp;
-    const r = upperCholeskyOfInverse(Hd, cols);
-    if (r.u) { U = r.u; break; }
-    failedRow = r.failedRow;
+    // in place on the backend's kernels: Hd becomes U
+    failedRow = k.upperCholInvF64(cols, Hd, Hd);
+    if (failedRow < 0) { U = Hd; break; }
     if (retries >= maxRetries) {
       const col = perm ? perm[failedRow]! : failedRow;
       throw new LowbitError('E_NUMERIC', `${what}: the Hessian is not positive definite even with damping ${pd} · mean(diag H) = ${damp} `
