@@ -313,16 +313,11 @@ function linear(be: Backend, n: number, lin: QLinear, x: () => Float32Array, y: 
   scratch: QLinearScratch | null = null): void {
   const k = be.kernels;
   if (lin.packed) {
+    // heap views of x, the bias and y are passed as they are: qlinear/qlinearInt re-create them after allocating
+    const o = { kernels: k, heap: be.heap, out: y().subarray(0, n * lin.outDim), ...(scratch ? { scratch } : {}) };
     const bias = lin.b ? lin.b.data : null;
-    if (aq) {
-      // no heap `out` here: qlinearInt reads opts.out after a marshalled (possibly memory-growing) kernel call, which
-      // detaches a heap view (E_SHAPE "out has 0 values", seen in scripts/rptq-opt125m.ts W4A8); copy its result instead
-      const r = qlinearInt(aq, lin.packed, bias, { kernels: k, heap: be.heap, ...(scratch ? { scratch } : {}) });
-      y().set(r);
-      return;
-    }
-    // heap views of x, the bias and y are passed as they are: qlinear re-creates them after allocating
-    qlinear(x().subarray(0, n * lin.inDim), lin.packed, bias, { kernels: k, heap: be.heap, out: y().subarray(0, n * lin.outDim), ...(scratch ? { scratch } : {}) });
+    if (aq) qlinearInt(aq, lin.packed, bias, o);
+    else qlinear(x().subarray(0, n * lin.inDim), lin.packed, bias, o);
     return;
   }
   k.sgemmNT(n, lin.outDim, lin.inDim, x(), lin.inDim, lin.w!.data, lin.inDim, y(), lin.outDim, lin.b ? lin.b.data : null);
@@ -375,9 +370,8 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
   if (layer.qkv) {
     const f = layer.qkv, a = layer.act.r1;
     const a1 = a ? quantizeAct(be, a, XB, n, dim, [{ outDim: 3 * dim, inDim: dim, w: null, b: null, q: null, packed: f.packed }]) : null;
-    // [n, 3·dim] into hb when it is wide enough (free until the FFN), else a new array; qlinearInt gets no heap `out`
-    // (see `linear`)
-    const out = !a1 && c.hiddenDim >= 3 * dim ? HB().subarray(0, n * 3 * dim) : undefined;
+    // [n, 3·dim] into hb when it is wide enough (free until the FFN), else a new array
+    const out = c.hiddenDim >= 3 * dim ? HB().subarray(0, n * 3 * dim) : undefined;
     const o = { kernels: k, heap: be.heap, ...(out ? { out } : {}), ...(s.scratch ? { scratch: s.scratch } : {}) };
     const y = a1 ? qlinearInt(a1, f.packed, f.bias, o) : qlinear(XB(), f.packed, f.bias, o);
     const q = Q(), kk = K_(), vv = V_();
