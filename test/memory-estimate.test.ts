@@ -48,22 +48,23 @@ describe('estimateMemory', () => {
     expect(b.detail.linears).toBe(2 * (3 * (64 * 32 + 64 * 5 + 8) + (64 * 32 + 64 * 5 + 8) + (256 * 32 + 256 * 5 + 8) + (64 * 128 + 64 * 5 + 8)));
   });
 
-  it("tiny W4A16 linears per row × group (the preset's default grid), by hand", () => {
+  it("tiny W4A16 linears per row × group (the 'group' grid option), by hand", () => {
+    const grp = (o: { groupSize?: number } = {}) => rptqRecipe('W4A16', { weight: { granularity: 'group', ...o } });
     const c = configFromHF(OPT_PRESETS['tiny']!);
     // groups of 128: q/k/v/out_proj/fc1 (64 inputs) one group per row, 2 offsets; fc2 (256 inputs) two groups, 3 offsets
-    const g128 = estimateMemory(c, rptqRecipe('W4A16'), { batch: 1, seqLen: 128 });
+    const g128 = estimateMemory(c, grp(), { batch: 1, seqLen: 128 });
     const layer = 4 * (64 * 32 + 64 * 5 + 2 * 4) + (256 * 32 + 256 * 5 + 2 * 4) + (64 * 128 + 64 * 2 * 5 + 3 * 4);
     expect(g128.detail.linears).toBe(2 * layer);
     expect(g128.detail.linears).toBe(55_656);
     // groups of 32: 2 per row of the 64-input linears (3 offsets), 8 per row of fc2 (9 offsets)
-    const g32 = estimateMemory(c, rptqRecipe('W4A16', { weight: { groupSize: 32 } }), { batch: 1, seqLen: 128 });
+    const g32 = estimateMemory(c, grp({ groupSize: 32 }), { batch: 1, seqLen: 128 });
     expect(g32.detail.linears).toBe(2 * (4 * (64 * 32 + 64 * 2 * 5 + 3 * 4) + (256 * 32 + 256 * 2 * 5 + 3 * 4) + (64 * 128 + 64 * 8 * 5 + 9 * 4)));
     // OPT-125m: 768 / 128 = 6 groups, 3072 / 128 = 24; vs 32 clusters per row for every linear
     const c125 = configFromHF(OPT_PRESETS['opt-125m']!);
-    const grp = estimateMemory(c125, rptqRecipe('W4A16'), { batch: 1, seqLen: 1 }).detail.linears;
-    const clu = estimateMemory(c125, rptqRecipe('W4A16', { weight: { granularity: 'rowCluster' } }), { batch: 1, seqLen: 1 }).detail.linears;
+    const g125 = estimateMemory(c125, grp(), { batch: 1, seqLen: 1 }).detail.linears;
+    const clu = estimateMemory(c125, rptqRecipe('W4A16'), { batch: 1, seqLen: 1 }).detail.linears;
     const codes = 12 * (4 * 768 * 384 + 3072 * 384 + 768 * 1536);
-    expect(grp).toBe(codes + 12 * (4 * 768 * 6 * 5 + 3072 * 6 * 5 + 768 * 24 * 5 + 5 * 7 * 4 + 25 * 4));
+    expect(g125).toBe(codes + 12 * (4 * 768 * 6 * 5 + 3072 * 6 * 5 + 768 * 24 * 5 + 5 * 7 * 4 + 25 * 4));
     // q/k/v 32 R1 clusters, out_proj 48 (4 per head), fc1 32 R4, fc2 32 R5
     expect(clu - codes).toBe(12 * (3 * 768 * 32 * 5 + 768 * 48 * 5 + 3072 * 32 * 5 + 768 * 32 * 5 + 3 * 33 * 4 + 49 * 4 + 33 * 4 + 33 * 4));
   });

@@ -38,10 +38,10 @@ describe('quantized OPT save/load', () => {
     be = await createBackend('simd');
     model = randomOPT({ backend: be, config: 'tiny', seed: 3, outliers: { count: 4 } });
     for (const name of ['W4A4', 'W3A3KV', 'W4A16'] as const) {
-      // W4A4: per (row × input cluster); W3A3KV and W4A16: per (row × group) by default (groups of 32 for W4A16)
+      // W4A4: per (row × input cluster), the presets' grid; W3A3KV and W4A16: the 'group' option (groups of 128, of 32)
       const recipe = rptqRecipe(name, {
         calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 }, bits: { lmHead: name === 'W4A4' ? 4 : 8 },
-        ...(name === 'W4A16' ? { weight: { groupSize: 32 } } : {}),
+        ...(name === 'W4A4' ? {} : { weight: { granularity: 'group' as const, groupSize: name === 'W4A16' ? 32 : 128 } }),
       });
       const qm = quantizeOPT(model, recipe, { calibration: calib });
       saved[name] = { bytes: saveQuantizedOPT(qm), logits: logitsOf(qm) };

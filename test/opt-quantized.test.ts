@@ -85,7 +85,7 @@ describe('RPTQ OPT (tiny, outliers)', () => {
     // layer 0's cluster maps depend only on its (float-fed) statistics: the FP recipe gives the same fold, unquantized
     const o = { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 } };
     const fp = quantizeOPT(model, rptqRecipe('FP', o), { calibration: calib });
-    const recipe = rptqRecipe('W4A16', { ...o, weight: { groupSize: 128 } });
+    const recipe = rptqRecipe('W4A16', { ...o, weight: { granularity: 'group', groupSize: 128 } });
     expect(recipe.weight).toMatchObject({ granularity: 'group', groupSize: 128 });
     const qi = quantizeOPT(model, recipe, { calibration: calib });
     const qd = quantizeOPT(model, recipe, { calibration: calib, execution: 'dequantized' });
@@ -131,11 +131,11 @@ describe('RPTQ OPT (tiny, outliers)', () => {
 
   it("a groupSize that does not divide a linear's input width is E_ARG naming the linear and width, before any work", () => {
     const calls: unknown[] = [];
-    const bad = rptqRecipe('W4A16', { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 }, weight: { groupSize: 96 } });
+    const bad = rptqRecipe('W4A16', { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 }, weight: { granularity: 'group', groupSize: 96 } });
     // 96 → min(96, 64) = 64 divides dim 64, but not fc2's 256 inputs
     expect(() => quantizeOPT(model, bad, { calibration: calib, onProgress: (p) => calls.push(p) })).toThrow(/E_ARG.*groupSize 96 does not divide the 256 input columns of layers\.\*\.fc2/);
     expect(calls).toHaveLength(0);
-    const gptq = rptqRecipe('W4A16', { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 }, weight: { method: 'gptq', groupSize: 48 } });
+    const gptq = rptqRecipe('W4A16', { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 }, weight: { method: 'gptq', granularity: 'group', groupSize: 48 } });
     expect(() => quantizeOPT(model, gptq, { calibration: calib, onProgress: (p) => calls.push(p) })).toThrow(/E_ARG.*groupSize 48 does not divide the 64 input columns of layers\.\*\.q_proj/);
     expect(calls).toHaveLength(0);
   });

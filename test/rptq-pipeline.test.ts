@@ -35,11 +35,10 @@ describe('recipes', () => {
     expect(a4.calibration).toMatchObject({ samples: 128, seqLen: 2048 });
     expect(rptqRecipe('W4A4KV').bits).toMatchObject({ weights: 4, kv: 4, r1: 16, qk: 16, attnOut: 16, r4: 16, r5: 16 });
     expect(rptqRecipe('W3A3KV').bits).toMatchObject({ weights: 3, kv: 3 });
-    // weight grid: per (row × group of 128) where linear inputs stay float, per (row × input cluster) for int × int
-    for (const p of ['W4A16', 'W4A4KV', 'W4A3KV', 'W3A3KV'] as const) expect(rptqRecipe(p).weight).toEqual({ method: 'rtn', granularity: 'group', groupSize: 128, lmHeadGroup: 128 });
-    for (const p of ['W4A8', 'W4A4'] as const) expect(rptqRecipe(p).weight).toEqual({ method: 'rtn', granularity: 'rowCluster', groupSize: 128, lmHeadGroup: 128 });
-    expect(rptqRecipe('W4A16', { weight: { granularity: 'rowCluster' } }).weight.granularity).toBe('rowCluster');
-    expect(customRecipe('W3A16', 3, 16, 16).weight.granularity).toBe('group');
+    // weight grid: per (row × input cluster) in every preset (RPTQ's); 'group' is an option
+    for (const p of ['W4A16', 'W4A8', 'W4A4', 'W4A4KV', 'W4A3KV', 'W3A3KV'] as const) expect(rptqRecipe(p).weight).toEqual({ method: 'rtn', granularity: 'rowCluster', groupSize: 128, lmHeadGroup: 128 });
+    expect(rptqRecipe('W4A16', { weight: { granularity: 'group' } }).weight).toEqual({ method: 'rtn', granularity: 'group', groupSize: 128, lmHeadGroup: 128 });
+    expect(customRecipe('W3A16', 3, 16, 16).weight.granularity).toBe('rowCluster');
     expect(customRecipe('W4A6', 4, 6, 6).weight.granularity).toBe('rowCluster');
     const base = baselineRecipe(a4, 'tensor');
     expect(base.reorder).toBe(false);
@@ -64,7 +63,7 @@ describe('recipes', () => {
     bad((x) => { x.calibration.samples = -1; }, /E_ARG.*calibration\.samples/);
     bad((x) => { x.weight.method = 'awq'; }, /E_ARG.*weight\.method/);
     bad((x) => { x.extra = 1; }, /E_ARG.*unknown field 'extra'/);
-    bad((x) => { x.weight.method = 'gptq'; }, /E_ARG.*gptq needs weight\.granularity 'group' or 'row'/);
+    bad((x) => { x.weight.method = 'gptq'; x.weight.granularity = 'rowCluster'; }, /E_ARG.*gptq needs weight\.granularity 'group' or 'row'/);
     bad((x) => { x.weight.granularity = 'cluster'; }, /E_ARG.*weight\.granularity must be group, rowCluster or row/);
     bad((x) => { x.weight.groupSize = 0; }, /E_ARG.*weight\.groupSize must be a positive integer, got 0/);
     bad((x) => { x.weight.groupSize = 64.5; }, /E_ARG.*weight\.groupSize must be a positive integer, got 64\.5/);
@@ -73,16 +72,16 @@ describe('recipes', () => {
     expect(validateRecipe({ ...rptqRecipe('W4A16'), weight: { method: 'gptq', granularity: 'group', groupSize: 64, lmHeadGroup: 128 } }).weight.method).toBe('gptq');
     expect(() => rptqRecipe('W4A16', { weight: { groupSize: -128 } })).toThrow(/E_ARG.*weight\.groupSize/);
     // widths are the model's: checkWeightGrid names the linear and its width
-    expect(() => checkWeightGrid({ dim: 768, hiddenDim: 3072 }, rptqRecipe('W4A16', { weight: { groupSize: 96 } }))).not.toThrow();
-    expect(() => checkWeightGrid({ dim: 768, hiddenDim: 3072 }, rptqRecipe('W4A16', { weight: { groupSize: 512 } })))
+    expect(() => checkWeightGrid({ dim: 768, hiddenDim: 3072 }, rptqRecipe('W4A16', { weight: { granularity: 'group', groupSize: 96 } }))).not.toThrow();
+    expect(() => checkWeightGrid({ dim: 768, hiddenDim: 3072 }, rptqRecipe('W4A16', { weight: { granularity: 'group', groupSize: 512 } })))
       .toThrow(/E_ARG.*groupSize 512 does not divide the 768 input columns of layers\.\*\.q_proj/);
     expect(() => checkWeightGrid({ dim: 768, hiddenDim: 3072 }, rptqRecipe('W4A8', { weight: { groupSize: 512 } }))).not.toThrow(); // rowCluster: unused
-    expect(weightGroupOf(rptqRecipe('W4A16'), 64, 'x')).toBe(64);
+    expect(weightGroupOf(rptqRecipe('W4A16', { weight: { granularity: 'group' } }), 64, 'x')).toBe(64);
     expect(weightGroupOf(rptqRecipe('W4A16'), 3072, 'x')).toBe(128);
     // a recipe JSON written before groupSize existed: 'row' / 'rowCluster' get the (unused) default
     const old = JSON.parse(recipeToJSON(r)); delete old.weight.groupSize;
     expect(recipeFromJSON(JSON.stringify(old))).toEqual(r);
-    const oldGroup = JSON.parse(recipeToJSON(rptqRecipe('W4A16'))); delete oldGroup.weight.groupSize;
+    const oldGroup = JSON.parse(recipeToJSON(rptqRecipe('W4A16', { weight: { granularity: 'group' } }))); delete oldGroup.weight.groupSize;
     expect(() => recipeFromJSON(JSON.stringify(oldGroup))).toThrow(/E_ARG.*weight\.groupSize is missing/);
     expect(() => rptqRecipe('W4A4', { bits: { kv: 9 as never } })).toThrow(/bits\.kv/);
     expect(() => recipeFromJSON('{')).toThrow(/E_FORMAT/);

@@ -60,15 +60,20 @@ export async function rptqCases(ctx: BenchContext): Promise<BenchCase[]> {
       },
       fn: () => { forward(live!.model, live!.fs!, next, CTX); },
     });
-    const variants: Array<[string, RecipePresetName, 16 | 8 | 4]> = [
-      ['W4A16', 'W4A16', 16], ['W4A16 lm8', 'W4A16', 8], ['W4A16 lm4', 'W4A16', 4], ['W4A8', 'W4A8', 16], ['W4A4KV', 'W4A4KV', 16],
+    // presets (weights per row × input cluster) and the 'group' grid option (g128), LM head f32 or 4-bit
+    const variants: Array<[string, RecipePresetName, 16 | 8 | 4, boolean]> = [
+      ['W4A16', 'W4A16', 16, false], ['W4A16 lm4', 'W4A16', 4, false], ['W4A16 g128', 'W4A16', 16, true], ['W4A16 g128 lm4', 'W4A16', 4, true],
+      ['W4A8', 'W4A8', 16, false], ['W4A4KV', 'W4A4KV', 16, false],
     ];
-    for (const [impl, preset, lm] of variants) {
+    for (const [impl, preset, lm, g128] of variants) {
       cases.push({
         group, impl, peer: 'FP32',
         setup: () => {
           const m = modelOf();
-          const recipe = rptqRecipe(preset, { calibration: { samples: 1, seqLen: 32, seed: 0 }, kmeans: { nInit: 1 }, bits: { lmHead: lm } });
+          const recipe = rptqRecipe(preset, {
+            calibration: { samples: 1, seqLen: 32, seed: 0 }, kmeans: { nInit: 1 }, bits: { lmHead: lm },
+            ...(g128 ? { weight: { granularity: 'group' as const, groupSize: 128 } } : {}),
+          });
           live!.qm = quantizeOPT(m, recipe, { calibration: ids(256, 50272, 11) });
           live!.qs = new QRunState(live!.qm, { maxContext: CTX + 1, logitRows: 1 });
           qforward(live!.qm, live!.qs, prompt, 0, { logits: 'none' });

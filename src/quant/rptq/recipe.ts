@@ -124,46 +124,43 @@ function base(name: string): Recipe {
  * - FP: nothing quantized but the reorder still folded (the folding-is-exact check).
  * The LM head stays in float in every preset (set `bits.lmHead` to 8 or 4 to shrink it).
  *
- * Weight grid (`weight.granularity`), a deliberate deviation from the issue's "per (output row × input cluster)":
- * - W4A16, W4A4KV, W4A3KV, W3A3KV default to 'group' (per row × 128 consecutive folded input columns), for speed.
- *   Their linear inputs stay float, so the integer path needs no activation cluster for the weight grid to align
- *   with, and the cluster grid is slow: the packed kernels pad each of the 32 uneven clusters to whole 32-code blocks
- *   (768 inputs → ~1376 codes) and run one f32 epilogue per (row quad × segment) with 12 f32 params, nearly doubling
- *   the bytes the kernel reads per 4-bit row. Measured (bench "rptq qlinear 1x768·768x3072 simd", fc1 GEMV, M = 1):
- *   32 clusters 0.45 ms, g128 0.19 ms, f32 0.32 ms; OPT-125m-shaped W4A16 decode at context 128 went from 43.3 to
- *   ~25 ms/token (FP32 ~38). The price is accuracy: the cluster grid is activation-aware (k-means puts the outlier
- *   channels in their own small clusters, so their weight columns get their own scales), which no equal-group grid
- *   reproduces. On the 125m-shaped model with outlier channels (scripts/rptq-opt125m.ts, next-token KL vs float on
- *   WikiText-2): W4A16 'rowCluster' 0.0055, 'group' g128 0.0158, g64 0.0150, g32 0.0147. Choose 'rowCluster' when
- *   accuracy matters more than decode speed.
- * - W4A8 and W4A4 keep 'rowCluster': their integer × integer linears need the weight's segments to equal the
- *   activation clusters (one rescale by s_w·s_a per row and cluster). With another grid those linears fall back to
- *   fake-quantized activations on the weight-only kernel.
+ * Weight grid (`weight.granularity`): every preset quantizes weights per (output row × input cluster), RPTQ's grid.
+ * It is activation-aware: k-means puts the outlier channels in their own small clusters, so their weight columns get
+ * their own scales, which no equal-group grid reproduces. On the OPT-125m-shaped model with outlier channels
+ * (scripts/rptq-opt125m.ts, next-token KL vs float on WikiText-2, top-1 agreement): W4A16 'rowCluster' 0.0055 (56%),
+ * 'group' g128 0.0158 (36%), g64 0.0150, g32 0.0147. With g128, W4A16 would be worse than W4A8 (0.0061), inverting
+ * the paper's ordering. 'group' (per row × `groupSize` consecutive folded input columns, the GPTQ/AWQ "W4 g128"
+ * grid) is the speed option where the linear inputs stay float (W4A16, W4A4KV, W4A3KV, W3A3KV): the packed kernels
+ * pad each of the 32 uneven clusters to whole 32-code blocks (768 inputs → ~1376 codes) with one f32 epilogue per
+ * (row quad × segment), while g128 runs unpadded (fc1 GEMV 768→3072: 32 clusters 0.45 ms, g128 0.19 ms, f32
+ * 0.32 ms; OPT-125m-shaped W4A16 decode with a 4-bit LM head ~31 vs ~18 ms/token, FP32 ~39). W4A8 and W4A4 need
+ * 'rowCluster': their integer × integer linears need the weight's segments to equal the activation clusters (one
+ * rescale by s_w·s_a per row and cluster); with another grid those linears fall back to fake-quantized activations
+ * on the weight-only kernel.
  * Every grid stays selectable through `overrides.weight`.
  */
 export function rptqRecipe(name: RecipePresetName, overrides: RecipeOverrides = {}): Recipe {
   const r = base(name);
   switch (name) {
     case 'FP': break;
-    case 'W4A16': r.bits.weights = 4; r.weight.granularity = 'group'; break;
+    case 'W4A16': r.bits.weights = 4; break;
     case 'W4A8': r.bits = { ...allBits(8), weights: 4 }; break;
     case 'W4A4': r.bits = { ...allBits(4), weights: 4, r1: 8, r4: 8, attnProbs: 8 }; break;
-    case 'W4A4KV': r.bits.weights = 4; r.bits.kv = 4; r.weight.granularity = 'group'; break;
-    case 'W4A3KV': r.bits.weights = 4; r.bits.kv = 3; r.weight.granularity = 'group'; break;
-    case 'W3A3KV': r.bits.weights = 3; r.bits.kv = 3; r.weight.granularity = 'group'; break;
+    case 'W4A4KV': r.bits.weights = 4; r.bits.kv = 4; break;
+    case 'W4A3KV': r.bits.weights = 4; r.bits.kv = 3; break;
+    case 'W3A3KV': r.bits.weights = 3; r.bits.kv = 3; break;
     default: throw new LowbitError('E_ARG', `rptqRecipe: unknown preset '${String(name)}' (have ${RECIPE_PRESETS.join(', ')})`);
   }
   return validateRecipe(applyOverrides(r, overrides));
 }
 
 /**
- * A recipe with explicit weight/activation/KV bits (e.g. W16A3 for measuring activation error alone). The weight grid
- * follows the presets: 'group' when activations are float (a = 16), else 'rowCluster'.
+ * A recipe with explicit weight/activation/KV bits (e.g. W16A3 for measuring activation error alone); the weight grid
+ * is the presets' ('rowCluster'), overridable through `overrides.weight`.
  */
 export function customRecipe(name: string, w: ClassBits, a: ClassBits, kv: ClassBits, overrides: RecipeOverrides = {}): Recipe {
   const r = base(name);
   r.bits = { ...allBits(a), weights: w, kv, attnProbs: a === 16 ? 16 : 8 };
-  if (a === 16) r.weight.granularity = 'group'; // float linear inputs: the presets' rule (see rptqRecipe)
   return validateRecipe(applyOverrides(r, overrides));
 }
 
