@@ -13,6 +13,7 @@ import { createRunState, forward, type OPTModel } from '../src/models/opt/model.
 import { QRunState, qforward } from '../src/models/opt/quantized.js';
 import { generateIds } from '../src/models/opt/generate.js';
 import { writeSafetensors } from '../src/io/safetensors.js';
+import { saveQuantizedOPT, loadQuantizedOPT } from '../src/models/opt/qio.js';
 import { mulberry32 } from '../src/models/opt/sample.js';
 import {
   addBatch, createHessian, gptqQuantize, gptqQuantizeOPT, rtnQuantizeOPT, calibrationSamples, exportGPTQCheckpoint, loadGPTQCheckpoint,
@@ -112,6 +113,32 @@ describe('loadGPTQCheckpoint: packed execution', () => {
     const post = randomOPT({ config: 'opt-350m-tiny', seed: 5, backend: be });
     expectLowbit(() => packedGPTQOPT(post, new Map()), 'E_UNSUPPORTED', 'dequantized');
     post.dispose();
+  });
+});
+
+describe('packed GPTQ models save and reload (saveQuantizedOPT / loadQuantizedOPT)', () => {
+  it('per row, grouped, act-order: the recorded recipe is valid and names the grid; reloaded logits are bit-equal', () => {
+    for (const [groupSize, actOrder] of [[null, false], [32, false], [null, true]] as const) {
+      const model = randomOPT({ config: 'tiny', seed: 3, backend: be });
+      const res = quantizeAll(model, 4, actOrder, groupSize);
+      const qm = packedGPTQOPT(model, new Map([...res].map(([k, r]) => [k, r.quantized])));
+      expect(qm.recipe.weight).toMatchObject(groupSize && !actOrder ? { method: 'gptq', granularity: 'group', groupSize } : { method: 'gptq', granularity: 'row' });
+      const back = loadQuantizedOPT(saveQuantizedOPT(qm), { backend: be });
+      const logits = (m: typeof qm) => {
+        const st = new QRunState(m, { maxContext: 8, logitRows: 4 });
+        qforward(m, st, [1, 5, 9, 33], 0, {});
+        return new Uint32Array(st.logits.data.slice(0, 4 * m.config.vocabSize).buffer);
+      };
+      expect(logits(back), `group ${groupSize} act-order ${actOrder}`).toEqual(logits(qm));
+      back.dispose(); qm.dispose(); model.dispose();
+    }
+  });
+
+  it('act-order with groups (permuted groups, no recipe grid) is refused at save time, naming the tensor', () => {
+    const model = randomOPT({ config: 'tiny', seed: 3, backend: be });
+    const qm = packedGPTQOPT(model, new Map([...quantizeAll(model, 4, true, 32)].map(([k, r]) => [k, r.quantized])));
+    expectLowbit(() => saveQuantizedOPT(qm), 'E_UNSUPPORTED', 'layers.0.q.scales');
+    qm.dispose(); model.dispose();
   });
 });
 

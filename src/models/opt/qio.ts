@@ -149,6 +149,16 @@ export function saveQuantizedOPT(m: QuantizedOPT): Uint8Array {
     for (const [k, n] of Object.entries(ACT_NAMES)) act(`${P}.act.${n}`, L.act[k as keyof typeof ACT_NAMES]);
     if (L.kv) { act(`${P}.act.kv.k`, L.kv.k); act(`${P}.act.kv.v`, L.kv.v); }
   });
+  // never write a file the loader would refuse: every tensor must have the shape (config, recipe) implies
+  const specs = quantizedSpecs(c, r, p.tied);
+  for (const t of out) {
+    const sp = specs.get(t.name);
+    if (!sp || sp.dtype !== t.dtype || sp.shape.length !== t.shape.length || sp.shape.some((v, i) => v !== t.shape[i])) {
+      throw new LowbitError('E_UNSUPPORTED', `saveQuantizedOPT: tensor '${t.name}' is ${t.dtype} ${fmtShape(t.shape)}, but the recipe ` +
+        `${r.name} (weight grid ${r.weight.granularity}) implies ${sp ? `${sp.dtype} ${fmtShape(sp.shape)}` : 'no such tensor'}: this layout ` +
+        '(e.g. GPTQ act-order with groups) has no lowbit file form; export GPTQ models with exportGPTQCheckpoint', { key: t.name });
+    }
+  }
   return writeSafetensors(out, {
     format: QUANTIZED_FORMAT,
     format_version: String(QUANTIZED_FORMAT_VERSION),

@@ -11,7 +11,7 @@ import {
   QuantizedOPT, fuseQKV, makeQLinear, type Disposable, type QLayer, type QuantizedOPTParts,
 } from '../../models/opt/quantized.js';
 import type { F32 } from '../../models/opt/weights.js';
-import { rptqRecipe, cloneRecipe, type ClassBits, type Recipe } from '../rptq/recipe.js';
+import { ACT_CLASSES, rptqRecipe, cloneRecipe, validateRecipe, type ClassBits, type Recipe } from '../rptq/recipe.js';
 import type { QuantizedTensor } from '../types.js';
 import type { OPT_GPTQ_MODULES } from './autogptq.js';
 
@@ -24,15 +24,29 @@ export interface PackedGPTQOptions {
   adopt?: boolean;
 }
 
-/** The recipe recorded on a weight-only GPTQ model: `bits` weights, everything else float, no reorder. */
-export function gptqRecipe(bits: number): Recipe {
+/**
+ * The recipe recorded on a weight-only GPTQ model: `bits` weights on the given grid (per row, or per row × group of
+ * `groupSize` input columns), everything else float, no reorder. Valid, so a packed GPTQ model saves with
+ * `saveQuantizedOPT` and reloads.
+ */
+export function gptqRecipe(bits: number, groupSize: number | null = null): Recipe {
   const r = cloneRecipe(rptqRecipe('W4A16'));
-  r.name = `GPTQ W${bits}A16`;
+  r.name = `GPTQ W${bits}A16${groupSize ? ` g${groupSize}` : ''}`;
   r.bits.weights = bits as ClassBits;
   r.reorder = false;
+  for (const c of ACT_CLASSES) r.granularity[c] = 'tensor'; // unused: every activation stays float
   r.weight.method = 'gptq';
-  r.weight.granularity = 'row';
-  return r;
+  r.weight.granularity = groupSize ? 'group' : 'row';
+  if (groupSize) r.weight.groupSize = groupSize;
+  return validateRecipe(r);
+}
+
+/** The 'group' size of a per-group QuantizedTensor, null for per row, undefined for another layout (act-order). */
+function groupOf(q: QuantizedTensor): number | null | undefined {
+  const g = q.scheme.granularity;
+  if (g.kind === 'perGroup') return g.groupSize;
+  if (g.kind === 'perChannel') return null;
+  return undefined;
 }
 
 /**
@@ -47,6 +61,7 @@ export function packedGPTQOPT(model: OPTModel, layers: Map<string, QuantizedTens
     throw new LowbitError('E_UNSUPPORTED', 'packed GPTQ execution runs pre-LN OPT models only (do_layer_norm_before = true); load with execution \'dequantized\'');
   }
   let bits = 0;
+  let grid: number | null | undefined = -1; // -1: no layer seen yet; undefined: not expressible as one recipe grid
   const owned: Disposable[] = [];
   try {
     const qLayers: QLayer[] = [];
@@ -60,6 +75,9 @@ export function packedGPTQOPT(model: OPTModel, layers: Map<string, QuantizedTens
           throw new LowbitError('E_SHAPE', `packedGPTQOPT: '${key}' is [${q.rows}, ${q.cols}], the model's layer is [${outDim}, ${inDim}]`, { key });
         }
         bits = Math.max(bits, q.scheme.bits);
+        const g = groupOf(q);
+        if (grid === -1) grid = g;
+        else if (grid !== g) grid = undefined;
         return makeQLinear(be, q, b, 'integer', owned);
       };
       const layer: QLayer = {
@@ -79,7 +97,9 @@ export function packedGPTQOPT(model: OPTModel, layers: Map<string, QuantizedTens
       for (const lw of w.layers) for (const t of [lw.wq, lw.wk, lw.wv, lw.wo, lw.w1, lw.w2]) t.dispose();
       owned.push({ dispose: () => model.dispose() });
     }
-    return new QuantizedOPT(c, gptqRecipe(bits), parts, be, owned, 'integer');
+    // act-order (per row × permuted group) or mixed layouts have no recipe grid: recorded per row, and
+    // saveQuantizedOPT refuses them (see qio); the model runs the same either way
+    return new QuantizedOPT(c, gptqRecipe(bits, typeof grid === 'number' && grid > 0 ? grid : null), parts, be, owned, 'integer');
   } catch (e) {
     for (const t of owned) t.dispose();
     throw e;
