@@ -4,7 +4,7 @@
 //
 //   npx tsc -p tsconfig.json && node --experimental-wasm-relaxed-simd dist/scripts/rptq-decode-profile.js
 //     [--backend simd|relaxed] [--preset W4A16] [--lmhead 4] [--steps 40] [--grid group|rowCluster|row] [--group 128]
-//     [--lmgroup 128]
+//     [--lmgroup 128] [--float: profile the FP32 step instead of the quantized one]
 
 import { performance } from 'node:perf_hooks';
 import { createBackend } from '../src/runtime.js';
@@ -74,14 +74,16 @@ async function main(): Promise<void> {
   qforward(qm, qs, prompt, 0, { logits: 'none' });
   const qMs = time(() => { qforward(qm, qs, next, CTX); });
   const prof = instrument(be.kernels);
-  for (let i = 0; i < 5; i++) qforward(qm, qs, next, CTX);
+  const profileFloat = process.argv.includes('--float');
+  const step = profileFloat ? () => forward(model, fs, next, CTX) : () => qforward(qm, qs, next, CTX);
+  for (let i = 0; i < 5; i++) step();
   prof.reset();
   const t0 = performance.now();
-  for (let i = 0; i < steps; i++) qforward(qm, qs, next, CTX);
+  for (let i = 0; i < steps; i++) step();
   const wall = (performance.now() - t0) / steps;
   const rows = [...prof.ms.entries()].sort((a, b) => b[1] - a[1]);
   let inK = 0;
-  console.log(`${backend} ${recipe.name} lmHead ${lm} grid ${recipe.weight.granularity}: FP32 ${fpMs.toFixed(2)} ms, quantized ${qMs.toFixed(2)} ms (${(fpMs / qMs).toFixed(2)}x); instrumented ${wall.toFixed(2)} ms/token`);
+  console.log(`${backend} ${recipe.name} lmHead ${lm} grid ${recipe.weight.granularity}: FP32 ${fpMs.toFixed(2)} ms, quantized ${qMs.toFixed(2)} ms (${(fpMs / qMs).toFixed(2)}x); instrumented (${profileFloat ? 'FP32' : 'quantized'}) ${wall.toFixed(2)} ms/token`);
   console.log('| stage (kernel) | ms/token | calls/token |');
   console.log('|---|--:|--:|');
   for (const [name, t] of rows) {
