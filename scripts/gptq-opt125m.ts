@@ -2,14 +2,19 @@
 // 72 decoder linears with the CPU preset (32 × 512 calibration tokens from Tiny Shakespeare) at 4 and 3
 // bits, prints progress, per-layer / total / per-2048-token-sample times, and, on a few held-out WikiText-2
 // test windows, perplexity of float, GPTQ and RTN and the mean next-token KL(float ‖ quantized) with top-1
-// agreement. (A random model's perplexity sits near the vocabulary size whatever the quantizer; the KL is what
-// separates GPTQ from RTN.)
-// Run: npx tsc -p tsconfig.json && node dist/scripts/gptq-opt125m.js [--threads 2] [--windows 4] [--seq 512] [--bits 4,3]
+// agreement. A random model's WikiText-2 perplexity sits near the vocabulary size whatever the quantizer, and
+// its changes under quantization are a fixed per-token bias, not a quality signal. So perplexity is also
+// measured on text the float model itself samples (temperature 1, as LLM-QAT's data-free generation,
+// arXiv 2305.17888): there log ppl(q) = H(float) + KL(float ‖ q) in expectation, so it ranks quantizers by
+// the same KL, in perplexity units.
+// Run: npx tsc -p tsconfig.json && node dist/scripts/gptq-opt125m.js [--threads 2] [--windows 4] [--seq 512]
+//   [--bits 4,3] [--selfgen 4 (sampled sequences of --seq tokens; 0: skip)]
 
 import { readFileSync } from 'node:fs';
 import { init, currentBackend } from '../src/runtime.js';
 import { randomOPT } from '../src/models/opt/random.js';
 import { evaluatePerplexity } from '../src/models/opt/perplexity.js';
+import { generateIds } from '../src/models/opt/generate.js';
 import { Tokenizer } from '../src/tokenizer/index.js';
 import { gptqQuantizeOPT, rtnQuantizeOPT, calibrationSamples, nextTokenKLOf, GPTQ_CPU_PRESET } from '../src/quant/gptq/index.js';
 import type { OPTModel } from '../src/models/opt/model.js';
@@ -35,6 +40,16 @@ async function main(): Promise<void> {
   const ppl = async (m: OPTModel) => (await evaluatePerplexity(m, evalIds, { seqLen: seq, maxWindows: nWin })).ppl;
   const pplF = await ppl(model);
   console.log(`float perplexity (${nWin} × ${seq} WikiText-2 test tokens): ${pplF.toFixed(2)}`);
+  // the float model's own text: nGen sequences of `seq` tokens (BOS + seq − 1 sampled), one window each
+  const nGen = Number(arg('selfgen', '4'));
+  const tg = Date.now();
+  const genIds = nGen > 0
+    ? generateIds(model, Array.from({ length: nGen }, () => [model.config.bosId]), { maxNewTokens: seq - 1, temperature: 1, seed: 1234, stopAtEos: false })
+      .flatMap((g) => [model.config.bosId, ...g])
+    : [];
+  const selfPpl = async (m: OPTModel) => (await evaluatePerplexity(m, genIds, { seqLen: seq, maxWindows: nGen })).ppl;
+  const selfF = nGen > 0 ? await selfPpl(model) : NaN;
+  if (nGen > 0) console.log(`float model's own samples (${nGen} × ${seq} tokens, temperature 1, ${s(Date.now() - tg)}): perplexity ${selfF.toFixed(2)}`);
   const summary: string[] = [];
   for (const bits of arg('bits', '4,3').split(',').map(Number)) {
     console.log(`\n== GPTQ ${bits}-bit, per-row asymmetric, ${samples.length} × ${GPTQ_CPU_PRESET.seqLen} calibration tokens`);
@@ -56,16 +71,20 @@ async function main(): Promise<void> {
     console.log(`  total ${s(g.totalMs)} (forward ${s(fwd)}, Hessians ${s(hes)}, Cholesky + column loop ${s(qnt)}); `
       + `per 2048-token sample ${s(perSample)} of forward + Hessian work (the quantize part is fixed: ${s(qnt)})`);
     const pplG = await ppl(g.model);
+    const selfG = nGen > 0 ? await selfPpl(g.model) : NaN;
     const klG = nextTokenKLOf(model, g.model, evalIds, seq, nWin);
     g.model.dispose();
     const r = rtnQuantizeOPT(model, { bits });
     const pplR = await ppl(r);
+    const selfR = nGen > 0 ? await selfPpl(r) : NaN;
     const klR = nextTokenKLOf(model, r, evalIds, seq, nWin);
     r.dispose();
     const kl = (k: { kl: number; top1: number }) => `${k.kl.toExponential(3)} nats (top-1 agreement ${(100 * k.top1).toFixed(1)}%)`;
     console.log(`  perplexity: float ${pplF.toFixed(2)}, GPTQ ${pplG.toFixed(2)}, RTN ${pplR.toFixed(2)}`);
+    if (nGen > 0) console.log(`  perplexity on the float model's samples: float ${selfF.toFixed(2)}, GPTQ ${selfG.toFixed(2)}, RTN ${selfR.toFixed(2)}`);
     console.log(`  next-token KL(float ‖ q) over ${klG.tokens} tokens: GPTQ ${kl(klG)}, RTN ${kl(klR)}`);
-    summary.push(`${bits}-bit: GPTQ ${s(g.totalMs)} total, ${s(perSample)} per 2048-token sample (+ ${s(qnt)} fixed); ppl float ${pplF.toFixed(2)} GPTQ ${pplG.toFixed(2)} RTN ${pplR.toFixed(2)}; `
+    summary.push(`${bits}-bit: GPTQ ${s(g.totalMs)} total, ${s(perSample)} per 2048-token sample (+ ${s(qnt)} fixed); WikiText-2 ppl float ${pplF.toFixed(2)} GPTQ ${pplG.toFixed(2)} RTN ${pplR.toFixed(2)}; `
+      + `own-sample ppl float ${selfF.toFixed(2)} GPTQ ${selfG.toFixed(2)} RTN ${selfR.toFixed(2)}; `
       + `KL GPTQ ${klG.kl.toExponential(3)} RTN ${klR.kl.toExponential(3)}, top-1 GPTQ ${(100 * klG.top1).toFixed(1)}% RTN ${(100 * klR.top1).toFixed(1)}%`);
   }
   console.log(`\n${summary.join('\n')}`);
