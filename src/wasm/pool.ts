@@ -90,10 +90,11 @@ async function nodeImport<T>(spec: string): Promise<T> {
 
 /** Why this runtime cannot share WASM memory between threads, or null when it can. */
 export function sharedMemoryUnavailable(): string | null {
-  if (typeof SharedArrayBuffer !== 'function' || typeof Atomics !== 'object') return 'SharedArrayBuffer is not available';
+  // Checked first: browsers hide SharedArrayBuffer on pages that are not isolated, and this says why.
   if ((globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated === false) {
     return 'the page is not cross-origin isolated (serve it with COOP: same-origin and COEP: require-corp)';
   }
+  if (typeof SharedArrayBuffer !== 'function' || typeof Atomics !== 'object') return 'SharedArrayBuffer is not available';
   if (!isNode && typeof (globalThis as { Worker?: unknown }).Worker !== 'function') return 'no Worker API';
   try {
     new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true });
