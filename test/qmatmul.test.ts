@@ -12,24 +12,8 @@ import { LowbitError } from '../src/errors.js';
 import { qmmRoute } from '../src/wasm/qmatmul.js';
 import type { Bits, ClusterMap, QuantizedTensor } from '../src/quant/types.js';
 
-function rand(n: number, seed: number, scale = 1): Float32Array {
-  const a = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    a[i] = (s / 2 ** 32 - 0.5) * scale * (1 + (i % 13) / 4);
-  }
-  return a;
-}
-
-function clusters(n: number, k: number, seed: number): ClusterMap {
-  const perm = Int32Array.from({ length: n }, (_, i) => i);
-  let s = seed;
-  for (let i = n - 1; i > 0; i--) { s = (Math.imul(s, 1103515245) + 12345) >>> 0; const j = s % (i + 1); [perm[i], perm[j]] = [perm[j]!, perm[i]!]; }
-  const cuts = new Set<number>();
-  while (cuts.size < k - 1) { s = (Math.imul(s, 1103515245) + 12345) >>> 0; cuts.add(1 + (s % (n - 1))); }
-  return { perm, offsets: Int32Array.from([0, ...[...cuts].sort((a, b) => a - b), n]) };
-}
+// the same deterministic inputs the browser test uses (test/browser/workloads.ts)
+import { rand, clusters } from './browser/workloads.js';
 
 /** y = x · dequant(w)ᵀ in f64. */
 function refMatmul(x: Float32Array, wq: QuantizedTensor, M: number, bias: Float32Array | null): Float64Array {
