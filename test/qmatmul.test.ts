@@ -10,7 +10,7 @@ import { packQLinear, qlinear, qlinearInt, QLinearScratch } from '../src/quant/q
 import { Tensor } from '../src/tensor.js';
 import { LowbitError } from '../src/errors.js';
 import { qmmRoute } from '../src/wasm/qmatmul.js';
-import type { Bits, ClusterMap, QuantizedTensor } from '../src/quant/types.js';
+import type { Bits, QuantizedTensor } from '../src/quant/types.js';
 
 // the same deterministic inputs the browser test uses (test/browser/workloads.ts)
 import { rand, clusters } from './browser/workloads.js';
