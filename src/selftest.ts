@@ -12,7 +12,7 @@
 
 import type { Kernels } from './kernels/index.js';
 import { refKernels } from './ref/index.js';
-import { packedRowBytes } from './quant/formats.js';
+import { packedRowBytes, quadInterleave } from './quant/formats.js';
 
 /** Test-only: force `relaxedDotCheck` to fail (checks the fallback path and its note). */
 export const selfTestHooks = { failRelaxedDot: false };
@@ -39,8 +39,9 @@ export function qmmKnownAnswer(k: Kernels): string[] {
       codes[j] = qmax; codes[Kp + j] = qmax; codes[2 * Kp + j] = (j * 40503 >>> 3) & qmax; codes[3 * Kp + j] = 0;
       codes[4 * Kp + j] = j & 1 ? qmax : 0; codes[5 * Kp + j] = (j * 13) & qmax;
     }
-    const rb = packedRowBytes(format, Kp), w = new Uint8Array(8 * rb);
-    ref.packCodes(8, Kp, format, codes, w);
+    const rb = packedRowBytes(format, Kp), rowMajor = new Uint8Array(8 * rb);
+    ref.packCodes(8, Kp, format, codes, rowMajor);
+    const w = quadInterleave(format, 8, Kp, rowMajor);
     const wp = new Float32Array(2 * nSeg * 12);
     for (let r = 0; r < 8; r++) {
       for (let g = 0; g < nSeg; g++) {

@@ -9,6 +9,7 @@ import {
   computeParams, type PackedFormat, type QuantScheme,
 } from '../src/quant/index.js';
 import { refKernels } from '../src/ref/index.js';
+import { packedRowBytes, quadInterleave, quadRow } from '../src/quant/formats.js';
 
 const ref = refKernels();
 
@@ -123,5 +124,30 @@ describe('bad input is a LowbitError naming the parameter', () => {
     expect(err(() => quantize(x, s({}), { scale: new Float32Array(2), zero: new Uint8Array(2) })).code).toBe('E_SHAPE');
     expect(err(() => quantize(x, s({}), { scale: new Float32Array(1), zero: new Uint8Array(1) })).message).toMatch(/params.scale\[0\]/);
     expect(err(() => quantize(x, s({}), { scale: new Float32Array([1]), zero: Uint8Array.from([16]) })).code).toBe('E_RANGE');
+  });
+});
+
+describe('quad-interleaved kernel layout (formats.ts quadInterleave)', () => {
+  for (const format of ['u2', 'u3', 'u4', 'u8'] as const) {
+    it(`${format}: block k of row 4q + l sits at q·4·rb + (4k + l)·blockBytes; quadRow inverts it`, () => {
+      const bb = FORMATS[format].blockBytes, cols = 3 * FORMATS[format].blockCodes, need = packedRowBytes(format, cols);
+      const rows = 8, rowMajor = Uint8Array.from({ length: rows * need }, (_, i) => (i * 37 + 11) & 255);
+      for (const rb of [need, need + 16]) {
+        const w = quadInterleave(format, rows, cols, rowMajor, rb);
+        expect(w.length).toBe(rows * rb);
+        for (let r = 0; r < rows; r++) {
+          for (let k = 0; k < 3; k++) {
+            for (let b = 0; b < bb; b++) {
+              expect(w[(r >> 2) * 4 * rb + (4 * k + (r & 3)) * bb + b]).toBe(rowMajor[r * need + k * bb + b]);
+            }
+          }
+          expect([...quadRow(format, cols, w, rb, r)]).toEqual([...rowMajor.subarray(r * need, (r + 1) * need)]);
+        }
+      }
+    });
+  }
+  it('rejects a row count that is not a multiple of 4 and a short row stride', () => {
+    expect(() => quadInterleave('u4', 6, 32, new Uint8Array(96))).toThrow(/6 rows is not a multiple of 4/);
+    expect(() => quadInterleave('u4', 4, 64, new Uint8Array(128), 16)).toThrow(/row stride 16 bytes is less than the 32 bytes/);
   });
 });

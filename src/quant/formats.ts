@@ -95,3 +95,35 @@ export function packedRowBytes(format: PackedFormat, cols: number): number {
 export function packedBytes(format: PackedFormat, rows: number, cols: number): number {
   return rows * packedRowBytes(format, cols);
 }
+
+/**
+ * The kernels' weight layout (assembly/qmatmul.ts): packed rows taken in quads of 4, each quad's four
+ * rows interleaved block by block, so a row quad is one forward stream of memory (the GEMV kernels
+ * read the four rows together, and a single stream is what the hardware prefetcher follows best).
+ * Quad q takes 4·rb bytes at q·4·rb; block k of its row l (0..3) sits at q·4·rb + (4k + l)·blockBytes;
+ * bytes past 4·packedRowBytes(format, cols) in a quad are padding (rb ≥ packedRowBytes).
+ * `rowMajor` holds `rows` packed rows of packedRowBytes(format, cols) bytes; `rows` is a multiple of 4.
+ */
+export function quadInterleave(format: PackedFormat, rows: number, cols: number, rowMajor: Uint8Array, rb = packedRowBytes(format, cols)): Uint8Array {
+  const bb = FORMATS[format].blockBytes, need = packedRowBytes(format, cols), nb = need / bb;
+  if (rows % 4 !== 0) throw new LowbitError('E_SHAPE', `quadInterleave: ${rows} rows is not a multiple of 4`);
+  if (rb < need) throw new LowbitError('E_SHAPE', `quadInterleave: row stride ${rb} bytes is less than the ${need} bytes of ${cols} ${format} codes`);
+  if (rowMajor.length < rows * need) throw new LowbitError('E_SHAPE', `quadInterleave: ${rowMajor.length} bytes, expected ${rows * need} (${rows} rows of ${need})`);
+  const out = new Uint8Array(rows * rb);
+  for (let q = 0; q < rows / 4; q++) {
+    for (let l = 0; l < 4; l++) {
+      const src = (4 * q + l) * need;
+      for (let k = 0; k < nb; k++) out.set(rowMajor.subarray(src + k * bb, src + (k + 1) * bb), q * 4 * rb + (4 * k + l) * bb);
+    }
+  }
+  return out;
+}
+
+/** Row n of a quad-interleaved matrix (see quadInterleave) as one packed row of packedRowBytes(format, cols) bytes. */
+export function quadRow(format: PackedFormat, cols: number, w: Uint8Array, rb: number, n: number,
+  out = new Uint8Array(packedRowBytes(format, cols))): Uint8Array {
+  const bb = FORMATS[format].blockBytes, nb = packedRowBytes(format, cols) / bb;
+  const base = (n >> 2) * 4 * rb + (n & 3) * bb;
+  for (let k = 0; k < nb; k++) out.set(w.subarray(base + 4 * k * bb, base + 4 * k * bb + bb), k * bb);
+  return out;
+}

@@ -6,7 +6,8 @@
 // - every segment (group or cluster) is padded with code 0 to whole blocks of the format (u4 32
 //   codes, u2 64, u3 128, u8 16), so the kernels never split a block between segments; rows are
 //   padded to a multiple of 4 (the kernels' row quads). Group sizes that are multiples of the block
-//   cost nothing; RPTQ clusters pay ≤ one block each.
+//   cost nothing; RPTQ clusters pay ≤ one block each. The four rows of a quad are interleaved block
+//   by block (formats.ts quadInterleave), so a quad is read as one forward stream.
 // - wp: per row quad and segment, 12 f32: scales, zero points and Q = Σ codes of the segment
 //   (precomputed here, exact).
 // - gatherX / gatherQ: for every padded position, the input column it reads (−1 for padding):
@@ -24,7 +25,7 @@ import type { Kernels } from '../kernels/index.js';
 import { ACT_CHUNK_BYTES, MAX_SEGMENT_CODES, type QmmMode } from '../kernels/qmatmul.js';
 import { currentBackend } from '../runtime.js';
 import type { Heap } from '../wasm/heap.js';
-import { FORMATS, packedBytes, packedRowBytes, type PackedFormat } from './formats.js';
+import { FORMATS, packedBytes, packedRowBytes, quadInterleave, type PackedFormat } from './formats.js';
 import { defaultKernels } from './quantize.js';
 import type { QuantizedTensor } from './types.js';
 
@@ -122,7 +123,7 @@ export class QLinear {
     return { segc: h.i32(i.segc, this.segc.length), gatherX: h.i32(i.gatherX, this.gatherX.length), gatherQ: h.i32(i.gatherQ, this.gatherQ.length) };
   }
 
-  /** Packed codes [ceil4(out), rb] (a fresh view when resident: memory growth detaches old ones). */
+  /** Packed codes, ceil4(out) rows of rb bytes, quad-interleaved (formats.ts quadInterleave; a fresh view when resident: memory growth detaches old ones). */
   get w(): Uint8Array {
     const s = this.store.w;
     return typeof s === 'number' ? this.heap!.u8(s, this.store.wLen) : s;
@@ -232,8 +233,9 @@ export function packQLinear(qt: QuantizedTensor, opts: QLinearOptions = {}): QLi
     }
   }
   const rb = packedRowBytes(qt.format, Kp);
-  const w = new Uint8Array(rowsPad * rb);
-  k.packCodes(rowsPad, Kp, qt.format, padded, w);
+  const rowMajor = new Uint8Array(rowsPad * rb);
+  k.packCodes(rowsPad, Kp, qt.format, padded, rowMajor);
+  const w = quadInterleave(qt.format, rowsPad, Kp, rowMajor);
   const heap = opts.heap === undefined ? currentHeap() : opts.heap;
   return new QLinear({ out, in: inn, format: qt.format, bits, segc, gatherX, gatherQ, rb, offsets: off.slice(), perm: qt.perm ? qt.perm.slice() : null, w, wp, heap });
 }

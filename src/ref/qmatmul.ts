@@ -9,7 +9,7 @@
 
 import type { QMatmulKernels } from '../kernels/qmatmul.js';
 import { ACT_CHUNK_BYTES } from '../kernels/qmatmul.js';
-import { packedRowBytes } from '../quant/formats.js';
+import { packedRowBytes, quadRow } from '../quant/formats.js';
 import { roundHalfEven } from '../quant/round.js';
 import { refQuant } from './quant.js';
 
@@ -89,9 +89,9 @@ export const refQMatmul: QMatmulKernels = {
 
   qmm(M, N, nSeg, segc, format, mode, w, rb, wp, act, ap, bias, y, ldy) {
     const Kc = segc[nSeg]!, Kp = Kc * 16, need = packedRowBytes(format, Kp);
-    const codes = new Uint8Array(Kp);
+    const codes = new Uint8Array(Kp), row = new Uint8Array(need);
     for (let n = 0; n < N; n++) {
-      refQuant.unpackCodes(1, Kp, format, w.subarray(n * rb, n * rb + need), codes);
+      refQuant.unpackCodes(1, Kp, format, quadRow(format, Kp, w, rb, n, row), codes);
       const quad = n >> 2, lane = n & 3;
       for (let m = 0; m < M; m++) {
         const base = m * Kc * ACT_CHUNK_BYTES;

@@ -6,11 +6,19 @@ import { expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { SuiteContext } from './describeKernels.js';
 import { floats, pattern } from './gen.js';
-import { FORMATS, packedRowBytes, type PackedFormat } from '../../src/quant/formats.js';
+import { FORMATS, packedRowBytes, quadInterleave, type PackedFormat } from '../../src/quant/formats.js';
+import { refQuant } from '../../src/ref/quant.js';
 import { ACT_CHUNK_BYTES, type QmmMode } from '../../src/kernels/qmatmul.js';
 import { QGEMM_F32_MIN_M, qmmRoute } from '../../src/wasm/qmatmul.js';
 
 const RUNS = { numRuns: 40 };
+
+/** codes [rows, Kp] → the kernels' quad-interleaved layout with row stride rb (≥ the packed row). */
+function packWeight(format: PackedFormat, rows: number, Kp: number, codes: Uint8Array, rb: number): Uint8Array {
+  const rowMajor = new Uint8Array(rows * packedRowBytes(format, Kp));
+  refQuant.packCodes(rows, Kp, format, codes, rowMajor);
+  return quadInterleave(format, rows, Kp, rowMajor, rb);
+}
 
 function setup(format: PackedFormat, nSeg: number, blocksPer: number[], K: number, seed: number) {
   const t = FORMATS[format], cpb = t.blockCodes / 16;
@@ -72,8 +80,7 @@ export function qmatmulSuite({ backend, ref }: SuiteContext): void {
         const t = FORMATS[format], qmax = format === 'u8' ? 255 : 2 ** t.bits - 1;
         const rows = Math.ceil(N / 4) * 4, rb = packedRowBytes(format, Kp) + (seed & 1) * 16;
         const codes = Uint8Array.from({ length: rows * Kp }, (_, i) => (p === 'outlier' ? qmax : ((i * 40503 + seed) >>> 3) % (qmax + 1)));
-        const w = new Uint8Array(rows * rb);
-        for (let r = 0; r < rows; r++) ref.packCodes(1, Kp, format, codes.subarray(r * Kp, r * Kp + Kp), w.subarray(r * rb, r * rb + packedRowBytes(format, Kp)));
+        const w = packWeight(format, rows, Kp, codes, rb);
         const wp = new Float32Array((rows / 4) * nSeg * 12);
         for (let r = 0; r < rows; r++) for (let g = 0; g < nSeg; g++) {
           let Q = 0;
@@ -131,8 +138,7 @@ export function qmatmulSuite({ backend, ref }: SuiteContext): void {
         const qmax = format === 'u4' ? 15 : format === 'u3' ? 7 : 3;
         const codes = Uint8Array.from({ length: rows * Kp }, (_, i) =>
           wpat === 'max' ? qmax : wpat === 'zero' ? 0 : wpat === 'alt' ? ((i >> 4) & 1) * qmax : ((i * 40503 + seed) >>> 3) & qmax);
-        const w = new Uint8Array(rows * rb);
-        for (let r = 0; r < rows; r++) ref.packCodes(1, Kp, format, codes.subarray(r * Kp, r * Kp + Kp), w.subarray(r * rb, r * rb + packedRowBytes(format, Kp)));
+        const w = packWeight(format, rows, Kp, codes, rb);
         const wp = new Float32Array((rows / 4) * nSeg * 12);
         for (let r = 0; r < rows; r++) for (let g = 0; g < nSeg; g++) {
           let Q = 0;
