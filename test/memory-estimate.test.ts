@@ -41,8 +41,8 @@ describe('estimateMemory', () => {
     expect(e.detail.clusterMaps).toBe(2 * 4 * (4 * 64 + 256 + 33 + 17 + 17 + 33 + 33));
     expect(e.detail.lmHead).toBe(0);
     expect(e.weights).toBe(224_688 + 3_328 + 82_432 + 5_160);
-    // activations: f32 x/xb/q/k/v (5·128·64) + hb 128·256 + scores 128² + logits 512, ids/pos i32
-    expect(e.activations).toBe(4 * (5 * 128 * 64 + 128 * 256 + 128 * 128 + 512) + 2 * 128 * 4);
+    // activations: f32 x/xb/q/k/v (5·128·64) + hb 128·256 + scores 4 heads × 128 + logits 512, ids/pos i32
+    expect(e.activations).toBe(4 * (5 * 128 * 64 + 128 * 256 + 4 * 128 + 512) + 2 * 128 * 4);
     const b = estimateMemory(c, baselineRecipe(rptqRecipe('W4A16'), 'tensor'), { batch: 1, seqLen: 128 });
     expect(b.detail.clusterMaps).toBe(0);
     expect(b.detail.linears).toBe(2 * (3 * (64 * 32 + 64 * 5 + 8) + (64 * 32 + 64 * 5 + 8) + (256 * 32 + 256 * 5 + 8) + (64 * 128 + 64 * 5 + 8)));

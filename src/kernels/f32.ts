@@ -2,7 +2,7 @@
 // src/ref/f32.ts (plain TS), src/wasm/f32.ts (marshalling).
 
 import { LowbitError } from '../errors.js';
-import { checkDims, checkGemm, checkLen } from './check.js';
+import { checkDims, checkGemm, checkLen, span } from './check.js';
 
 /** f32 kernels for the float decoder (twins: assembly/f32.ts, src/ref/f32.ts). */
 export interface F32Kernels {
@@ -28,6 +28,16 @@ export interface F32Kernels {
     eps: number, out: Float32Array): void;
   /** Row-wise softmax. causal >= 0 keeps columns c <= r + causal and zeroes the rest; causal < 0: no mask. */
   softmax(rows: number, cols: number, x: Float32Array, out: Float32Array, causal: number): void;
+  /**
+   * Multi-head attention of T query rows over L cached keys, all H heads of width hs in one call.
+   * Per head h and query t: s_j = q[t, h]·k[j, h] for keys j < min(L, causal + t + 1) (all L when
+   * causal < 0), f32 min where keyMask[j] = 0 (HF's mask value); p = softmax(s); with levels > 0,
+   * p = round_half_even(p·levels)/levels (RPTQ's fixed probability grid); out[t, h] = Σ_j p_j·v[j, h].
+   * q/out: T rows at strides ldq/ldo; k/v: L rows at stride ldk; head h is columns h·hs .. h·hs + hs.
+   * The same result as sgemmNT → mask → softmax → grid → sgemmNN per head (the twin), in one call.
+   */
+  attention(H: number, hs: number, T: number, L: number, q: Float32Array, ldq: number, k: Float32Array, ldk: number,
+    v: Float32Array, out: Float32Array, ldo: number, causal: number, keyMask: Uint8Array | null, levels: number): void;
   /** out[i, :] = table[ids[i], :]. */
   gatherRows(n: number, dim: number, table: Float32Array, ids: Int32Array, out: Float32Array): void;
   /** out[r] = first index of the maximum of row r (a NaN counts as the maximum). */
@@ -96,6 +106,22 @@ export function checkedF32(k: F32Kernels): F32Kernels {
       checkUnary('softmax', rows * cols, x, out);
       if (!Number.isSafeInteger(causal)) throw new LowbitError('E_ARG', `softmax: causal offset must be an integer, got ${causal}`);
       k.softmax(rows, cols, x, out, causal);
+    },
+    attention(H, hs, T, L, q, ldq, kc, ldk, v, out, ldo, causal, keyMask, levels) {
+      checkDims('attention', { H, hs, T, L, ldq, ldk, ldo, levels });
+      if (L < 1 || H < 1 || hs < 1) throw new LowbitError('E_SHAPE', `attention: needs H, hs and L >= 1, got H ${H}, hs ${hs}, L ${L}`);
+      const w = H * hs;
+      for (const [name, ld] of [['ldq', ldq], ['ldk', ldk], ['ldo', ldo]] as const) {
+        if (ld < w) throw new LowbitError('E_SHAPE', `attention: ${name} ${ld} is less than the ${H} heads × ${hs} = ${w} columns`);
+      }
+      checkLen('attention', 'q', q, span(T, w, ldq));
+      checkLen('attention', 'k', kc, span(L, w, ldk));
+      checkLen('attention', 'v', v, span(L, w, ldk));
+      checkLen('attention', 'out', out, span(T, w, ldo));
+      checkLen('attention', 'keyMask', keyMask, L);
+      if (!Number.isSafeInteger(causal)) throw new LowbitError('E_ARG', `attention: causal offset must be an integer, got ${causal}`);
+      if (levels > 65535) throw new LowbitError('E_ARG', `attention: levels must be at most 65535 (16-bit probabilities), got ${levels}`);
+      k.attention(H, hs, T, L, q, ldq, kc, ldk, v, out, ldo, causal, keyMask, levels);
     },
     gatherRows(n, dim, table, ids, out) {
       checkDims('gatherRows', { n, dim });

@@ -3,6 +3,10 @@
 // any SIMD summation order; conformance tolerances are stated relative to Σ|a·b|.
 
 import type { F32Kernels } from '../kernels/f32.js';
+import { roundHalfEven } from '../quant/round.js';
+
+/** torch.finfo(float32).min: the score HF gives masked keys. */
+const F32_MIN = -3.4028234663852886e38;
 
 /** erf(x), Numerical Recipes' erfc Chebyshev fit (fractional error < 1.2e-7); same formula in assembly/f32.ts. */
 export function erf(x: number): number {
@@ -94,6 +98,19 @@ export const refF32: F32Kernels = {
       for (let i = 0; i < n; i++) s += Math.exp(x[o + i]! - mx);
       for (let i = 0; i < n; i++) out[o + i] = Math.exp(x[o + i]! - mx) / s;
       for (let i = n; i < cols; i++) out[o + i] = 0;
+    }
+  },
+
+  attention(H, hs, T, L, q, ldq, k, ldk, v, out, ldo, causal, keyMask, levels) {
+    // the unfused decoder path, head by head: scores, mask, causal softmax, probability grid, P·V
+    const att = new Float32Array(T * L), f = Math.fround, st = f(1 / levels);
+    for (let h = 0; h < H; h++) {
+      const ho = h * hs;
+      this.sgemmNT(T, L, hs, q.subarray(ho), ldq, k.subarray(ho), ldk, att, L, null);
+      if (keyMask) for (let t = 0; t < T; t++) for (let j = 0; j < L; j++) if (!keyMask[j]) att[t * L + j] = F32_MIN;
+      this.softmax(T, L, att, att, causal);
+      if (levels > 0) for (let i = 0; i < T * L; i++) att[i] = f(roundHalfEven(f(att[i]! * levels)) * st);
+      this.sgemmNN(T, hs, L, att, L, v.subarray(ho), ldk, out.subarray(ho), ldo, null);
     }
   },
 

@@ -21,6 +21,8 @@ export interface F32Exports {
   softmax_f32(rows: number, cols: number, x: number, out: number, causal: number): void;
   gather_rows_f32(n: number, dim: number, table: number, ids: number, out: number): void;
   argmax_f32(rows: number, cols: number, x: number, out: number): void;
+  attention_f32(H: number, hs: number, T: number, L: number, q: number, ldq: number, k: number, ldk: number, v: number,
+    out: number, ldo: number, causal: number, keyMask: number, levels: number, att: number): void;
   peak_f32(iters: number): number;
   peak_f32_flops_per_iter(): number;
 }
@@ -53,8 +55,17 @@ export function nnRanges(threads: number, M: number, N: number, K: number, pa: n
   return { fn: 'sgemm_nn', args, count: 1, align: 8, advance: [[5, 4], [7, 4], [9, 4]] };
 }
 
+/**
+ * attention_f32 split for threads by heads (each head's rows, columns and scratch att + h·L are its
+ * own), so every output element sees the same instructions whatever the cut.
+ */
+export function attentionRanges(args: number[], hs: number, L: number): RangeOp {
+  return { fn: 'attention_f32', args, count: 0, align: 1, advance: [[4, hs * 4], [6, hs * 4], [8, hs * 4], [9, hs * 4], [14, L * 4]] };
+}
+
 /** The f32 kernels on one instance (unchecked: src/kernels/ adds the checks). */
 export function wasmF32(ex: F32Exports, h: Heap, pool: ThreadPool | null = null): F32Kernels {
+  let att = new Float32Array(0); // attention's per-head score scratch (copied into the heap per call)
   return {
     sgemmNT(M, N, K, a, lda, b, ldb, c, ldc, bias) {
       marshal(h, [[a, 'in', span(M, K, lda)], [b, 'in', span(N, K, ldb)], [c, ldc === N ? 'out' : 'inout', span(M, N, ldc)], [bias, 'in', N]],
@@ -88,6 +99,14 @@ export function wasmF32(ex: F32Exports, h: Heap, pool: ThreadPool | null = null)
     softmax(rows, cols, x, out, causal) {
       const n = rows * cols;
       marshal(h, [[x, 'in', n], [out, 'out', n]], (px, po) => ex.softmax_f32(rows, cols, px!, po!, causal));
+    },
+    attention(H, hs, T, L, q, ldq, k, ldk, v, out, ldo, causal, keyMask, levels) {
+      const w = H * hs;
+      if (att.length < H * L) att = new Float32Array(H * L);
+      marshal(h, [[q, 'in', span(T, w, ldq)], [k, 'in', span(L, w, ldk)], [v, 'in', span(L, w, ldk)], [out, ldo === w ? 'out' : 'inout', span(T, w, ldo)],
+        [keyMask, 'in', L], [att, 'out', H * L]],
+      (pq, pk, pv, po, pm, pa) => splitCall(pool, ex, attentionRanges([H, hs, T, L, pq!, ldq, pk!, ldk, pv!, po!, ldo, causal, pm!, levels, pa!], hs, L),
+        4 * H * hs * T * L));
     },
     gatherRows(n, dim, table, ids, out) {
       marshal(h, [[table, 'in', table.length], [ids, 'in', n], [out, 'out', n * dim]],

@@ -9,6 +9,10 @@
 //   f64 statistics; the last term is the f32 rounding of the mean, amplified by rstd = 1/sqrt(var+eps),
 //   which is large for constant rows).
 // - softmax: |Δ| ≤ 1e-6 + 1e-5·|p| (probabilities; Mathf.exp vs f64 exp).
+// - attention: per output element, Σ_j (p_j·(2ε + 2e-5) + 1e-7)·|v_j| + 2·n·u·Σ_j p_j·|v_j| + 1e-7, with
+//   ε = max_j 2·hs·u·Σ_i|q_i·k_ji| (score rounding, doubled through the max-subtracted softmax) and p the
+//   twin's probabilities; with a probability grid (levels > 0) a probability within 1e-4 of a rounding
+//   boundary may land on the other grid point, adding |v_j|/levels for each such j.
 // - peakF32: bit-exact for the baseline build, 1e-5 relative when the relaxed build may fuse.
 
 import { expect, it } from 'vitest';
@@ -164,6 +168,66 @@ export function f32Suite({ backend, ref }: SuiteContext): void {
         expect(Math.abs(s - 1)).toBeLessThan(1e-5);
       }
     }), RUNS);
+  });
+
+  it('attention (fused, all heads) matches the unfused twin within the stated bound; masked and non-causal keys get no weight', () => {
+    fc.assert(fc.property(dim1(4), dim1(20), dim1(5), dim1(40), fc.nat(3), pattern, fc.integer(), fc.integer({ min: -1, max: 40 }),
+      fc.boolean(), fc.constantFrom(0, 0, 255, 15), (H, hs, T, L, pad, pat, seed, causal, masked, levels) => {
+        const w = H * hs, ld = w + pad;
+        const q = floats(T * ld, pat, seed, 4, ld), kc = floats(L * ld, pat, seed + 1, 4, ld), v = floats(L * ld, pat, seed + 2, 4, ld);
+        const keyMask = masked ? Uint8Array.from({ length: L }, (_, j) => ((j * 7 + seed) % 3 === 0 ? 0 : 1)) : null;
+        const got = new Float32Array(T * ld).fill(NaN), want = new Float32Array(T * ld).fill(NaN);
+        k().attention(H, hs, T, L, q, ld, kc, ld, v, got, ld, causal, keyMask, levels);
+        ref.attention(H, hs, T, L, q, ld, kc, ld, v, want, ld, causal, keyMask, levels);
+        // the twin's probabilities (before any grid) for the bound
+        const att = new Float32Array(T * L);
+        for (let h = 0; h < H; h++) {
+          ref.sgemmNT(T, L, hs, q.subarray(h * hs), ld, kc.subarray(h * hs), ld, att, L, null);
+          let eps = 0;
+          for (let j = 0; j < L; j++) {
+            for (let t = 0; t < T; t++) {
+              let a = 0;
+              for (let i = 0; i < hs; i++) a += Math.abs(q[t * ld + h * hs + i]! * kc[j * ld + h * hs + i]!);
+              eps = Math.max(eps, 2 * hs * U * a);
+            }
+          }
+          if (keyMask) for (let t = 0; t < T; t++) for (let j = 0; j < L; j++) if (!keyMask[j]) att[t * L + j] = -3.4028234663852886e38;
+          ref.softmax(T, L, att, att, causal);
+          for (let t = 0; t < T; t++) {
+            const n = causal < 0 ? L : Math.min(L, causal + t + 1);
+            for (let d = 0; d < hs; d++) {
+              let bound = 1e-7, pv = 0;
+              for (let j = 0; j < n; j++) {
+                const p = att[t * L + j]!, av = Math.abs(v[j * ld + h * hs + d]!);
+                bound += (p * (2 * eps + 2e-5) + 1e-7) * av;
+                pv += p * av;
+                if (levels > 0) {
+                  const x = p * levels, fr = x - Math.floor(x);
+                  if (Math.abs(fr - 0.5) <= 1e-4 * Math.max(1, x)) bound += av / levels;
+                }
+              }
+              bound += 2 * n * U * pv;
+              const i = t * ld + h * hs + d;
+              if (!(Math.abs(got[i]! - want[i]!) <= bound)) {
+                throw new Error(`attention H${H} hs${hs} T${T} L${L} causal ${causal} levels ${levels}: out[${t}, ${h}, ${d}] = ${got[i]}, twin ${want[i]}, bound ${bound}`);
+              }
+            }
+          }
+        }
+        // padding columns of out are left alone
+        for (let t = 0; t < T; t++) for (let c = w; c < ld; c++) expect(got[t * ld + c]).toBeNaN();
+      }), RUNS);
+  });
+
+  it('attention with one visible key returns that value row; bad shapes are LowbitErrors', () => {
+    const H = 2, hs = 3, L = 4, q = floats(H * hs, 'random', 1), kc = floats(L * H * hs, 'random', 2), v = floats(L * H * hs, 'random', 3);
+    const out = new Float32Array(H * hs);
+    k().attention(H, hs, 1, L, q, H * hs, kc, H * hs, v, out, H * hs, 0, null, 0); // causal 0: only key 0
+    expect([...out]).toEqual([...v.subarray(0, H * hs)]);
+    expect(() => k().attention(H, hs, 1, L, q, H * hs - 1, kc, H * hs, v, out, H * hs, 0, null, 0)).toThrow(/ldq 5 is less than the 2 heads × 3 = 6 columns/);
+    expect(() => k().attention(H, hs, 1, L, q, H * hs, kc.subarray(1), H * hs, v, out, H * hs, 0, null, 0)).toThrow(/k has 23 elements, needs at least 24/);
+    expect(() => k().attention(H, hs, 1, 0, q, H * hs, kc, H * hs, v, out, H * hs, 0, null, 0)).toThrow(/needs H, hs and L >= 1/);
+    expect(() => k().attention(H, hs, 1, L, q, H * hs, kc, H * hs, v, out, H * hs, 0, new Uint8Array(3), 0)).toThrow(/keyMask has 3 elements/);
   });
 
   it('gatherRows is bit-exact', () => {

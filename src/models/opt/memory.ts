@@ -111,7 +111,8 @@ export function estimateMemory(config: OPTConfig, recipe: Recipe, opts: MemoryOp
   const weights = linears + floatParams + embeddings + lmHead + clusterMaps + actParams;
 
   const rows = batch * seqLen;
-  let activations = ab * (5 * rows * d + rows * h + seqLen * seqLen + batch * V) + 2 * rows * 4;
+  // scores: the fused attention kernel's per-head row of seqLen (heads × seqLen), not a seqLen² matrix
+  let activations = ab * (5 * rows * d + rows * h + c.nHeads * seqLen + batch * V) + 2 * rows * 4;
   if (pd !== d) activations += ab * 2 * rows * pd;
 
   const kvRow = b.kv < 16 ? packedRowBytes(formatForBits(b.kv), d) : d * fb;

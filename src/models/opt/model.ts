@@ -10,8 +10,6 @@ import { loadWeights, weightTensors, type F32, type OPTWeights } from './weights
 
 type I32 = Tensor<'i32'>;
 
-/** Score given to padded key positions before softmax: torch.finfo(float32).min, as HF's attention mask uses. */
-const MASKED = -3.4028234663852886e38;
 
 // ---------------------------------------------------------------------------------------------
 // Model: config + weights on one backend
@@ -118,7 +116,6 @@ export class RunState {
   readonly q: F32; // (rows, dim) scaled queries; then out_proj / fc2 output before the residual add
   readonly k: F32; // (rows, dim) new keys (copied into the cache per sequence)
   readonly v: F32; // (rows, dim) new values
-  readonly att: F32; // (maxTokens, maxContext) scores, then probabilities, of one (sequence, head)
   readonly hb: F32; // (rows, hiddenDim) FFN hidden
   readonly emb: F32 | null; // (rows, wordEmbedProjDim) token embeddings before project_in
   readonly hOut: F32 | null; // (rows, wordEmbedProjDim) project_out output: the LM head's input
@@ -162,7 +159,6 @@ export class RunState {
       this.q = f([rows, c.dim]);
       this.k = f([rows, c.dim]);
       this.v = f([rows, c.dim]);
-      this.att = f([maxTokens, maxContext]);
       this.hb = f([rows, c.hiddenDim]);
       this.emb = proj ? f([rows, c.wordEmbedProjDim]) : null;
       this.hOut = proj ? f([rows, c.wordEmbedProjDim]) : null;
@@ -311,20 +307,11 @@ export function forward(model: OPTModel, s: RunState, tokens: ArrayLike<number>,
       vc.set(s.v.data.subarray(b * T * dim, (b + 1) * T * dim), (b * cap + pos) * dim);
     }
     for (let b = 0; b < B; b++) {
-      const mk = maskedKeys[b]!;
-      for (let h = 0; h < c.nHeads; h++) {
-        const qo = b * T * dim + h * hs, ko = b * cap * dim + h * hs;
-        // att[T, L] = q_h[T, hs] · K_h[L, hs]ᵀ
-        k.sgemmNT(T, L, hs, s.q.data.subarray(qo), dim, cache.key[l]!.data.subarray(ko), dim, s.att.data, L, null);
-        if (mk.length) {
-          const att = s.att.data;
-          for (let t = 0; t < T; t++) for (const j of mk) att[t * L + j] = MASKED;
-        }
-        // causal: query t (position pos + t) sees keys 0..pos + t
-        k.softmax(T, L, s.att.data, s.att.data, pos);
-        // ctx_h[T, hs] = att[T, L] · V_h[L, hs]
-        k.sgemmNN(T, hs, L, s.att.data, L, cache.value[l]!.data.subarray(ko), dim, s.xb.data.subarray(qo), dim, null);
-      }
+      // all heads in one call: softmax(q_h·K_hᵀ, padded keys masked, causal: query t at position pos + t
+      // sees keys 0..pos + t) · V_h
+      const keyMask = maskedKeys[b]!.length ? cache.mask.subarray(b * cap, b * cap + L) : null;
+      k.attention(c.nHeads, hs, T, L, s.q.data.subarray(b * T * dim), dim, cache.key[l]!.data.subarray(b * cap * dim), dim,
+        cache.value[l]!.data.subarray(b * cap * dim), s.xb.data.subarray(b * T * dim), dim, pos, keyMask, 0);
     }
     if (obs) obs(l, 'outProjIn', s.xb.data.subarray(0, n * dim), n, dim);
     k.sgemmNT(n, dim, dim, s.xb.data, dim, lw.wo.data, dim, s.q.data, dim, bias(lw.bo));

@@ -20,7 +20,6 @@ import type { Kernels } from '../../kernels/index.js';
 import type { Backend } from '../../runtime.js';
 import { Tensor } from '../../tensor.js';
 import { POS_OFFSET, type OPTConfig } from './config.js';
-import { roundHalfEven } from '../../quant/round.js';
 import type { F32, OPTLayerWeights } from './weights.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -244,7 +243,7 @@ export interface QRunStateOptions { batch?: number; maxTokens?: number; maxConte
 export class QRunState {
   readonly batch: number; readonly maxTokens: number; readonly maxContext: number; readonly logitRows: number;
   readonly x: F32; readonly xb: F32; readonly xg: F32; readonly q: F32; readonly k: F32; readonly v: F32;
-  readonly att: F32; readonly hb: F32; readonly kS: F32; readonly vS: F32; readonly logits: F32;
+  readonly hb: F32; readonly kS: F32; readonly vS: F32; readonly logits: F32;
   readonly emb: F32 | null; readonly hOut: F32 | null;
   readonly ids: Tensor<'i32'>; readonly posIds: Tensor<'i32'>;
   readonly cache: QKVCache;
@@ -267,7 +266,7 @@ export class QRunState {
     const proj = c.wordEmbedProjDim !== c.dim;
     this.x = f([rows, c.dim]); this.xb = f([rows, c.dim]); this.xg = f([rows, c.dim]);
     this.q = f([rows, c.dim]); this.k = f([rows, c.dim]); this.v = f([rows, c.dim]);
-    this.att = f([this.maxTokens, this.maxContext]); this.hb = f([rows, c.hiddenDim]);
+    this.hb = f([rows, c.hiddenDim]);
     this.kS = f([this.maxContext, c.dim]); this.vS = f([this.maxContext, c.dim]);
     this.logits = f([this.logitRows, c.vocabSize]);
     this.emb = proj ? f([rows, c.wordEmbedProjDim]) : null;
@@ -418,16 +417,9 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
       const kf = cache.keyF32[l]!, vf = cache.valueF32[l]!;
       KK = () => kf.data.subarray(b * cap * dim); VV = () => vf.data.subarray(b * cap * dim);
     }
-    for (let h = 0; h < c.nHeads; h++) {
-      const qo = b * T * dim + h * hs;
-      k.sgemmNT(T, L, hs, s.q.data.subarray(qo), dim, KK().subarray(h * hs), dim, s.att.data, L, null);
-      k.softmax(T, L, s.att.data, s.att.data, pos);
-      if (probsBits < 16) {
-        const att = s.att.data, lv = 2 ** probsBits - 1, st = Math.fround(1 / lv);
-        for (let i = 0; i < T * L; i++) att[i] = Math.fround(roundHalfEven(Math.fround(att[i]! * lv)) * st);
-      }
-      k.sgemmNN(T, hs, L, s.att.data, L, VV().subarray(h * hs), dim, s.xb.data.subarray(qo), dim, null);
-    }
+    // all heads in one call; probabilities on RPTQ's fixed grid of 2^probsBits − 1 steps (round half even)
+    k.attention(c.nHeads, hs, T, L, s.q.data.subarray(b * T * dim), dim, KK(), dim, VV(), s.xb.data.subarray(b * T * dim), dim,
+      pos, null, probsBits < 16 ? 2 ** probsBits - 1 : 0);
   }
   if (obs) obs('attnOut', XB(), n, dim);
   const a3 = quantizeAct(be, layer.act.attnOut, XB, n, dim, [layer.o]);
