@@ -59,6 +59,38 @@ export function f32Cases(ctx: BenchContext): BenchCase[] {
       });
     }
   }
+  // decode attention of one OPT-125m layer (12 heads × 64, one query, 128 cached keys): the fused
+  // kernel against the per-head path it replaced (sgemmNT → softmax → sgemmNN, 36 calls), same backend
+  {
+    const H = 12, hs = 64, dim = H * hs, L = 129;
+    const q0 = rand(dim, 5), k0 = rand(L * dim, 6), v0 = rand(L * dim, 7);
+    for (const [name, b] of Object.entries(ctx.backends)) {
+      if (!b?.heap) continue;
+      let ptrs: number[] = [];
+      const views = () => ({ q: b.heap!.f32(ptrs[0]!, dim), k: b.heap!.f32(ptrs[1]!, L * dim), v: b.heap!.f32(ptrs[2]!, L * dim),
+        o: b.heap!.f32(ptrs[3]!, dim), att: b.heap!.f32(ptrs[4]!, L) });
+      const setup = () => {
+        if (ptrs.length) return;
+        ptrs = [place(b, q0).byteOffset, place(b, k0).byteOffset, place(b, v0).byteOffset, b.heap!.alloc(dim * 4, 'bench out'), b.heap!.alloc(L * 4, 'bench att')];
+      };
+      const group = `attention decode 12×64 heads, 128 cached keys (${name})`, flops = 4 * dim * L, bytes = 8 * L * dim;
+      cases.push({
+        group, impl: 'per head (3 calls × 12)', flops, bytes, setup,
+        fn() {
+          const x = views();
+          for (let h = 0; h < H; h++) {
+            b.kernels.sgemmNT(1, L, hs, x.q.subarray(h * hs), dim, x.k.subarray(h * hs), dim, x.att, L, null);
+            b.kernels.softmax(1, L, x.att, x.att, L - 1);
+            b.kernels.sgemmNN(1, hs, L, x.att, L, x.v.subarray(h * hs), dim, x.o.subarray(h * hs), dim, null);
+          }
+        },
+      });
+      cases.push({
+        group, impl: 'fused', peer: 'per head (3 calls × 12)', flops, bytes, setup,
+        fn() { const x = views(); b.kernels.attention(H, hs, 1, L, x.q, dim, x.k, dim, x.v, x.o, dim, L - 1, null, 0); },
+      });
+    }
+  }
   // single-core SIMD peak of each binary's op mix: the GEMM's "fraction of peak" divides by it
   const iters = 2_000_000;
   for (const name of ['simd', 'relaxed'] as const) {
