@@ -297,6 +297,33 @@ function qmv4I16(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
       for (let g = 0; g < nSeg; g++) {
         const k0 = <usize>(load<i32>(segc + (<usize>g << 2)) >> 1), k1 = <usize>(load<i32>(segc + (<usize>g << 2), 4) >> 1);
         let H0 = i32x4.splat(0), H1 = H0, H2 = H0, H3 = H0, L0 = H0, L1 = H0, L2 = H0, L3 = H0;
+        if (k1 - k0 == 1) {
+          // one-block segment (RPTQ clusters ≤ 32 channels): the quad's four row blocks are one 64-byte
+          // line; all four rows in one pass against both chunks' hi/lo planes
+          const ch = am + (k0 << 8), p = w0 + (k0 << 6);
+          const h0 = v128.load(ch, 64), h1 = v128.load(ch, 80), l0 = v128.load(ch, 96), l1 = v128.load(ch, 112);
+          const g0 = v128.load(ch, 192), g1 = v128.load(ch, 208), n0 = v128.load(ch, 224), n1 = v128.load(ch, 240);
+          let x = v128.load(p);
+          let qa = v128.and(x, m15), qb = v128.and(i16x8.shr_u(x, 4), m15);
+          let ea = i16x8.extend_low_i8x16_u(qa), eb = i16x8.extend_high_i8x16_u(qa), fa = i16x8.extend_low_i8x16_u(qb), fb = i16x8.extend_high_i8x16_u(qb);
+          H0 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(ea, h0), i32x4.dot_i16x8_s(eb, h1)), i32x4.add(i32x4.dot_i16x8_s(fa, g0), i32x4.dot_i16x8_s(fb, g1)));
+          L0 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(ea, l0), i32x4.dot_i16x8_s(eb, l1)), i32x4.add(i32x4.dot_i16x8_s(fa, n0), i32x4.dot_i16x8_s(fb, n1)));
+          x = v128.load(p, 16);
+          qa = v128.and(x, m15); qb = v128.and(i16x8.shr_u(x, 4), m15);
+          ea = i16x8.extend_low_i8x16_u(qa); eb = i16x8.extend_high_i8x16_u(qa); fa = i16x8.extend_low_i8x16_u(qb); fb = i16x8.extend_high_i8x16_u(qb);
+          H1 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(ea, h0), i32x4.dot_i16x8_s(eb, h1)), i32x4.add(i32x4.dot_i16x8_s(fa, g0), i32x4.dot_i16x8_s(fb, g1)));
+          L1 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(ea, l0), i32x4.dot_i16x8_s(eb, l1)), i32x4.add(i32x4.dot_i16x8_s(fa, n0), i32x4.dot_i16x8_s(fb, n1)));
+          x = v128.load(p, 32);
+          qa = v128.and(x, m15); qb = v128.and(i16x8.shr_u(x, 4), m15);
+          ea = i16x8.extend_low_i8x16_u(qa); eb = i16x8.extend_high_i8x16_u(qa); fa = i16x8.extend_low_i8x16_u(qb); fb = i16x8.extend_high_i8x16_u(qb);
+          H2 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(ea, h0), i32x4.dot_i16x8_s(eb, h1)), i32x4.add(i32x4.dot_i16x8_s(fa, g0), i32x4.dot_i16x8_s(fb, g1)));
+          L2 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(ea, l0), i32x4.dot_i16x8_s(eb, l1)), i32x4.add(i32x4.dot_i16x8_s(fa, n0), i32x4.dot_i16x8_s(fb, n1)));
+          x = v128.load(p, 48);
+          qa = v128.and(x, m15); qb = v128.and(i16x8.shr_u(x, 4), m15);
+          ea = i16x8.extend_low_i8x16_u(qa); eb = i16x8.extend_high_i8x16_u(qa); fa = i16x8.extend_low_i8x16_u(qb); fb = i16x8.extend_high_i8x16_u(qb);
+          H3 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(ea, h0), i32x4.dot_i16x8_s(eb, h1)), i32x4.add(i32x4.dot_i16x8_s(fa, g0), i32x4.dot_i16x8_s(fb, g1)));
+          L3 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(ea, l0), i32x4.dot_i16x8_s(eb, l1)), i32x4.add(i32x4.dot_i16x8_s(fa, n0), i32x4.dot_i16x8_s(fb, n1)));
+        } else {
         for (let k = k0; k < k1; k++) {
           const ch = am + k * 256, o = k << 6;
           const x0 = v128.load(w0 + o), x1 = v128.load(w1 + o);
@@ -340,6 +367,7 @@ function qmv4I16(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
           const e31a = i16x8.extend_low_i8x16_u(q31), e31b = i16x8.extend_high_i8x16_u(q31);
           H3 = i32x4.add(H3, i32x4.add(i32x4.dot_i16x8_s(e31a, h0), i32x4.dot_i16x8_s(e31b, h1)));
           L3 = i32x4.add(L3, i32x4.add(i32x4.dot_i16x8_s(e31a, l0), i32x4.dot_i16x8_s(e31b, l1)));
+        }
         }
         if (k1 - k0 <= 4) {
           acc = epilogueShort(reduce4(i32x4.add(i32x4.shl(H0, 7), L0), i32x4.add(i32x4.shl(H1, 7), L1),
@@ -1261,6 +1289,11 @@ export function qgemm(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, w: usiz
 // Per row quad and chunk: 4 × (unpack, 2 widens, 2 dots, 2 adds), 2 activation loads.
 
 // @ts-ignore: decorator
+@inline function dotCodes(q: v128, x0: v128, x1: v128, c: v128): v128 {
+  return i32x4.add(c, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(q), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(q), x1)));
+}
+
+// @ts-ignore: decorator
 @inline function dotChunk(bits: i32, p: usize, h: i32, x0: v128, x1: v128, c: v128): v128 {
   const q = codesOf(bits, p, h);
   return i32x4.add(c, i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(q), x0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(q), x1)));
@@ -1277,15 +1310,49 @@ export function qgemm(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, w: usiz
     for (let g = 0; g < nSeg; g++) {
       const k0 = load<i32>(segc + (<usize>g << 2)) / cpb, k1 = load<i32>(segc + (<usize>g << 2), 4) / cpb;
       let c0 = i32x4.splat(0), c1 = c0, c2 = c0, c3 = c0;
-      for (let k = k0; k < k1; k++) {
-        const o = <usize>k * (bb << 2);
-        for (let h = 0; h < cpb; h++) {
-          const xa = a16 + (<usize>(k * cpb + h) << 5);
+      if (bits == 4) {
+        // u4: the quad's four 16-byte row blocks are one 64-byte line; load it once, split nibbles in registers
+        const m15 = i8x16.splat(15);
+        for (let k = k0; k < k1; k++) {
+          const p = w0 + <usize>k * 64, xa = a16 + (<usize>k << 6);
+          const r0 = v128.load(p), r1 = v128.load(p, 16), r2 = v128.load(p, 32), r3 = v128.load(p, 48);
+          let x0 = v128.load(xa), x1 = v128.load(xa, 16);
+          c0 = dotCodes(v128.and(r0, m15), x0, x1, c0); c1 = dotCodes(v128.and(r1, m15), x0, x1, c1);
+          c2 = dotCodes(v128.and(r2, m15), x0, x1, c2); c3 = dotCodes(v128.and(r3, m15), x0, x1, c3);
+          x0 = v128.load(xa, 32); x1 = v128.load(xa, 48);
+          c0 = dotCodes(v128.and(i16x8.shr_u(r0, 4), m15), x0, x1, c0); c1 = dotCodes(v128.and(i16x8.shr_u(r1, 4), m15), x0, x1, c1);
+          c2 = dotCodes(v128.and(i16x8.shr_u(r2, 4), m15), x0, x1, c2); c3 = dotCodes(v128.and(i16x8.shr_u(r3, 4), m15), x0, x1, c3);
+        }
+      } else if (bits == 8) {
+        for (let k = k0; k < k1; k++) {
+          const p = w0 + <usize>k * 64, xa = a16 + (<usize>k << 5);
           const x0 = v128.load(xa), x1 = v128.load(xa, 16);
-          c0 = dotChunk(bits, w0 + o, h, x0, x1, c0);
-          c1 = dotChunk(bits, w1 + o, h, x0, x1, c1);
-          c2 = dotChunk(bits, w2 + o, h, x0, x1, c2);
-          c3 = dotChunk(bits, w3 + o, h, x0, x1, c3);
+          c0 = dotCodes(v128.load(p), x0, x1, c0); c1 = dotCodes(v128.load(p, 16), x0, x1, c1);
+          c2 = dotCodes(v128.load(p, 32), x0, x1, c2); c3 = dotCodes(v128.load(p, 48), x0, x1, c3);
+        }
+      } else if (bits == 2) {
+        const m3 = i8x16.splat(3);
+        for (let k = k0; k < k1; k++) {
+          const p = w0 + <usize>k * 64;
+          const r0 = v128.load(p), r1 = v128.load(p, 16), r2 = v128.load(p, 32), r3 = v128.load(p, 48);
+          for (let h = 0; h < 4; h++) {
+            const xa = a16 + (<usize>((k << 2) + h) << 5), sh = <u32>(h << 1);
+            const x0 = v128.load(xa), x1 = v128.load(xa, 16);
+            c0 = dotCodes(v128.and(i16x8.shr_u(r0, sh), m3), x0, x1, c0); c1 = dotCodes(v128.and(i16x8.shr_u(r1, sh), m3), x0, x1, c1);
+            c2 = dotCodes(v128.and(i16x8.shr_u(r2, sh), m3), x0, x1, c2); c3 = dotCodes(v128.and(i16x8.shr_u(r3, sh), m3), x0, x1, c3);
+          }
+        }
+      } else {
+        for (let k = k0; k < k1; k++) {
+          const o = <usize>k * (bb << 2);
+          for (let h = 0; h < cpb; h++) {
+            const xa = a16 + (<usize>(k * cpb + h) << 5);
+            const x0 = v128.load(xa), x1 = v128.load(xa, 16);
+            c0 = dotChunk(bits, w0 + o, h, x0, x1, c0);
+            c1 = dotChunk(bits, w1 + o, h, x0, x1, c1);
+            c2 = dotChunk(bits, w2 + o, h, x0, x1, c2);
+            c3 = dotChunk(bits, w3 + o, h, x0, x1, c3);
+          }
         }
       }
       acc = epilogueInt(reduce4(c0, c1, c2, c3), wq + <usize>g * 48, ap + (<usize>g << 4), acc);
