@@ -279,7 +279,18 @@ function qmv8(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
   }
 }
 
-// Generated shape (one source for u4 and u2; see the comment above for the u4 numbers). u2: 4 chunks
+// One u4 block (32 codes: low nibbles = chunk 0, high = chunk 1) against one i16 plane of each chunk
+// (a0/a1: chunk 0's two halves, b0/b1: chunk 1's): Σ q·u in i32 lanes. Called twice per block (hi and
+// lo planes); the unpacking is common to both and the engine computes it once.
+// @ts-ignore: decorator
+@inline function dotU4Block(x: v128, m15: v128, a0: v128, a1: v128, b0: v128, b1: v128): v128 {
+  const qa = v128.and(x, m15), qb = v128.and(i16x8.shr_u(x, 4), m15);
+  return i32x4.add(i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(qa), a0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(qa), a1)),
+    i32x4.add(i32x4.dot_i16x8_s(i16x8.extend_low_i8x16_u(qb), b0), i32x4.dot_i16x8_s(i16x8.extend_high_i8x16_u(qb), b1)));
+}
+
+// Generated shape (one source for u4 and u2; see the comment above for the u4 numbers; u4 adds a
+// one-block-segment path, for RPTQ's clusters of ≤ 32 channels). u2: 4 chunks
 // per 16-byte block (byte j = code j | code (j+16) << 2 | code (j+32) << 4 | code (j+48) << 6), i16
 // runs of ≤ 8 blocks (32 dots of ≤ 2·3·127 = 762 per lane ≤ 24384).
 function qmv4I16(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
@@ -303,26 +314,11 @@ function qmv4I16(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
           const ch = am + (k0 << 8), p = w0 + (k0 << 6);
           const h0 = v128.load(ch, 64), h1 = v128.load(ch, 80), l0 = v128.load(ch, 96), l1 = v128.load(ch, 112);
           const g0 = v128.load(ch, 192), g1 = v128.load(ch, 208), n0 = v128.load(ch, 224), n1 = v128.load(ch, 240);
-          let x = v128.load(p);
-          let qa = v128.and(x, m15), qb = v128.and(i16x8.shr_u(x, 4), m15);
-          let ea = i16x8.extend_low_i8x16_u(qa), eb = i16x8.extend_high_i8x16_u(qa), fa = i16x8.extend_low_i8x16_u(qb), fb = i16x8.extend_high_i8x16_u(qb);
-          H0 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(ea, h0), i32x4.dot_i16x8_s(eb, h1)), i32x4.add(i32x4.dot_i16x8_s(fa, g0), i32x4.dot_i16x8_s(fb, g1)));
-          L0 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(ea, l0), i32x4.dot_i16x8_s(eb, l1)), i32x4.add(i32x4.dot_i16x8_s(fa, n0), i32x4.dot_i16x8_s(fb, n1)));
-          x = v128.load(p, 16);
-          qa = v128.and(x, m15); qb = v128.and(i16x8.shr_u(x, 4), m15);
-          ea = i16x8.extend_low_i8x16_u(qa); eb = i16x8.extend_high_i8x16_u(qa); fa = i16x8.extend_low_i8x16_u(qb); fb = i16x8.extend_high_i8x16_u(qb);
-          H1 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(ea, h0), i32x4.dot_i16x8_s(eb, h1)), i32x4.add(i32x4.dot_i16x8_s(fa, g0), i32x4.dot_i16x8_s(fb, g1)));
-          L1 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(ea, l0), i32x4.dot_i16x8_s(eb, l1)), i32x4.add(i32x4.dot_i16x8_s(fa, n0), i32x4.dot_i16x8_s(fb, n1)));
-          x = v128.load(p, 32);
-          qa = v128.and(x, m15); qb = v128.and(i16x8.shr_u(x, 4), m15);
-          ea = i16x8.extend_low_i8x16_u(qa); eb = i16x8.extend_high_i8x16_u(qa); fa = i16x8.extend_low_i8x16_u(qb); fb = i16x8.extend_high_i8x16_u(qb);
-          H2 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(ea, h0), i32x4.dot_i16x8_s(eb, h1)), i32x4.add(i32x4.dot_i16x8_s(fa, g0), i32x4.dot_i16x8_s(fb, g1)));
-          L2 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(ea, l0), i32x4.dot_i16x8_s(eb, l1)), i32x4.add(i32x4.dot_i16x8_s(fa, n0), i32x4.dot_i16x8_s(fb, n1)));
-          x = v128.load(p, 48);
-          qa = v128.and(x, m15); qb = v128.and(i16x8.shr_u(x, 4), m15);
-          ea = i16x8.extend_low_i8x16_u(qa); eb = i16x8.extend_high_i8x16_u(qa); fa = i16x8.extend_low_i8x16_u(qb); fb = i16x8.extend_high_i8x16_u(qb);
-          H3 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(ea, h0), i32x4.dot_i16x8_s(eb, h1)), i32x4.add(i32x4.dot_i16x8_s(fa, g0), i32x4.dot_i16x8_s(fb, g1)));
-          L3 = i32x4.add(i32x4.add(i32x4.dot_i16x8_s(ea, l0), i32x4.dot_i16x8_s(eb, l1)), i32x4.add(i32x4.dot_i16x8_s(fa, n0), i32x4.dot_i16x8_s(fb, n1)));
+          const x0 = v128.load(p), x1 = v128.load(p, 16), x2 = v128.load(p, 32), x3 = v128.load(p, 48);
+          H0 = dotU4Block(x0, m15, h0, h1, g0, g1); L0 = dotU4Block(x0, m15, l0, l1, n0, n1);
+          H1 = dotU4Block(x1, m15, h0, h1, g0, g1); L1 = dotU4Block(x1, m15, l0, l1, n0, n1);
+          H2 = dotU4Block(x2, m15, h0, h1, g0, g1); L2 = dotU4Block(x2, m15, l0, l1, n0, n1);
+          H3 = dotU4Block(x3, m15, h0, h1, g0, g1); L3 = dotU4Block(x3, m15, l0, l1, n0, n1);
         } else {
         for (let k = k0; k < k1; k++) {
           const ch = am + k * 256, o = k << 6;
