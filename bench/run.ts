@@ -1,5 +1,6 @@
 // `npm run bench`: runs every case in bench/cases/ with tinybench, prints one table (median ms,
-// GFLOP/s, GB/s, ratio against a peer measured in the same run) and writes bench/results/latest.json.
+// GFLOP/s, GB/s, ratio against a peer measured in the same run) and writes bench/results/latest.json
+// (a --filter run writes filtered.json, a --quick run quick.json, so neither replaces the full table).
 // Flags: --quick (1 iteration per case: CI smoke), --filter <substring of group>.
 
 import { Bench } from 'tinybench';
@@ -80,7 +81,10 @@ async function main(): Promise<void> {
     quick, backends: Object.keys(backends), rows,
   };
   mkdirSync(new URL('../../bench/results/', import.meta.url), { recursive: true });
-  writeFileSync(new URL(`../../bench/results/${quick ? 'quick' : 'latest'}.json`, import.meta.url), JSON.stringify(out, null, 2) + '\n');
+  // a filtered or quick run never replaces the full table in latest.json
+  const file = quick ? 'quick' : filter ? 'filtered' : 'latest';
+  writeFileSync(new URL(`../../bench/results/${file}.json`, import.meta.url), JSON.stringify({ ...out, filter }, null, 2) + '\n');
+  console.log(`written: bench/results/${file}.json`);
 }
 
 async function measure(c: BenchCase, quick: boolean): Promise<{ median: number; samples: number }> {
