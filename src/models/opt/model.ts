@@ -10,7 +10,6 @@ import { loadWeights, weightTensors, type F32, type OPTWeights } from './weights
 
 type I32 = Tensor<'i32'>;
 
-
 // ---------------------------------------------------------------------------------------------
 // Model: config + weights on one backend
 // ---------------------------------------------------------------------------------------------
