@@ -149,5 +149,6 @@ describe('quad-interleaved kernel layout (formats.ts quadInterleave)', () => {
   it('rejects a row count that is not a multiple of 4 and a short row stride', () => {
     expect(() => quadInterleave('u4', 6, 32, new Uint8Array(96))).toThrow(/6 rows is not a multiple of 4/);
     expect(() => quadInterleave('u4', 4, 64, new Uint8Array(128), 16)).toThrow(/row stride 16 bytes is less than the 32 bytes/);
+    expect(() => quadInterleave('u4', 4, 64, new Uint8Array(100))).toThrow(/100 bytes, expected 128 \(4 rows of 32\)/);
   });
 });

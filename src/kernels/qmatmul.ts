@@ -4,7 +4,8 @@
 // thread split). The kernel-ready weight layout and the
 // user-facing entry (`qlinear`) are in src/quant/qlinear.ts.
 //
-// Shapes: a weight of N rows is stored as ceil(N/4)·4 packed rows of Kp codes (`rb` bytes each);
+// Shapes: a weight of N rows is stored as ceil(N/4)·4 packed rows of Kp codes (`rb` bytes each),
+// each row quad interleaved block by block (src/quant/formats.ts quadInterleave);
 // its columns are split into nSeg segments by `segc` (nSeg + 1 offsets in 16-code chunks, each
 // segment a whole number of the format's blocks). Activations are prepared once per call into
 // `act` (ACT_CHUNK_BYTES per 16 padded positions and token) and `ap` (4 f32 per token and segment).

@@ -65,7 +65,6 @@ export function attentionRanges(args: number[], hs: number, L: number): RangeOp 
 
 /** The f32 kernels on one instance (unchecked: src/kernels/ adds the checks). */
 export function wasmF32(ex: F32Exports, h: Heap, pool: ThreadPool | null = null): F32Kernels {
-  let att = new Float32Array(0); // attention's per-head score scratch (copied into the heap per call)
   return {
     sgemmNT(M, N, K, a, lda, b, ldb, c, ldc, bias) {
       marshal(h, [[a, 'in', span(M, K, lda)], [b, 'in', span(N, K, ldb)], [c, ldc === N ? 'out' : 'inout', span(M, N, ldc)], [bias, 'in', N]],
@@ -102,11 +101,15 @@ export function wasmF32(ex: F32Exports, h: Heap, pool: ThreadPool | null = null)
     },
     attention(H, hs, T, L, q, ldq, k, ldk, v, out, ldo, causal, keyMask, levels) {
       const w = H * hs;
-      if (att.length < H * L) att = new Float32Array(H * L);
       marshal(h, [[q, 'in', span(T, w, ldq)], [k, 'in', span(L, w, ldk)], [v, 'in', span(L, w, ldk)], [out, ldo === w ? 'out' : 'inout', span(T, w, ldo)],
-        [keyMask, 'in', L], [att, 'out', H * L]],
-      (pq, pk, pv, po, pm, pa) => splitCall(pool, ex, attentionRanges([H, hs, T, L, pq!, ldq, pk!, ldk, pv!, po!, ldo, causal, pm!, levels, pa!], hs, L),
-        4 * H * hs * T * L));
+        [keyMask, 'in', L]],
+      (pq, pk, pv, po, pm) => {
+        // per-head score rows: heap scratch that is never copied out
+        const pa = h.alloc(H * L * 4, 'attention scores');
+        try {
+          splitCall(pool, ex, attentionRanges([H, hs, T, L, pq!, ldq, pk!, ldk, pv!, po!, ldo, causal, pm!, levels, pa], hs, L), 4 * H * hs * T * L);
+        } finally { h.free(pa); }
+      });
     },
     gatherRows(n, dim, table, ids, out) {
       marshal(h, [[table, 'in', table.length], [ids, 'in', n], [out, 'out', n * dim]],

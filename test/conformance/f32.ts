@@ -228,6 +228,12 @@ export function f32Suite({ backend, ref }: SuiteContext): void {
     expect(() => k().attention(H, hs, 1, L, q, H * hs, kc.subarray(1), H * hs, v, out, H * hs, 0, null, 0)).toThrow(/k has 23 elements, needs at least 24/);
     expect(() => k().attention(H, hs, 1, 0, q, H * hs, kc, H * hs, v, out, H * hs, 0, null, 0)).toThrow(/needs H, hs and L >= 1/);
     expect(() => k().attention(H, hs, 1, L, q, H * hs, kc, H * hs, v, out, H * hs, 0, new Uint8Array(3), 0)).toThrow(/keyMask has 3 elements/);
+    expect(() => k().attention(H, hs, 1, L, q, H * hs, kc, H * hs, v, out, H * hs, 0.5, null, 0)).toThrow(/causal offset must be an integer, got 0.5/);
+    expect(() => k().attention(H, hs, 1, L, q, H * hs, kc, H * hs, v, out, H * hs, 0, null, 65536)).toThrow(/levels must be at most 65535/);
+    expect(() => k().attention(H, hs, 1, L, q, H * hs, kc, H * hs, v, out, H * hs, 0, null, -1)).toThrow(/levels must be a non-negative integer, got -1/);
+    // the instance still computes after the rejected calls
+    k().attention(H, hs, 1, L, q, H * hs, kc, H * hs, v, out, H * hs, 0, null, 0);
+    expect([...out]).toEqual([...v.subarray(0, H * hs)]);
   });
 
   it('gatherRows is bit-exact', () => {

@@ -260,12 +260,8 @@ export function forward(model: OPTModel, s: RunState, tokens: ArrayLike<number>,
     for (let t = 0; t < T; t++) cache.mask[b * cap + pos + t] = mask === undefined ? 1 : mask[b * T + t]!;
   }
   const L = pos + T; // keys visible to the last new token
-  const maskedKeys: number[][] = [];
-  for (let b = 0; b < B; b++) {
-    const mk: number[] = [];
-    for (let j = 0; j < L; j++) if (!cache.mask[b * cap + j]) mk.push(j);
-    maskedKeys.push(mk);
-  }
+  // sequences with padded keys pass their mask row to attention; the others need none
+  const padded = Array.from({ length: B }, (_, b) => cache.mask.subarray(b * cap, b * cap + L).includes(0));
 
   // ---- embeddings: x = project_in(embed_tokens[ids]) + embed_positions[posIds]
   if (w.projectIn) {
@@ -308,7 +304,7 @@ export function forward(model: OPTModel, s: RunState, tokens: ArrayLike<number>,
     for (let b = 0; b < B; b++) {
       // all heads in one call: softmax(q_h·K_hᵀ, padded keys masked, causal: query t at position pos + t
       // sees keys 0..pos + t) · V_h
-      const keyMask = maskedKeys[b]!.length ? cache.mask.subarray(b * cap, b * cap + L) : null;
+      const keyMask = padded[b] ? cache.mask.subarray(b * cap, b * cap + L) : null;
       k.attention(c.nHeads, hs, T, L, s.q.data.subarray(b * T * dim), dim, cache.key[l]!.data.subarray(b * cap * dim), dim,
         cache.value[l]!.data.subarray(b * cap * dim), s.xb.data.subarray(b * T * dim), dim, pos, keyMask, 0);
     }
