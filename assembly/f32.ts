@@ -325,23 +325,29 @@ export function layer_norm_f32(rows: i32, cols: i32, x: usize, gamma: usize, bet
 // Max-subtracted; a fully masked row is impossible (column 0 is always visible when causal >= 0).
 // ---------------------------------------------------------------------------------------------
 
+/** y[0..n) = softmax(x[0..n)), max-subtracted (a NaN is taken as the max); x = y is allowed. */
+// @ts-ignore: decorator
+@inline function softmaxRow(x: usize, y: usize, n: i32): void {
+  let mx: f32 = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const v = load<f32>(x + (<usize>i << 2));
+    if (v > mx || v != v) mx = v;
+  }
+  let s: f32 = 0;
+  for (let i = 0; i < n; i++) {
+    const e = Mathf.exp(load<f32>(x + (<usize>i << 2)) - mx);
+    store<f32>(y + (<usize>i << 2), e);
+    s += e;
+  }
+  const inv = <f32>1.0 / s;
+  for (let i = 0; i < n; i++) store<f32>(y + (<usize>i << 2), load<f32>(y + (<usize>i << 2)) * inv);
+}
+
 export function softmax_f32(rows: i32, cols: i32, x: usize, out: usize, causal: i32): void {
   for (let r = 0; r < rows; r++) {
     const xr = x + <usize>r * (<usize>cols << 2), yr = out + <usize>r * (<usize>cols << 2);
     const n = causal < 0 ? cols : min(cols, r + causal + 1);
-    let mx: f32 = -Infinity;
-    for (let i = 0; i < n; i++) {
-      const v = load<f32>(xr + (<usize>i << 2));
-      if (v > mx || v != v) mx = v;
-    }
-    let s: f32 = 0;
-    for (let i = 0; i < n; i++) {
-      const e = Mathf.exp(load<f32>(xr + (<usize>i << 2)) - mx);
-      store<f32>(yr + (<usize>i << 2), e);
-      s += e;
-    }
-    const inv = <f32>1.0 / s;
-    for (let i = 0; i < n; i++) store<f32>(yr + (<usize>i << 2), load<f32>(yr + (<usize>i << 2)) * inv);
+    softmaxRow(xr, yr, n);
     for (let i = n; i < cols; i++) store<f32>(yr + (<usize>i << 2), 0);
   }
 }
@@ -380,20 +386,8 @@ export function attention_f32(H: i32, hs: i32, T: i32, L: i32, q: usize, ldq: i3
     // softmax per head (max-subtracted, as softmax_f32), then the optional probability grid
     for (let h = 0; h < H; h++) {
       const a = att + <usize>h * L4;
-      let mx: f32 = -Infinity;
-      for (let j = 0; j < n; j++) { const sj = load<f32>(a + (<usize>j << 2)); if (sj > mx || sj != sj) mx = sj; }
-      let sum: f32 = 0;
-      for (let j = 0; j < n; j++) {
-        const e = Mathf.exp(load<f32>(a + (<usize>j << 2)) - mx);
-        store<f32>(a + (<usize>j << 2), e);
-        sum += e;
-      }
-      const inv = <f32>1.0 / sum;
-      for (let j = 0; j < n; j++) {
-        let p = load<f32>(a + (<usize>j << 2)) * inv;
-        if (levels > 0) p = nearest<f32>(p * lv) * st;
-        store<f32>(a + (<usize>j << 2), p);
-      }
+      softmaxRow(a, a, n);
+      if (levels > 0) for (let j = 0; j < n; j++) store<f32>(a + (<usize>j << 2), nearest<f32>(load<f32>(a + (<usize>j << 2)) * lv) * st);
     }
     // out[t, h] = Σ_j p_hj·v[j, h], value rows in order, accumulated in the output row (L1-resident)
     for (let h = 0; h < H; h++) memory.fill(orow + <usize>h * hs4, 0, hs4);
