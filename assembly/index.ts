@@ -5,6 +5,7 @@ export * from './f32';
 export * from './quant';
 export * from './qmatmul';
 export * from './linalg';
+export { touch_sink } from './touch';
 
 /** First byte the host may allocate from (after static data). */
 export function heap_base(): usize {

@@ -33,6 +33,7 @@
 // pointers gives bit-identical results (src/wasm/qmatmul.ts splits at multiples of 4).
 
 import { sgemm_nt } from './f32';
+import { touchStream, touchStart } from './touch';
 
 const ACH: usize = 128;
 const OFF20: i32 = 1 << 20;
@@ -55,6 +56,20 @@ const OFF20: i32 = 1 << 20;
   const t1 = i32x4.add(i32x4.shuffle(v2, v3, 0, 4, 1, 5), i32x4.shuffle(v2, v3, 2, 6, 3, 7));
   return i32x4.add(i32x4.shuffle(t0, t1, 0, 1, 4, 5), i32x4.shuffle(t0, t1, 2, 3, 6, 7));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Page-ahead touches (assembly/touch.ts) in every GEMV kernel, on two streams: the codes (w) and the
+// per-(row quad, segment) scales (wp). Results are unchanged; only DRAM stalls are. Measured on the
+// OPT-125m-shaped W4A16 g128 decode step (scripts/rptq-decode-profile.ts, 1 thread, ms per token, old
+// and new builds in alternating runs): relaxed 13.8–15.9 → 12.3–13.9, simd 17.0–17.5 → 15.0–15.7,
+// W4A8 (integer GEMV) 18.0–18.4 → 15.9–16.2. Cache-resident GEMVs are unchanged (4096² u4 g128
+// 1.13 ms). On a 4096² u4 GEMV cycling through 32 matrices (no cache reuse), 4 lines per page beat
+// 1, 2, 8, 16 and 64 (9.7, 10.1, 10.6, 9.5, 9.3 vs ~11 G weights/s; none 9.8); the distance (1–6 KiB)
+// hardly mattered.
+// ---------------------------------------------------------------------------------------------
+// Each kernel keeps its two cursors in locals (no mutable globals: worker instances share memory,
+// not globals, see test/threads.test.ts):
+//   let tw = touchStart(w), tp = touchStart(wp);  …per quad:  tw = touchStream(tw, w0 + 4·rb, wEnd)…
 
 // ---------------------------------------------------------------------------------------------
 // Activation preparation: f32 rows (weight-only) or codes (integer × integer) → chunks + ap.
@@ -190,9 +205,12 @@ function qmv8(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
   wp: usize, act: usize, ap: usize, bias: usize, y: usize, ldy: i32): void {
   const Kc = load<i32>(segc + (<usize>nSeg << 2));
   const lda = <usize>Kc * ACH;
+  const quads = <usize>((N + 3) >> 2), wEnd = w + quads * 4 * rb, wpEnd = wp + quads * <usize>nSeg * 48;
+  let tw = touchStart(w), tp = touchStart(wp);
   for (let n = 0; n < N; n += 4) {
     const w0 = w + <usize>n * rb, w1 = w0 + 16, w2 = w0 + 32, w3 = w0 + 48;
     const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+    tw = touchStream(tw, w0 + 4 * rb, wEnd); tp = touchStream(tp, wq + <usize>nSeg * 48, wpEnd);
     const valid = min(4, N - n);
     for (let m = 0; m < M; m++) {
       const am = act + <usize>m * lda;
@@ -298,9 +316,12 @@ function qmv4I16(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
   const Kc = load<i32>(segc + (<usize>nSeg << 2));
   const lda = <usize>Kc * ACH;
   const m15 = i8x16.splat(15);
+  const quads = <usize>((N + 3) >> 2), wEnd = w + quads * 4 * rb, wpEnd = wp + quads * <usize>nSeg * 48;
+  let tw = touchStart(w), tp = touchStart(wp);
   for (let n = 0; n < N; n += 4) {
     const w0 = w + <usize>n * rb, w1 = w0 + 16, w2 = w0 + 32, w3 = w0 + 48;
     const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+    tw = touchStream(tw, w0 + 4 * rb, wEnd); tp = touchStream(tp, wq + <usize>nSeg * 48, wpEnd);
     const valid = min(4, N - n);
     for (let m = 0; m < M; m++) {
       const am = act + <usize>m * lda;
@@ -386,9 +407,12 @@ function qmv4Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
   const Kc = load<i32>(segc + (<usize>nSeg << 2));
   const lda = <usize>Kc * ACH;
   const m15 = i8x16.splat(15);
+  const quads = <usize>((N + 3) >> 2), wEnd = w + quads * 4 * rb, wpEnd = wp + quads * <usize>nSeg * 48;
+  let tw = touchStart(w), tp = touchStart(wp);
   for (let n = 0; n < N; n += 4) {
     const w0 = w + <usize>n * rb, w1 = w0 + 16, w2 = w0 + 32, w3 = w0 + 48;
     const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+    tw = touchStream(tw, w0 + 4 * rb, wEnd); tp = touchStream(tp, wq + <usize>nSeg * 48, wpEnd);
     const valid = min(4, N - n);
     for (let m = 0; m < M; m++) {
       const am = act + <usize>m * lda;
@@ -510,9 +534,12 @@ function qmv2I16(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
   const Kc = load<i32>(segc + (<usize>nSeg << 2));
   const lda = <usize>Kc * ACH;
   const m3 = i8x16.splat(3);
+  const quads = <usize>((N + 3) >> 2), wEnd = w + quads * 4 * rb, wpEnd = wp + quads * <usize>nSeg * 48;
+  let tw = touchStart(w), tp = touchStart(wp);
   for (let n = 0; n < N; n += 4) {
     const w0 = w + <usize>n * rb, w1 = w0 + 16, w2 = w0 + 32, w3 = w0 + 48;
     const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+    tw = touchStream(tw, w0 + 4 * rb, wEnd); tp = touchStream(tp, wq + <usize>nSeg * 48, wpEnd);
     const valid = min(4, N - n);
     for (let m = 0; m < M; m++) {
       const am = act + <usize>m * lda;
@@ -621,9 +648,12 @@ function qmv2Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
   const Kc = load<i32>(segc + (<usize>nSeg << 2));
   const lda = <usize>Kc * ACH;
   const m3 = i8x16.splat(3);
+  const quads = <usize>((N + 3) >> 2), wEnd = w + quads * 4 * rb, wpEnd = wp + quads * <usize>nSeg * 48;
+  let tw = touchStart(w), tp = touchStart(wp);
   for (let n = 0; n < N; n += 4) {
     const w0 = w + <usize>n * rb, w1 = w0 + 16, w2 = w0 + 32, w3 = w0 + 48;
     const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+    tw = touchStream(tw, w0 + 4 * rb, wEnd); tp = touchStream(tp, wq + <usize>nSeg * 48, wpEnd);
     const valid = min(4, N - n);
     for (let m = 0; m < M; m++) {
       const am = act + <usize>m * lda;
@@ -750,9 +780,12 @@ function qmv3I16(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
   const Kc = load<i32>(segc + (<usize>nSeg << 2));
   const lda = <usize>Kc * ACH;
   const m3 = i8x16.splat(3), m4 = i8x16.splat(4);
+  const quads = <usize>((N + 3) >> 2), wEnd = w + quads * 4 * rb, wpEnd = wp + quads * <usize>nSeg * 48;
+  let tw = touchStart(w), tp = touchStart(wp);
   for (let n = 0; n < N; n += 4) {
     const w0 = w + <usize>n * rb, w1 = w0 + 48, w2 = w0 + 96, w3 = w0 + 144;
     const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+    tw = touchStream(tw, w0 + 4 * rb, wEnd); tp = touchStream(tp, wq + <usize>nSeg * 48, wpEnd);
     const valid = min(4, N - n);
     for (let m = 0; m < M; m++) {
       const am = act + <usize>m * lda;
@@ -935,9 +968,12 @@ function qmv3Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
   const Kc = load<i32>(segc + (<usize>nSeg << 2));
   const lda = <usize>Kc * ACH;
   const m3 = i8x16.splat(3), m4 = i8x16.splat(4);
+  const quads = <usize>((N + 3) >> 2), wEnd = w + quads * 4 * rb, wpEnd = wp + quads * <usize>nSeg * 48;
+  let tw = touchStart(w), tp = touchStart(wp);
   for (let n = 0; n < N; n += 4) {
     const w0 = w + <usize>n * rb, w1 = w0 + 48, w2 = w0 + 96, w3 = w0 + 144;
     const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+    tw = touchStream(tw, w0 + 4 * rb, wEnd); tp = touchStream(tp, wq + <usize>nSeg * 48, wpEnd);
     const valid = min(4, N - n);
     for (let m = 0; m < M; m++) {
       const am = act + <usize>m * lda;
@@ -1299,9 +1335,12 @@ export function qgemm(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, w: usiz
 @inline function gemvIntBody(bits: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
   wp: usize, a16: usize, ap: usize, bias: usize, y: usize): void {
   const cpb = chunksOf(bits), bb = blockBytesOf(bits);
+  const quads = <usize>((N + 3) >> 2), wEnd = w + quads * 4 * rb, wpEnd = wp + quads * <usize>nSeg * 48;
+  let tw = touchStart(w), tp = touchStart(wp);
   for (let n = 0; n < N; n += 4) {
     const w0 = w + <usize>n * rb, w1 = w0 + bb, w2 = w1 + bb, w3 = w2 + bb;
     const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
+    tw = touchStream(tw, w0 + 4 * rb, wEnd); tp = touchStream(tp, wq + <usize>nSeg * 48, wpEnd);
     let acc = f32x4.splat(0);
     for (let g = 0; g < nSeg; g++) {
       const k0 = load<i32>(segc + (<usize>g << 2)) / cpb, k1 = load<i32>(segc + (<usize>g << 2), 4) / cpb;

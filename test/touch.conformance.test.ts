@@ -1,0 +1,69 @@
+// The GEMV kernels' page-ahead touches (assembly/touch.ts) stay inside the weight and scale arrays:
+// with either array placed flush against the end of linear memory, a touch one byte past it would trap
+// (WebAssembly bounds check), so every GEMV runs there and must give the js twin's bit-exact result.
+
+import { describe, expect, it } from 'vitest';
+import { createBackend } from '../src/runtime.js';
+import { instantiate, type WasmFlavor } from '../src/wasm/loader.js';
+import { quantize } from '../src/quant/quantize.js';
+import { packQLinear, qlinear } from '../src/quant/qlinear.js';
+import { FORMATS } from '../src/quant/formats.js';
+import { ACT_CHUNK_BYTES } from '../src/kernels/qmatmul.js';
+import { Tensor } from '../src/tensor.js';
+import type { Bits } from '../src/quant/types.js';
+import { rand } from './browser/workloads.js';
+
+// the WASM flavours named in LOWBIT_BACKENDS (the relaxed run sets it to relaxed; js has no touches)
+const flavors = (process.env.LOWBIT_BACKENDS ?? 'js,simd').split(',').map((s) => s.trim()).filter((s) => s !== 'js') as WasmFlavor[];
+
+describe.each(flavors)('GEMV page-ahead touches (%s)', (flavor) => {
+  // 16 KiB+ of codes and several pages of scales, so every stream crosses pages; N not a multiple of 4
+  const N = 250, K = 992, M = 1;
+  for (const bits of [2, 3, 4, 8] as Bits[]) {
+    for (const at of ['w', 'wp'] as const) {
+      it(`u${bits}, ${at} flush with the end of memory: no trap, bit-identical to js`, async () => {
+        const js = await createBackend('js');
+        const w = rand(N * K, 3 + bits), x = rand(M * K, 5);
+        const q = quantize(Tensor.fromArray(w, [N, K]), { bits, symmetric: false, granularity: { kind: 'perGroup', groupSize: 32 } },
+          undefined, { kernels: js.kernels });
+        const ql = packQLinear(q, { kernels: js.kernels, heap: null });
+        const want = qlinear(x, ql, null, { kernels: js.kernels, heap: null });
+        const Kc = ql.segc[ql.nSeg]!;
+        const act = new Uint8Array(M * Kc * ACT_CHUNK_BYTES), ap = new Float32Array(M * ql.nSeg * 4);
+        js.kernels.qPrepF32(M, K, x, ql.nSeg, ql.segc, ql.gatherX, act, ap);
+
+        const inst = await instantiate(flavor, { initialMemoryBytes: 4 << 20 });
+        const h = inst.heap, ex = inst.exports;
+        const put = (a: Uint8Array, p: number) => { h.u8(p, a.byteLength).set(a); return p; };
+        const bytes = (a: ArrayBufferView) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+        const wB = bytes(ql.w), wpB = bytes(ql.wp);
+        const ps = put(bytes(ql.segc), h.alloc(ql.segc.byteLength));
+        const pa = put(act, h.alloc(act.byteLength)), pap = put(bytes(ap), h.alloc(ap.byteLength));
+        const py = h.alloc(N * 4);
+        const end = h.stats().memoryBytes;
+        expect(h.stats().top + wB.length + wpB.length).toBeLessThan(end);
+        // the tested array ends exactly at the last byte of memory; the other is heap-allocated
+        const pw = at === 'w' ? put(wB, end - wB.length) : put(wB, h.alloc(wB.length));
+        const pwp = at === 'wp' ? put(wpB, end - wpB.length) : put(wpB, h.alloc(wpB.length));
+        expect(at === 'w' ? pw + wB.length : pwp + wpB.length).toBe(end);
+
+        ex.qmm(M, N, ql.nSeg, ps, FORMATS[ql.format].bits, 0, pw, ql.rb, pwp, pa, pap, 0, py, N);
+        expect(Array.from(h.f32(py, N))).toEqual(Array.from(want));
+
+        // the one-token integer GEMV (qgemv_int) walks the same two streams: same result as with both
+        // arrays in the middle of the heap
+        const a16 = h.alloc(Kc * 32);
+        ex.qx_pack16(1, ql.nSeg, ps, pa, pap, a16);
+        const gemvInt = (w: number, wp: number) => {
+          h.f32(py, N).fill(NaN);
+          ex.qgemv_int(N, ql.nSeg, ps, FORMATS[ql.format].bits, w, ql.rb, wp, a16, pap, 0, py);
+          return Array.from(h.f32(py, N));
+        };
+        const atEnd = gemvInt(pw, pwp);
+        const inside = gemvInt(put(wB, h.alloc(wB.length)), put(wpB, h.alloc(wpB.length)));
+        expect(atEnd.every(Number.isFinite)).toBe(true);
+        expect(atEnd).toEqual(inside);
+      });
+    }
+  }
+});
