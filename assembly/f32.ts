@@ -2,6 +2,7 @@
 // Row-major throughout; leading dimensions (lda, ldb, ldc) are in elements. Twins: src/ref/f32.ts.
 
 import { madd, hsum } from './simd';
+import { touchStart, touchStream } from './touch';
 
 // ---------------------------------------------------------------------------------------------
 // GEMM, B transposed ("NT"): C[m, n] = Σ_k A[m, k] · B[n, k] (+ bias[n]).
@@ -375,8 +376,13 @@ export function attention_f32(H: i32, hs: i32, T: i32, L: i32, q: usize, ldq: i3
   for (let t = 0; t < T; t++) {
     const qr = q + <usize>t * ldq4, orow = out + <usize>t * ldo4;
     const n = causal < 0 ? L : min(L, causal + t + 1);
+    // the cache comes from DRAM in decode: page-ahead touches (assembly/touch.ts) on K and V; OPT-125m
+    // at context 128, relaxed, 1 thread: attention 1.09–1.16 → 0.94–1.10 ms per token (alternating runs)
+    const rowEnd = <usize>(n - 1) * ldk4 + <usize>H * hs4;
+    let tk = touchStart(k), tv = touchStart(v);
     // scores, key rows in order (each row read once, all heads: one forward stream over the cache)
     for (let j = 0; j < n; j++) {
+      tk = touchStream(tk, k + <usize>(j + 1) * ldk4, k + rowEnd);
       const kr = k + <usize>j * ldk4, masked = keyMask != 0 && load<u8>(keyMask + <usize>j) == 0;
       for (let h = 0; h < H; h++) {
         const sj = masked ? <f32>-3.4028234663852886e38 : dot(qr + <usize>h * hs4, kr + <usize>h * hs4, hs);
@@ -392,6 +398,7 @@ export function attention_f32(H: i32, hs: i32, T: i32, L: i32, q: usize, ldq: i3
     // out[t, h] = Σ_j p_hj·v[j, h], value rows in order, accumulated in the output row (L1-resident)
     for (let h = 0; h < H; h++) memory.fill(orow + <usize>h * hs4, 0, hs4);
     for (let j = 0; j < n; j++) {
+      tv = touchStream(tv, v + <usize>(j + 1) * ldk4, v + rowEnd);
       const vr = v + <usize>j * ldk4;
       for (let h = 0; h < H; h++) {
         const pf = load<f32>(att + <usize>h * L4 + (<usize>j << 2)), pj = f32x4.splat(pf);

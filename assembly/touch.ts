@@ -1,4 +1,5 @@
-// Page-ahead touches for kernels that stream weights once per call (the GEMVs of decode).
+// Page-ahead touches for kernels that stream an array once per call from DRAM: the GEMVs of decode
+// (assembly/qmatmul.ts) and the KV-cache walk of attention_f32 (assembly/f32.ts).
 //
 // WASM has no prefetch instruction, and in decode the weights come from DRAM: an OPT-125m W4A16 step
 // walks ~75 MB of codes and scales, more than one core of the CI machine keeps in L3. The hardware

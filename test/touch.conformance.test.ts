@@ -67,3 +67,26 @@ describe.each(flavors)('GEMV page-ahead touches (%s)', (flavor) => {
     }
   }
 });
+
+describe.each(flavors)('attention page-ahead touches (%s)', (flavor) => {
+  it('K and V flush with the end of memory: no trap, same output as inside the heap', async () => {
+    const H = 4, hs = 64, L = 40, D = H * hs, T = 1;
+    const q = rand(T * D, 7), k = rand(L * D, 8), v = rand(L * D, 9);
+    const inst = await instantiate(flavor, { initialMemoryBytes: 4 << 20 });
+    const h = inst.heap, ex = inst.exports;
+    const put = (a: Float32Array, p: number) => { h.f32(p, a.length).set(a); return p; };
+    const pq = put(q, h.alloc(q.byteLength)), po = h.alloc(T * D * 4), patt = h.alloc(H * L * 4);
+    const run = (pk: number, pv: number) => {
+      h.f32(po, T * D).fill(NaN);
+      ex.attention_f32(H, hs, T, L, pq, D, pk, D, pv, po, D, -1, 0, 0, patt);
+      return Array.from(h.f32(po, T * D));
+    };
+    const inside = run(put(k, h.alloc(k.byteLength)), put(v, h.alloc(v.byteLength)));
+    const end = h.stats().memoryBytes;
+    expect(h.stats().top + k.byteLength + v.byteLength).toBeLessThan(end);
+    // V ends at the last byte of memory, K just before it
+    const atEnd = run(put(k, end - v.byteLength - k.byteLength), put(v, end - v.byteLength));
+    expect(inside.every(Number.isFinite)).toBe(true);
+    expect(atEnd).toEqual(inside);
+  });
+});
