@@ -4,7 +4,7 @@
 //
 //   npx tsc -p tsconfig.json && node --experimental-wasm-relaxed-simd dist/scripts/rptq-decode-profile.js
 //     [--backend simd|relaxed] [--preset W4A16] [--lmhead 4] [--steps 40] [--grid group|rowCluster|row] [--group 128]
-//     [--lmgroup 128] [--float: profile the FP32 step instead of the quantized one]
+//     [--lmgroup 128] [--threads 1] [--float: profile the FP32 step instead of the quantized one]
 
 import { performance } from 'node:perf_hooks';
 import { createBackend } from '../src/runtime.js';
@@ -53,7 +53,8 @@ async function main(): Promise<void> {
   const backend = arg('backend', 'simd') as 'simd' | 'relaxed', steps = Number(arg('steps', '40'));
   const preset = arg('preset', 'W4A16') as RecipePresetName, lm = Number(arg('lmhead', '4')) as 4 | 8 | 16;
   const grid = arg('grid', '');
-  const be = await createBackend(backend);
+  const threads = Number(arg('threads', '1'));
+  const be = await createBackend(backend, { threads });
   const model = randomOPT({ backend: be, config: OPT_PRESETS['opt-125m']!, seed: 1, outliers: { count: 8 } });
   const recipe = rptqRecipe(preset, {
     calibration: { samples: 1, seqLen: 32, seed: 0 }, kmeans: { nInit: 1 }, bits: { lmHead: lm },
@@ -83,7 +84,7 @@ async function main(): Promise<void> {
   const wall = (performance.now() - t0) / steps;
   const rows = [...prof.ms.entries()].sort((a, b) => b[1] - a[1]);
   let inK = 0;
-  console.log(`${backend} ${recipe.name} lmHead ${lm} grid ${recipe.weight.granularity}: FP32 ${fpMs.toFixed(2)} ms, quantized ${qMs.toFixed(2)} ms (${(fpMs / qMs).toFixed(2)}x); instrumented (${profileFloat ? 'FP32' : 'quantized'}) ${wall.toFixed(2)} ms/token`);
+  console.log(`${backend}${threads > 1 ? ` ${threads}T` : ''} ${recipe.name} lmHead ${lm} grid ${recipe.weight.granularity}: FP32 ${fpMs.toFixed(2)} ms, quantized ${qMs.toFixed(2)} ms (${(fpMs / qMs).toFixed(2)}x); instrumented (${profileFloat ? 'FP32' : 'quantized'}) ${wall.toFixed(2)} ms/token`);
   console.log('| stage (kernel) | ms/token | calls/token |');
   console.log('|---|--:|--:|');
   for (const [name, t] of rows) {
@@ -92,6 +93,7 @@ async function main(): Promise<void> {
   }
   console.log(`| JS outside kernels | ${(wall - inK).toFixed(3)} | |`);
   fs.dispose(); qs.dispose(); qm.dispose(); model.dispose();
+  await be.dispose();
 }
 
 main().catch((e) => { console.error(e); process.exit(1); });

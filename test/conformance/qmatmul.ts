@@ -28,6 +28,15 @@ function setup(format: PackedFormat, nSeg: number, blocksPer: number[], K: numbe
   const gather = new Int32Array(Kp);
   let s = seed >>> 0 || 1;
   for (let j = 0; j < Kp; j++) { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; gather[j] = (s >>> 8) % 5 === 0 ? -1 : (s >>> 8) % K; }
+  if (seed & 2) {
+    // runs of consecutive columns, as in a layer without a permutation (the kernels' one-load path),
+    // each segment's tail padded, some runs reaching past column K − 1 (padding there too)
+    for (let g = 0; g < nSeg; g++) {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      const j0 = segc[g]! * 16, j1 = segc[g + 1]! * 16, start = (s >>> 8) % K, pad = (s >>> 4) % 7;
+      for (let j = j0; j < j1; j++) gather[j] = j < j1 - pad && start + j - j0 < K ? start + j - j0 : -1;
+    }
+  }
   return { segc, gather, Kp };
 }
 
