@@ -378,7 +378,7 @@ export function attention_f32(H: i32, hs: i32, T: i32, L: i32, q: usize, ldq: i3
     const n = causal < 0 ? L : min(L, causal + t + 1);
     // the cache comes from DRAM in decode: page-ahead touches (assembly/touch.ts) on K and V; OPT-125m
     // at context 128, relaxed, 1 thread: attention 1.09–1.16 → 0.94–1.10 ms per token (alternating runs)
-    const rowEnd = <usize>(n - 1) * ldk4 + <usize>H * hs4;
+    const rowEnd = n > 0 ? <usize>(n - 1) * ldk4 + <usize>H * hs4 : 0;
     let tk = touchStart(k), tv = touchStart(v);
     // scores, key rows in order (each row read once, all heads: one forward stream over the cache)
     for (let j = 0; j < n; j++) {
