@@ -322,6 +322,18 @@ function linear(be: Backend, n: number, lin: QLinear, x: () => Float32Array, y: 
   k.sgemmNT(n, lin.outDim, lin.inDim, x(), lin.inDim, lin.w!.data, lin.inDim, y(), lin.outDim, lin.b ? lin.b.data : null);
 }
 
+const identityPerms = new Map<number, Int32Array>();
+/** The identity permutation of n columns, built once per n (shared; nothing writes to it). */
+function identityPerm(n: number): Int32Array {
+  let p = identityPerms.get(n);
+  if (!p) {
+    p = new Int32Array(n);
+    for (let i = 0; i < n; i++) p[i] = i;
+    identityPerms.set(n, p);
+  }
+  return p;
+}
+
 function sameOffsets(a: Int32Array, b: Int32Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
 }
@@ -340,7 +352,7 @@ function quantizeAct(be: Backend, a: ActQuant | null, x: () => Float32Array, row
     const bits = a.bits as QuantizedTensor['scheme']['bits'];
     return {
       format: a.format, shape: [rows, cols], qs, scale: a.scale, zero: a.zero, rows, cols, offsets: a.offsets, rowPeriod: 1, perm: null,
-      scheme: { bits, symmetric: false, granularity: { kind: 'perCluster', clusters: { perm: Int32Array.from({ length: cols }, (_, i) => i), offsets: a.offsets } } },
+      scheme: { bits, symmetric: false, granularity: { kind: 'perCluster', clusters: { perm: identityPerm(cols), offsets: a.offsets } } },
     };
   }
   k.dequantizeUnpack(rows, cols, a.format, qs, nSeg, a.offsets, a.scale, a.zero, 1, x());
