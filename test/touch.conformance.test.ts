@@ -1,6 +1,7 @@
-// The GEMV kernels' page-ahead touches (assembly/touch.ts) stay inside the weight and scale arrays:
-// with either array placed flush against the end of linear memory, a touch one byte past it would trap
-// (WebAssembly bounds check), so every GEMV runs there and must give the js twin's bit-exact result.
+// Page-ahead touches (assembly/touch.ts) stay inside the arrays they stream: the GEMV kernels' codes
+// and scales, attention's K and V. Each array in turn is placed flush against the end of linear
+// memory, where a touch one byte past it would trap (WebAssembly bounds check); the kernels must run
+// there and give the same result as elsewhere (the GEMVs: the js twin's, bit for bit).
 
 import { describe, expect, it } from 'vitest';
 import { createBackend } from '../src/runtime.js';
