@@ -3,6 +3,7 @@
 
 import { madd, hsum } from './simd';
 import { touchStart, touchStream } from './touch';
+import { codes16, columnParams, dequantCols } from './codes';
 
 // ---------------------------------------------------------------------------------------------
 // GEMM, B transposed ("NT"): C[m, n] = Σ_k A[m, k] · B[n, k] (+ bias[n]).
@@ -371,19 +372,83 @@ export function softmax_f32(rows: i32, cols: i32, x: usize, out: usize, causal: 
 
 export function attention_f32(H: i32, hs: i32, T: i32, L: i32, q: usize, ldq: i32, k: usize, ldk: i32, v: usize,
   out: usize, ldo: i32, causal: i32, keyMask: usize, levels: i32, att: usize): void {
-  const ldq4 = <usize>ldq << 2, ldk4 = <usize>ldk << 2, ldo4 = <usize>ldo << 2, hs4 = <usize>hs << 2, L4 = <usize>L << 2;
+  const ldk4 = <usize>ldk << 2;
+  attentionCore(H, hs, T, L, q, ldq, k, ldk4, v, ldk4, out, ldo, causal, keyMask, levels, att, 0, 0, 0, 0, 0);
+}
+
+// Attention over a bit-packed KV cache (the integer presets of src/models/opt/quantized.ts): the same
+// result as dequantize_unpack of the L rows of K and V followed by attention_f32, bit for bit, without
+// the f32 copy of the cache. Each cache row is dequantized when the walk reaches it, for this call's
+// columns only, into an L1-resident row of scratch (assembly/codes.ts dequantCols: the value
+// dequantize_unpack writes); the walk, the dots and the accumulation are attention_f32's.
+// kv (14 i32): K's packed rows, row bytes, bits, nSeg, offsets, scale, zero (u8), then V's seven.
+// q0: q of the whole call; a thread's call on heads h0.. has q advanced by h0·hs floats, so its first
+// cache column is c0 = (q − q0) / 4 (a column index would not do: the thread pool advances only non-zero
+// arguments). scratch: 5·H·hs f32 (the row, then per-column scale and zero of K, then of V).
+export function attention_packed(H: i32, hs: i32, T: i32, L: i32, q: usize, ldq: i32, q0: usize, kv: usize,
+  out: usize, ldo: i32, causal: i32, keyMask: usize, levels: i32, att: usize, scratch: usize): void {
+  const w = H * hs, w4 = <usize>w << 2, c0 = <i32>((q - q0) >> 2);
+  const kcs = scratch + w4, kcz = kcs + w4, vcs = kcz + w4, vcz = vcs + w4;
+  columnParams(load<i32>(kv, 12), load<i32>(kv, 16), load<i32>(kv, 20), load<i32>(kv, 24), c0, w, kcs, kcz);
+  columnParams(load<i32>(kv, 40), load<i32>(kv, 44), load<i32>(kv, 48), load<i32>(kv, 52), c0, w, vcs, vcz);
+  attentionCore(H, hs, T, L, q, ldq, load<i32>(kv), load<i32>(kv, 4), load<i32>(kv, 28), load<i32>(kv, 32), out, ldo,
+    causal, keyMask, levels, att, load<i32>(kv, 8), load<i32>(kv, 36), c0, scratch, kcs);
+}
+
+// Lanes 4p .. 4p + 3 of 16 codes c, dequantized with the per-column scales at ps and zero points at ps + zOff
+// (assembly/codes.ts dequantCols, lane for lane).
+// @ts-ignore: decorator
+@inline function deq4(c: v128, p: i32, ps: usize, zOff: usize): v128 {
+  const h = p < 2 ? i16x8.extend_low_i8x16_u(c) : i16x8.extend_high_i8x16_u(c);
+  const x = (p & 1) == 0 ? i32x4.extend_low_i16x8_u(h) : i32x4.extend_high_i16x8_u(h);
+  const o = <usize>p << 4;
+  return f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(x, v128.load(ps + zOff + o))), v128.load(ps + o));
+}
+
+// dot(a, dequantCols(row's columns col .. col + K)) for K a multiple of 16 and col a multiple of 16: dot's
+// accumulators and order (acc0 lanes k..k+3, acc1 k+4..k+7 per 8), the values dequantized in registers.
+// @ts-ignore: decorator
+@inline function dotPacked(a: usize, bits: i32, row: usize, col: i32, K: i32, ps: usize, zOff: usize): f32 {
+  let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
+  for (let k = 0; k < K; k += 16) {
+    const c = codes16(bits, row, (col + k) >> 4), o = <usize>k << 2;
+    acc0 = madd(v128.load(a + o), deq4(c, 0, ps + o, zOff), acc0);
+    acc1 = madd(v128.load(a + o, 16), deq4(c, 1, ps + o, zOff), acc1);
+    acc0 = madd(v128.load(a + o, 32), deq4(c, 2, ps + o, zOff), acc0);
+    acc1 = madd(v128.load(a + o, 48), deq4(c, 3, ps + o, zOff), acc1);
+  }
+  return hsum(f32x4.add(acc0, acc1));
+}
+
+// k/v: row j at k + j·kStride (bytes). kBits = vBits = 0: f32 rows, head h at column h·hs. Otherwise
+// packed rows of kBits/vBits codes, dequantized for columns c0 .. c0 + H·hs into `row` through the
+// per-column parameters at cs (K scale, K zero, V scale, V zero, H·hs each).
+function attentionCore(H: i32, hs: i32, T: i32, L: i32, q: usize, ldq: i32, k: usize, kStride: usize, v: usize, vStride: usize,
+  out: usize, ldo: i32, causal: i32, keyMask: usize, levels: i32, att: usize,
+  kBits: i32, vBits: i32, c0: i32, row: usize, cs: usize): void {
+  const ldq4 = <usize>ldq << 2, ldo4 = <usize>ldo << 2, hs4 = <usize>hs << 2, L4 = <usize>L << 2, w = H * hs, w4 = <usize>w << 2;
   const lv = <f32>levels, st = <f32>1.0 / lv;
+  // packed K and V with whole 16-code runs per head (hs and c0 multiples of 16, as in every OPT): dequantize in
+  // registers inside the dot and the P·V update (the same values in the same order as through `row`)
+  const fused = kBits != 0 && vBits != 0 && (hs & 15) == 0 && (c0 & 15) == 0;
   for (let t = 0; t < T; t++) {
     const qr = q + <usize>t * ldq4, orow = out + <usize>t * ldo4;
     const n = causal < 0 ? L : min(L, causal + t + 1);
     // the cache comes from DRAM in decode: page-ahead touches (assembly/touch.ts) on K and V; OPT-125m
     // at context 128, relaxed, 1 thread: attention 1.09–1.16 → 0.94–1.10 ms per token (alternating runs)
-    const rowEnd = n > 0 ? <usize>(n - 1) * ldk4 + <usize>H * hs4 : 0;
+    const kEnd = n > 0 ? <usize>(n - 1) * kStride + (kBits != 0 ? kStride : w4) : 0;
+    const vEnd = n > 0 ? <usize>(n - 1) * vStride + (vBits != 0 ? vStride : w4) : 0;
     let tk = touchStart(k), tv = touchStart(v);
     // scores, key rows in order (each row read once, all heads: one forward stream over the cache)
     for (let j = 0; j < n; j++) {
-      tk = touchStream(tk, k + <usize>(j + 1) * ldk4, k + rowEnd);
-      const kr = k + <usize>j * ldk4, masked = keyMask != 0 && load<u8>(keyMask + <usize>j) == 0;
+      tk = touchStream(tk, k + <usize>(j + 1) * kStride, k + kEnd);
+      let kr = k + <usize>j * kStride;
+      const masked = keyMask != 0 && load<u8>(keyMask + <usize>j) == 0;
+      if (fused && !masked) {
+        for (let h = 0; h < H; h++) store<f32>(att + <usize>h * L4 + (<usize>j << 2), dotPacked(qr + <usize>h * hs4, kBits, kr, c0 + h * hs, hs, cs + <usize>h * hs4, w4));
+        continue;
+      }
+      if (kBits != 0 && !masked) { dequantCols(kBits, kr, c0, w, cs, cs + w4, row); kr = row; }
       for (let h = 0; h < H; h++) {
         const sj = masked ? <f32>-3.4028234663852886e38 : dot(qr + <usize>h * hs4, kr + <usize>h * hs4, hs);
         store<f32>(att + <usize>h * L4 + (<usize>j << 2), sj);
@@ -398,8 +463,23 @@ export function attention_f32(H: i32, hs: i32, T: i32, L: i32, q: usize, ldq: i3
     // out[t, h] = Σ_j p_hj·v[j, h], value rows in order, accumulated in the output row (L1-resident)
     for (let h = 0; h < H; h++) memory.fill(orow + <usize>h * hs4, 0, hs4);
     for (let j = 0; j < n; j++) {
-      tv = touchStream(tv, v + <usize>(j + 1) * ldk4, v + rowEnd);
-      const vr = v + <usize>j * ldk4;
+      tv = touchStream(tv, v + <usize>(j + 1) * vStride, v + vEnd);
+      let vr = v + <usize>j * vStride;
+      if (fused) {
+        for (let h = 0; h < H; h++) {
+          const pj = f32x4.splat(load<f32>(att + <usize>h * L4 + (<usize>j << 2))), oh = orow + <usize>h * hs4;
+          const ps = cs + 2 * w4 + <usize>h * hs4;
+          for (let d = 0; d < hs; d += 16) {
+            const c = codes16(vBits, vr, (c0 + h * hs + d) >> 4), o = <usize>d << 2;
+            v128.store(oh + o, madd(pj, deq4(c, 0, ps + o, w4), v128.load(oh + o)));
+            v128.store(oh + o, madd(pj, deq4(c, 1, ps + o, w4), v128.load(oh + o, 16)), 16);
+            v128.store(oh + o, madd(pj, deq4(c, 2, ps + o, w4), v128.load(oh + o, 32)), 32);
+            v128.store(oh + o, madd(pj, deq4(c, 3, ps + o, w4), v128.load(oh + o, 48)), 48);
+          }
+        }
+        continue;
+      }
+      if (vBits != 0) { dequantCols(vBits, vr, c0, w, cs + 2 * w4, cs + 3 * w4, row); vr = row; }
       for (let h = 0; h < H; h++) {
         const pf = load<f32>(att + <usize>h * L4 + (<usize>j << 2)), pj = f32x4.splat(pf);
         const vh = vr + <usize>h * hs4, oh = orow + <usize>h * hs4;

@@ -4,7 +4,7 @@
 //
 //   npx tsc -p tsconfig.json && node --experimental-wasm-relaxed-simd dist/scripts/rptq-decode-profile.js
 //     [--backend simd|relaxed] [--preset W4A16] [--lmhead 4] [--steps 40] [--grid group|rowCluster|row] [--group 128]
-//     [--lmgroup 128] [--threads 1] [--float: profile the FP32 step instead of the quantized one]
+//     [--lmgroup 128] [--threads 1] [--ctx 128] [--float: profile the FP32 step instead of the quantized one]
 
 import { performance } from 'node:perf_hooks';
 import { createBackend } from '../src/runtime.js';
@@ -20,7 +20,7 @@ function arg(name: string, def: string): string {
   return i >= 0 ? process.argv[i + 1]! : def;
 }
 
-const CTX = 128;
+const CTX = Number(arg('ctx', '128'));
 const ids = (n: number, seed: number) => Int32Array.from({ length: n }, (_, i) => ((i + seed) * 7919 + 2) % 50272);
 
 /** OPT-125m linears by (rows, padded input codes). */

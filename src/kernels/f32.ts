@@ -2,7 +2,24 @@
 // src/ref/f32.ts (plain TS), src/wasm/f32.ts (marshalling).
 
 import { LowbitError } from '../errors.js';
+import type { PackedFormat } from '../quant/formats.js';
+import { packedRowBytes } from '../quant/formats.js';
 import { checkDims, checkGemm, checkLen, span } from './check.js';
+import { checkOffsets, checkParams, fmtBits } from './quant.js';
+
+/**
+ * L rows of `cols` codes bit-packed in `format` (src/quant/formats.ts), packedRowBytes(format, cols) bytes per row,
+ * dequantized per column segment as dequantizeUnpack with rowPeriod 1: x[r, c] = scale[g]·(q[r, c] − zero[g]) for
+ * offsets[g] <= c < offsets[g + 1]. The packed KV cache of the quantized decoder (src/models/opt/quantized.ts).
+ */
+export interface PackedRows {
+  format: PackedFormat;
+  data: Uint8Array;
+  nSeg: number;
+  offsets: Int32Array;
+  scale: Float32Array;
+  zero: Uint8Array;
+}
 
 /** f32 kernels for the float decoder (twins: assembly/f32.ts, src/ref/f32.ts). */
 export interface F32Kernels {
@@ -38,6 +55,13 @@ export interface F32Kernels {
    */
   attention(H: number, hs: number, T: number, L: number, q: Float32Array, ldq: number, k: Float32Array, ldk: number,
     v: Float32Array, out: Float32Array, ldo: number, causal: number, keyMask: Uint8Array | null, levels: number): void;
+  /**
+   * attention over a packed cache: k and v are L packed rows of H·hs columns (PackedRows). The same result, bit
+   * for bit, as dequantizeUnpack of both into f32 rows followed by attention(…, ldk = H·hs, …), without the f32
+   * copy (twin: exactly that composition in src/ref/f32.ts).
+   */
+  attentionPacked(H: number, hs: number, T: number, L: number, q: Float32Array, ldq: number, k: PackedRows, v: PackedRows,
+    out: Float32Array, ldo: number, causal: number, keyMask: Uint8Array | null, levels: number): void;
   /** out[i, :] = table[ids[i], :]. */
   gatherRows(n: number, dim: number, table: Float32Array, ids: Int32Array, out: Float32Array): void;
   /** out[r] = first index of the maximum of row r (a NaN counts as the maximum). */
@@ -51,6 +75,34 @@ export interface F32Kernels {
   peakF32(iters: number, fused: boolean): number;
 }
 
+
+/** The checks attention and attentionPacked share: shapes, strides, q/out/keyMask lengths, causal, levels. */
+function checkAttention(kernel: string, H: number, hs: number, T: number, L: number, q: Float32Array, ldq: number, ldk: number,
+  out: Float32Array, ldo: number, causal: number, keyMask: Uint8Array | null, levels: number): void {
+  checkDims(kernel, { H, hs, T, L, ldq, ldk, ldo, levels });
+  if (L < 1 || H < 1 || hs < 1) throw new LowbitError('E_SHAPE', `${kernel}: needs H, hs and L >= 1, got H ${H}, hs ${hs}, L ${L}`);
+  const w = H * hs;
+  for (const [name, ld] of [['ldq', ldq], ['ldk', ldk], ['ldo', ldo]] as const) {
+    if (ld < w) throw new LowbitError('E_SHAPE', `${kernel}: ${name} ${ld} is less than the ${H} heads × ${hs} = ${w} columns`);
+  }
+  checkLen(kernel, 'q', q, span(T, w, ldq));
+  checkLen(kernel, 'out', out, span(T, w, ldo));
+  checkLen(kernel, 'keyMask', keyMask, L);
+  if (!Number.isSafeInteger(causal)) throw new LowbitError('E_ARG', `${kernel}: causal offset must be an integer, got ${causal}`);
+  if (levels > 65535) throw new LowbitError('E_ARG', `${kernel}: levels must be at most 65535 (16-bit probabilities), got ${levels}`);
+}
+
+/** `rows` packed rows of `cols` codes: format, segments, parameters (every scale finite > 0, zero <= qmax) and data length. */
+function checkPackedRows(kernel: string, name: string, p: PackedRows, rows: number, cols: number): void {
+  if (!p || typeof p !== 'object' || !(p.data instanceof Uint8Array) || !(p.offsets instanceof Int32Array) ||
+    !(p.scale instanceof Float32Array) || !(p.zero instanceof Uint8Array)) {
+    throw new LowbitError('E_ARG', `${kernel}: ${name} must be packed rows { format, data: Uint8Array, nSeg, offsets: Int32Array, scale: Float32Array, zero: Uint8Array }`);
+  }
+  const bits = fmtBits(kernel, p.format);
+  checkOffsets(`${kernel} ${name}`, cols, p.nSeg, p.offsets);
+  checkParams(`${kernel} ${name}`, rows, cols, p.nSeg, 1, p.scale, p.zero, 2 ** bits - 1);
+  checkLen(kernel, `${name}.data`, p.data, rows * packedRowBytes(p.format, cols));
+}
 
 function checkUnary(kernel: string, n: number, x: Float32Array, out: Float32Array): void {
   checkDims(kernel, { n });
@@ -108,20 +160,17 @@ export function checkedF32(k: F32Kernels): F32Kernels {
       k.softmax(rows, cols, x, out, causal);
     },
     attention(H, hs, T, L, q, ldq, kc, ldk, v, out, ldo, causal, keyMask, levels) {
-      checkDims('attention', { H, hs, T, L, ldq, ldk, ldo, levels });
-      if (L < 1 || H < 1 || hs < 1) throw new LowbitError('E_SHAPE', `attention: needs H, hs and L >= 1, got H ${H}, hs ${hs}, L ${L}`);
+      checkAttention('attention', H, hs, T, L, q, ldq, ldk, out, ldo, causal, keyMask, levels);
       const w = H * hs;
-      for (const [name, ld] of [['ldq', ldq], ['ldk', ldk], ['ldo', ldo]] as const) {
-        if (ld < w) throw new LowbitError('E_SHAPE', `attention: ${name} ${ld} is less than the ${H} heads × ${hs} = ${w} columns`);
-      }
-      checkLen('attention', 'q', q, span(T, w, ldq));
       checkLen('attention', 'k', kc, span(L, w, ldk));
       checkLen('attention', 'v', v, span(L, w, ldk));
-      checkLen('attention', 'out', out, span(T, w, ldo));
-      checkLen('attention', 'keyMask', keyMask, L);
-      if (!Number.isSafeInteger(causal)) throw new LowbitError('E_ARG', `attention: causal offset must be an integer, got ${causal}`);
-      if (levels > 65535) throw new LowbitError('E_ARG', `attention: levels must be at most 65535 (16-bit probabilities), got ${levels}`);
       k.attention(H, hs, T, L, q, ldq, kc, ldk, v, out, ldo, causal, keyMask, levels);
+    },
+    attentionPacked(H, hs, T, L, q, ldq, kc, v, out, ldo, causal, keyMask, levels) {
+      checkAttention('attentionPacked', H, hs, T, L, q, ldq, H * hs, out, ldo, causal, keyMask, levels);
+      checkPackedRows('attentionPacked', 'k', kc, L, H * hs);
+      checkPackedRows('attentionPacked', 'v', v, L, H * hs);
+      k.attentionPacked(H, hs, T, L, q, ldq, kc, v, out, ldo, causal, keyMask, levels);
     },
     gatherRows(n, dim, table, ids, out) {
       checkDims('gatherRows', { n, dim });

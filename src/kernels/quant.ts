@@ -50,7 +50,8 @@ export function checkOffsets(kernel: string, cols: number, nSeg: number, offsets
   }
 }
 
-function checkParams(kernel: string, rows: number, cols: number, nSeg: number, rowPeriod: number,
+/** Checks per-segment scales (finite, > 0) and zero points (<= qmax) for rows × nSeg slots (rowPeriod rows apart). */
+export function checkParams(kernel: string, rows: number, cols: number, nSeg: number, rowPeriod: number,
   scale: Float32Array, zero: Uint8Array, qmax: number): void {
   checkDims(kernel, { rowPeriod });
   if (rows === 0 || cols === 0) return;
@@ -65,7 +66,8 @@ function checkParams(kernel: string, rows: number, cols: number, nSeg: number, r
   }
 }
 
-function fmtBits(kernel: string, format: PackedFormat): number {
+/** The storage bits of `format`, or an E_ARG naming the kernel. */
+export function fmtBits(kernel: string, format: PackedFormat): number {
   try {
     return formatTraits(format).bits;
   } catch (e) {

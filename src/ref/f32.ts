@@ -4,6 +4,7 @@
 
 import type { F32Kernels } from '../kernels/f32.js';
 import { roundHalfEven } from '../quant/round.js';
+import { refQuant } from './quant.js';
 
 /** torch.finfo(float32).min: the score HF gives masked keys. */
 const F32_MIN = -3.4028234663852886e38;
@@ -112,6 +113,14 @@ export const refF32: F32Kernels = {
       if (levels > 0) for (let i = 0; i < T * L; i++) att[i] = f(roundHalfEven(f(att[i]! * levels)) * st);
       this.sgemmNN(T, hs, L, att, L, v.subarray(ho), ldk, out.subarray(ho), ldo, null);
     }
+  },
+
+  attentionPacked(H, hs, T, L, q, ldq, k, v, out, ldo, causal, keyMask, levels) {
+    // the unfused path: dequantize both caches to f32 rows, then attention
+    const w = H * hs, kf = new Float32Array(L * w), vf = new Float32Array(L * w);
+    refQuant.dequantizeUnpack(L, w, k.format, k.data, k.nSeg, k.offsets, k.scale, k.zero, 1, kf);
+    refQuant.dequantizeUnpack(L, w, v.format, v.data, v.nSeg, v.offsets, v.scale, v.zero, 1, vf);
+    refF32.attention(H, hs, T, L, q, ldq, kf, w, vf, out, ldo, causal, keyMask, levels);
   },
 
   gatherRows(n, dim, table, ids, out) {

@@ -4,6 +4,7 @@
 
 import type { F32Kernels } from '../kernels/f32.js';
 import { span } from '../kernels/check.js';
+import { FORMATS, packedRowBytes } from '../quant/formats.js';
 import type { Heap } from './heap.js';
 import { marshal } from './marshal.js';
 import { splitCall, type RangeOp, type ThreadPool } from './pool.js';
@@ -23,6 +24,8 @@ export interface F32Exports {
   argmax_f32(rows: number, cols: number, x: number, out: number): void;
   attention_f32(H: number, hs: number, T: number, L: number, q: number, ldq: number, k: number, ldk: number, v: number,
     out: number, ldo: number, causal: number, keyMask: number, levels: number, att: number): void;
+  attention_packed(H: number, hs: number, T: number, L: number, q: number, ldq: number, q0: number, kv: number,
+    out: number, ldo: number, causal: number, keyMask: number, levels: number, att: number, scratch: number): void;
   peak_f32(iters: number): number;
   peak_f32_flops_per_iter(): number;
 }
@@ -61,6 +64,15 @@ export function nnRanges(threads: number, M: number, N: number, K: number, pa: n
  */
 export function attentionRanges(args: number[], hs: number, L: number): RangeOp {
   return { fn: 'attention_f32', args, count: 0, align: 1, advance: [[4, hs * 4], [6, hs * 4], [8, hs * 4], [9, hs * 4], [14, L * 4]] };
+}
+
+/**
+ * attention_packed split for threads by heads: as attentionRanges, plus the per-thread scratch (5·hs f32 per head);
+ * q0 (arg 6) stays the whole call's q, so the kernel finds its first column from q − q0; the packed rows and their
+ * descriptor are shared, read-only.
+ */
+export function attentionPackedRanges(args: number[], hs: number, L: number): RangeOp {
+  return { fn: 'attention_packed', args, count: 0, align: 1, advance: [[4, hs * 4], [8, hs * 4], [13, L * 4], [14, 5 * hs * 4]] };
 }
 
 /** The f32 kernels on one instance (unchecked: src/kernels/ adds the checks). */
@@ -109,6 +121,22 @@ export function wasmF32(ex: F32Exports, h: Heap, pool: ThreadPool | null = null)
         try {
           splitCall(pool, ex, attentionRanges([H, hs, T, L, pq!, ldq, pk!, ldk, pv!, po!, ldo, causal, pm!, levels, pa], hs, L), 4 * H * hs * T * L);
         } finally { h.free(pa); }
+      });
+    },
+    attentionPacked(H, hs, T, L, q, ldq, k, v, out, ldo, causal, keyMask, levels) {
+      const w = H * hs;
+      marshal(h, [[q, 'in', span(T, w, ldq)], [out, ldo === w ? 'out' : 'inout', span(T, w, ldo)], [keyMask, 'in', L],
+        [k.data, 'in', L * packedRowBytes(k.format, w)], [k.offsets, 'in', k.nSeg + 1], [k.scale, 'in', k.nSeg], [k.zero, 'in', k.nSeg],
+        [v.data, 'in', L * packedRowBytes(v.format, w)], [v.offsets, 'in', v.nSeg + 1], [v.scale, 'in', v.nSeg], [v.zero, 'in', v.nSeg]],
+      (pq, po, pm, kd, ko, ks, kz, vd, vo, vs, vz) => {
+        // the descriptor (14 i32), per-head score rows and per-thread row scratch: heap scratch never copied out
+        const pkv = h.alloc(14 * 4, 'attention cache descriptor'), pa = h.alloc(H * L * 4, 'attention scores');
+        const ps = h.alloc(5 * w * 4, 'attention row scratch');
+        try {
+          h.i32(pkv, 14).set([kd!, packedRowBytes(k.format, w), FORMATS[k.format].bits, k.nSeg, ko!, ks!, kz!,
+            vd!, packedRowBytes(v.format, w), FORMATS[v.format].bits, v.nSeg, vo!, vs!, vz!]);
+          splitCall(pool, ex, attentionPackedRanges([H, hs, T, L, pq!, ldq, pq!, pkv, po!, ldo, causal, pm!, levels, pa, ps], hs, L), 4 * H * hs * T * L);
+        } finally { h.free(ps); h.free(pa); h.free(pkv); }
       });
     },
     gatherRows(n, dim, table, ids, out) {

@@ -19,6 +19,9 @@ import { expect, it } from 'vitest';
 import fc from 'fast-check';
 import type { SuiteContext } from './describeKernels.js';
 import { dim, dim1, floats, pattern, sameFloat, firstMismatch } from './gen.js';
+import type { PackedRows } from '../../src/kernels/f32.js';
+import { refQuant } from '../../src/ref/quant.js';
+import { FORMATS, packedRowBytes, type PackedFormat } from '../../src/quant/formats.js';
 
 const U = 2 ** -24;
 const RUNS = { numRuns: 60 };
@@ -179,41 +182,7 @@ export function f32Suite({ backend, ref }: SuiteContext): void {
         const got = new Float32Array(T * ld).fill(NaN), want = new Float32Array(T * ld).fill(NaN);
         k().attention(H, hs, T, L, q, ld, kc, ld, v, got, ld, causal, keyMask, levels);
         ref.attention(H, hs, T, L, q, ld, kc, ld, v, want, ld, causal, keyMask, levels);
-        // the twin's probabilities (before any grid) for the bound
-        const att = new Float32Array(T * L);
-        for (let h = 0; h < H; h++) {
-          ref.sgemmNT(T, L, hs, q.subarray(h * hs), ld, kc.subarray(h * hs), ld, att, L, null);
-          let eps = 0;
-          for (let j = 0; j < L; j++) {
-            for (let t = 0; t < T; t++) {
-              let a = 0;
-              for (let i = 0; i < hs; i++) a += Math.abs(q[t * ld + h * hs + i]! * kc[j * ld + h * hs + i]!);
-              eps = Math.max(eps, 2 * hs * U * a);
-            }
-          }
-          if (keyMask) for (let t = 0; t < T; t++) for (let j = 0; j < L; j++) if (!keyMask[j]) att[t * L + j] = -3.4028234663852886e38;
-          ref.softmax(T, L, att, att, causal);
-          for (let t = 0; t < T; t++) {
-            const n = causal < 0 ? L : Math.min(L, causal + t + 1);
-            for (let d = 0; d < hs; d++) {
-              let bound = 1e-7, pv = 0;
-              for (let j = 0; j < n; j++) {
-                const p = att[t * L + j]!, av = Math.abs(v[j * ld + h * hs + d]!);
-                bound += (p * (2 * eps + 2e-5) + 1e-7) * av;
-                pv += p * av;
-                if (levels > 0) {
-                  const x = p * levels, fr = x - Math.floor(x);
-                  if (Math.abs(fr - 0.5) <= 1e-4 * Math.max(1, x)) bound += av / levels;
-                }
-              }
-              bound += 2 * n * U * pv;
-              const i = t * ld + h * hs + d;
-              if (!(Math.abs(got[i]! - want[i]!) <= bound)) {
-                throw new Error(`attention H${H} hs${hs} T${T} L${L} causal ${causal} levels ${levels}: out[${t}, ${h}, ${d}] = ${got[i]}, twin ${want[i]}, bound ${bound}`);
-              }
-            }
-          }
-        }
+        expectWithinAttentionBound(ref, got, want, H, hs, T, L, q, ld, kc, ld, v, causal, keyMask, levels);
         // padding columns of out are left alone
         for (let t = 0; t < T; t++) for (let c = w; c < ld; c++) expect(got[t * ld + c]).toBeNaN();
       }), RUNS);
@@ -234,6 +203,45 @@ export function f32Suite({ backend, ref }: SuiteContext): void {
     // the instance still computes after the rejected calls
     k().attention(H, hs, 1, L, q, H * hs, kc, H * hs, v, out, H * hs, 0, null, 0);
     expect([...out]).toEqual([...v.subarray(0, H * hs)]);
+  });
+
+  it('attentionPacked equals dequantizeUnpack + attention bit for bit, and the twin within the attention bound', () => {
+    fc.assert(fc.property(dim1(4), fc.oneof(dim1(20), fc.constantFrom(16, 32, 48, 64)), dim1(4), dim1(30), fc.nat(3),
+      fc.constantFrom<PackedFormat>('u2', 'u3', 'u4', 'u8'), fc.constantFrom<PackedFormat>('u2', 'u3', 'u4', 'u8'),
+      fc.constantFrom('random', 'random', 'zeros', 'outlier'), pattern, fc.integer(), fc.integer({ min: -1, max: 30 }), fc.boolean(),
+      fc.constantFrom(0, 0, 255, 15), (H, hs, T, L, pad, kf, vf, codes, pat, seed, causal, masked, levels) => {
+        const w = H * hs, ld = w + pad;
+        const q = floats(T * ld, pat, seed, 4, ld);
+        const kc = packedRows(kf, L, w, codes, seed + 1), vc = packedRows(vf, L, w, codes, seed + 2);
+        const keyMask = masked ? Uint8Array.from({ length: L }, (_, j) => ((j * 7 + seed) % 3 === 0 ? 0 : 1)) : null;
+        const got = new Float32Array(T * ld).fill(NaN), comp = new Float32Array(T * ld).fill(NaN), want = new Float32Array(T * ld).fill(NaN);
+        k().attentionPacked(H, hs, T, L, q, ld, kc, vc, got, ld, causal, keyMask, levels);
+        // the same backend's unfused path
+        const kx = new Float32Array(L * w), vx = new Float32Array(L * w);
+        k().dequantizeUnpack(L, w, kc.format, kc.data, kc.nSeg, kc.offsets, kc.scale, kc.zero, 1, kx);
+        k().dequantizeUnpack(L, w, vc.format, vc.data, vc.nSeg, vc.offsets, vc.scale, vc.zero, 1, vx);
+        k().attention(H, hs, T, L, q, ld, kx, w, vx, comp, ld, causal, keyMask, levels);
+        const bad = firstMismatch(T * ld, (i) => sameFloat(got[i]!, comp[i]!));
+        expect(bad, `H${H} hs${hs} T${T} L${L} ${kf}/${vf} at ${bad}: ${got[bad]} vs ${comp[bad]}`).toBe(-1);
+        ref.attentionPacked(H, hs, T, L, q, ld, kc, vc, want, ld, causal, keyMask, levels);
+        expectWithinAttentionBound(ref, got, want, H, hs, T, L, q, ld, kx, w, vx, causal, keyMask, levels);
+      }), RUNS);
+  });
+
+  it('attentionPacked rejects bad packed rows with LowbitErrors and keeps computing', () => {
+    const H = 2, hs = 8, L = 3, w = H * hs, q = floats(w, 'random', 1), out = new Float32Array(w);
+    const kc = packedRows('u4', L, w, 'random', 1), vc = packedRows('u3', L, w, 'random', 2);
+    const run = (kk: PackedRows, vv: PackedRows) => k().attentionPacked(H, hs, 1, L, q, w, kk, vv, out, w, -1, null, 0);
+    expect(() => run({ ...kc, data: kc.data.subarray(1) }, vc)).toThrow(/k\.data has 47 elements, needs at least 48/);
+    expect(() => run(kc, { ...vc, format: 'u5' as PackedFormat })).toThrow(/attentionPacked.*u5/);
+    expect(() => run({ ...kc, offsets: Int32Array.from([0, 9, 8, 16]), nSeg: 3 }, vc)).toThrow(/attentionPacked k: offsets must strictly increase/);
+    expect(() => run(kc, { ...vc, scale: new Float32Array(vc.nSeg) })).toThrow(/attentionPacked v: scale\[0\] must be finite and > 0/);
+    expect(() => run({ ...kc, zero: new Uint8Array(kc.nSeg).fill(16) }, vc)).toThrow(/zero\[0\] = 16 is above the largest code 15/);
+    expect(() => run({ ...kc, data: Array.from(kc.data) as unknown as Uint8Array }, vc)).toThrow(/k must be packed rows/);
+    run(kc, vc);
+    const want = new Float32Array(w);
+    ref.attentionPacked(H, hs, 1, L, q, w, kc, vc, want, w, -1, null, 0);
+    expectWithinAttentionBound(ref, out, want, H, hs, 1, L, q, w, dequant(kc, L, w), w, dequant(vc, L, w), -1, null, 0);
   });
 
   it('gatherRows is bit-exact', () => {
@@ -271,4 +279,73 @@ export function f32Suite({ backend, ref }: SuiteContext): void {
       else expect(got).toBe(want);
     }), { numRuns: 20 });
   });
+}
+
+/**
+ * out (got, T rows at stride ld) against the twin's (want) within the stated attention bound, computed from the f32
+ * q, k and v (k/v rows at stride ldk) and the twin's probabilities before any grid.
+ */
+function expectWithinAttentionBound(ref: SuiteContext['ref'], got: Float32Array, want: Float32Array, H: number, hs: number, T: number,
+  L: number, q: Float32Array, ld: number, kc: Float32Array, ldk: number, v: Float32Array, causal: number,
+  keyMask: Uint8Array | null, levels: number): void {
+  const att = new Float32Array(T * L);
+  for (let h = 0; h < H; h++) {
+    ref.sgemmNT(T, L, hs, q.subarray(h * hs), ld, kc.subarray(h * hs), ldk, att, L, null);
+    let eps = 0;
+    for (let j = 0; j < L; j++) {
+      for (let t = 0; t < T; t++) {
+        let a = 0;
+        for (let i = 0; i < hs; i++) a += Math.abs(q[t * ld + h * hs + i]! * kc[j * ldk + h * hs + i]!);
+        eps = Math.max(eps, 2 * hs * U * a);
+      }
+    }
+    if (keyMask) for (let t = 0; t < T; t++) for (let j = 0; j < L; j++) if (!keyMask[j]) att[t * L + j] = -3.4028234663852886e38;
+    ref.softmax(T, L, att, att, causal);
+    for (let t = 0; t < T; t++) {
+      const n = causal < 0 ? L : Math.min(L, causal + t + 1);
+      for (let d = 0; d < hs; d++) {
+        let bound = 1e-7, pv = 0;
+        for (let j = 0; j < n; j++) {
+          const p = att[t * L + j]!, av = Math.abs(v[j * ldk + h * hs + d]!);
+          bound += (p * (2 * eps + 2e-5) + 1e-7) * av;
+          pv += p * av;
+          if (levels > 0) {
+            const x = p * levels, fr = x - Math.floor(x);
+            if (Math.abs(fr - 0.5) <= 1e-4 * Math.max(1, x)) bound += av / levels;
+          }
+        }
+        bound += 2 * n * U * pv;
+        const i = t * ld + h * hs + d;
+        if (!(Math.abs(got[i]! - want[i]!) <= bound)) {
+          throw new Error(`attention H${H} hs${hs} T${T} L${L} causal ${causal} levels ${levels}: out[${t}, ${h}, ${d}] = ${got[i]}, twin ${want[i]}, bound ${bound}`);
+        }
+      }
+    }
+  }
+}
+
+/**
+ * rows × cols packed codes in `format`: random bytes (every byte pattern is valid codes), all zero, or random with
+ * one segment on a huge scale; 1–6 random segments with scales over six decades and random zero points.
+ */
+function packedRows(format: PackedFormat, rows: number, cols: number, codes: string, seed: number): PackedRows {
+  let s = (seed * 2654435761) >>> 0 || 1;
+  const next = () => { s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0; return s / 2 ** 32; };
+  const data = new Uint8Array(rows * packedRowBytes(format, cols));
+  if (codes !== 'zeros') for (let i = 0; i < data.length; i++) data[i] = Math.floor(next() * 256);
+  const cuts = new Set<number>();
+  for (let i = Math.floor(next() * Math.min(cols - 1, 6)); i > 0; i--) cuts.add(1 + Math.floor(next() * (cols - 1)));
+  const offsets = Int32Array.from([0, ...[...cuts].sort((a, b) => a - b), cols]), nSeg = offsets.length - 1;
+  const qmax = 2 ** FORMATS[format].bits - 1;
+  const scale = Float32Array.from({ length: nSeg }, () => 10 ** (next() * 6 - 4));
+  if (codes === 'outlier') scale[Math.floor(next() * nSeg)] = 1e4;
+  const zero = Uint8Array.from({ length: nSeg }, () => (codes === 'zeros' ? 0 : Math.floor(next() * (qmax + 1))));
+  return { format, data, nSeg, offsets, scale, zero };
+}
+
+/** The twin's f32 rows of packed rows. */
+function dequant(p: PackedRows, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(rows * cols);
+  refQuant.dequantizeUnpack(rows, cols, p.format, p.data, p.nSeg, p.offsets, p.scale, p.zero, 1, out);
+  return out;
 }

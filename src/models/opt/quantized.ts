@@ -201,22 +201,26 @@ export function actQuant(bits: number, offsets: Int32Array, scale: Float32Array,
 // ---------------------------------------------------------------------------------------------
 
 /**
- * K and V of every layer: f32 rows (in the backend's heap, so attention reads them without copies), or packed rows of
- * `packedRowBytes(format, dim)` bytes per position.
+ * K and V of every layer: f32 rows, or packed rows of `packedRowBytes(format, dim)` bytes per position, in the backend's
+ * heap when it has one (attention and attentionPacked read them in place, without copies).
  */
 export class QKVCache {
   readonly keyF32: (F32 | null)[] = [];
   readonly valueF32: (F32 | null)[] = [];
-  readonly keyPacked: (Uint8Array | null)[] = [];
-  readonly valuePacked: (Uint8Array | null)[] = [];
+  readonly keyPacked: (Tensor<'u8'> | null)[] = [];
+  readonly valuePacked: (Tensor<'u8'> | null)[] = [];
   length = 0;
   constructor(readonly m: QuantizedOPT, readonly batch: number, readonly capacity: number, owned: Tensor[] = []) {
-    const d = m.config.dim, heap = m.backend.heap;
-    const f = () => { const t = Tensor.empty([batch, capacity, d], 'f32', heap ? { heap } : {}) as F32; owned.push(t); return t; };
+    const d = m.config.dim, heap = m.backend.heap, opts = heap ? { heap } : {};
+    const f = () => { const t = Tensor.empty([batch, capacity, d], 'f32', opts) as F32; owned.push(t); return t; };
+    const u8 = (format: PackedFormat) => {
+      const t = Tensor.empty([batch * capacity * packedRowBytes(format, d)], 'u8', opts) as Tensor<'u8'>;
+      owned.push(t);
+      return t;
+    };
     for (const layer of m.parts.layers) {
       if (layer.kv) {
-        this.keyPacked.push(new Uint8Array(batch * capacity * packedRowBytes(layer.kv.k.format, d)));
-        this.valuePacked.push(new Uint8Array(batch * capacity * packedRowBytes(layer.kv.v.format, d)));
+        this.keyPacked.push(u8(layer.kv.k.format)); this.valuePacked.push(u8(layer.kv.v.format));
         this.keyF32.push(null); this.valueF32.push(null);
       } else {
         this.keyF32.push(f()); this.valueF32.push(f());
@@ -228,7 +232,7 @@ export class QKVCache {
   get bytes(): number {
     let n = 0;
     for (let l = 0; l < this.keyF32.length; l++) {
-      n += 4 * ((this.keyF32[l]?.size ?? 0) + (this.valueF32[l]?.size ?? 0)) + (this.keyPacked[l]?.byteLength ?? 0) + (this.valuePacked[l]?.byteLength ?? 0);
+      n += 4 * ((this.keyF32[l]?.size ?? 0) + (this.valueF32[l]?.size ?? 0)) + (this.keyPacked[l]?.size ?? 0) + (this.valuePacked[l]?.size ?? 0);
     }
     return n;
   }
@@ -243,7 +247,7 @@ export interface QRunStateOptions { batch?: number; maxTokens?: number; maxConte
 export class QRunState {
   readonly batch: number; readonly maxTokens: number; readonly maxContext: number; readonly logitRows: number;
   readonly x: F32; readonly xb: F32; readonly xg: F32; readonly q: F32; readonly k: F32; readonly v: F32;
-  readonly hb: F32; readonly kS: F32; readonly vS: F32; readonly logits: F32;
+  readonly hb: F32; readonly logits: F32;
   readonly emb: F32 | null; readonly hOut: F32 | null;
   readonly ids: Tensor<'i32'>; readonly posIds: Tensor<'i32'>;
   readonly cache: QKVCache;
@@ -267,7 +271,6 @@ export class QRunState {
     this.x = f([rows, c.dim]); this.xb = f([rows, c.dim]); this.xg = f([rows, c.dim]);
     this.q = f([rows, c.dim]); this.k = f([rows, c.dim]); this.v = f([rows, c.dim]);
     this.hb = f([rows, c.hiddenDim]);
-    this.kS = f([this.maxContext, c.dim]); this.vS = f([this.maxContext, c.dim]);
     this.logits = f([this.logitRows, c.vocabSize]);
     this.emb = proj ? f([rows, c.wordEmbedProjDim]) : null;
     this.hOut = proj ? f([rows, c.wordEmbedProjDim]) : null;
@@ -401,37 +404,30 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
   if (layer.act.k && !layer.kv) fakeQuantAct(k, layer.act.k, K_, n, dim);
   const scale = Math.fround(hs ** -0.5);
   { const q = Q(); for (let i = 0; i < nd; i++) q[i] = q[i]! * scale; }
-  // ---- store K/V of the new tokens, then read back every visible position
+  // ---- store K/V of the new tokens, then attend over every visible position (a packed cache is read as it is)
   const kv = layer.kv, cache = s.cache;
+  const levels = probsBits < 16 ? 2 ** probsBits - 1 : 0;
   for (let b = 0; b < B; b++) {
     const rowsOf = (a: Float32Array) => a.subarray(b * T * dim, (b + 1) * T * dim);
+    const q = s.q.data.subarray(b * T * dim), out = s.xb.data.subarray(b * T * dim);
     if (kv) {
       const kb = packedRowBytes(kv.k.format, dim), vb = packedRowBytes(kv.v.format, dim);
+      const kc = cache.keyPacked[l]!, vc = cache.valuePacked[l]!;
       k.quantizePack(T, dim, rowsOf(K_()), kv.k.offsets.length - 1, kv.k.offsets, kv.k.scale, kv.k.zero, 1, kv.k.bits, kv.k.format,
-        cache.keyPacked[l]!.subarray((b * cap + pos) * kb, (b * cap + pos + T) * kb));
+        kc.data.subarray((b * cap + pos) * kb, (b * cap + pos + T) * kb));
       k.quantizePack(T, dim, rowsOf(V_()), kv.v.offsets.length - 1, kv.v.offsets, kv.v.scale, kv.v.zero, 1, kv.v.bits, kv.v.format,
-        cache.valuePacked[l]!.subarray((b * cap + pos) * vb, (b * cap + pos + T) * vb));
-    } else {
-      cache.keyF32[l]!.data.set(rowsOf(K_()), (b * cap + pos) * dim);
-      cache.valueF32[l]!.data.set(rowsOf(V_()), (b * cap + pos) * dim);
-    }
-  }
-  for (let b = 0; b < B; b++) {
-    let KK: () => Float32Array, VV: () => Float32Array;
-    if (kv) {
-      const kb = packedRowBytes(kv.k.format, dim), vb = packedRowBytes(kv.v.format, dim);
-      k.dequantizeUnpack(L, dim, kv.k.format, cache.keyPacked[l]!.subarray(b * cap * kb, (b * cap + L) * kb), kv.k.offsets.length - 1,
-        kv.k.offsets, kv.k.scale, kv.k.zero, 1, s.kS.data.subarray(0, L * dim));
-      k.dequantizeUnpack(L, dim, kv.v.format, cache.valuePacked[l]!.subarray(b * cap * vb, (b * cap + L) * vb), kv.v.offsets.length - 1,
-        kv.v.offsets, kv.v.scale, kv.v.zero, 1, s.vS.data.subarray(0, L * dim));
-      KK = () => s.kS.data; VV = () => s.vS.data;
+        vc.data.subarray((b * cap + pos) * vb, (b * cap + pos + T) * vb));
+      const rows = (p: ActQuant, c: Tensor<'u8'>, rb: number) => ({
+        format: p.format, data: c.data.subarray(b * cap * rb, (b * cap + L) * rb), nSeg: p.offsets.length - 1, offsets: p.offsets, scale: p.scale, zero: p.zero,
+      });
+      // all heads in one call; probabilities on RPTQ's fixed grid of 2^probsBits − 1 steps (round half even)
+      k.attentionPacked(c.nHeads, hs, T, L, q, dim, rows(kv.k, kc, kb), rows(kv.v, vc, vb), out, dim, pos, null, levels);
     } else {
       const kf = cache.keyF32[l]!, vf = cache.valueF32[l]!;
-      KK = () => kf.data.subarray(b * cap * dim); VV = () => vf.data.subarray(b * cap * dim);
+      kf.data.set(rowsOf(K_()), (b * cap + pos) * dim);
+      vf.data.set(rowsOf(V_()), (b * cap + pos) * dim);
+      k.attention(c.nHeads, hs, T, L, q, dim, kf.data.subarray(b * cap * dim), dim, vf.data.subarray(b * cap * dim), out, dim, pos, null, levels);
     }
-    // all heads in one call; probabilities on RPTQ's fixed grid of 2^probsBits − 1 steps (round half even)
-    k.attention(c.nHeads, hs, T, L, s.q.data.subarray(b * T * dim), dim, KK(), dim, VV(), s.xb.data.subarray(b * T * dim), dim,
-      pos, null, probsBits < 16 ? 2 ** probsBits - 1 : 0);
   }
   if (obs) obs('attnOut', XB(), n, dim);
   const a3 = quantizeAct(be, layer.act.attnOut, XB, n, dim, [layer.o]);
