@@ -5,6 +5,7 @@
 import type { BenchCase, BenchContext } from '../types.js';
 import type { Backend } from '../../src/runtime.js';
 import { seededFloats as rand } from '../data.js';
+import { packedRowBytes } from '../../src/quant/formats.js';
 
 /** Copies `src` into the backend's heap (resident), or returns it for the js backend. */
 export function place(b: Backend, src: Float32Array): Float32Array {
@@ -88,6 +89,46 @@ export function f32Cases(ctx: BenchContext): BenchCase[] {
       cases.push({
         group, impl: 'fused', peer: 'per head (3 calls × 12)', flops, bytes, setup,
         fn() { const x = views(); b.kernels.attention(H, hs, 1, L, x.q, dim, x.k, dim, x.v, x.o, dim, L - 1, null, 0); },
+      });
+    }
+  }
+  // decode attention over a 4-bit packed KV cache (OPT-125m layer, 512 cached keys, 4 clusters per head as RPTQ's
+  // R2/R3): attentionPacked against the path it replaced (dequantizeUnpack of K and V into f32 rows, then attention),
+  // same backend; the f32-cache attention at the same context for scale
+  {
+    const H = 12, hs = 64, dim = H * hs, L = 512, rb = packedRowBytes('u4', dim);
+    const q0 = rand(dim, 8), kf0 = rand(L * dim, 9), vf0 = rand(L * dim, 10);
+    const offsets = Int32Array.from({ length: 4 * H + 1 }, (_, i) => Math.round((i * dim) / (4 * H)));
+    const scale = Float32Array.from({ length: 4 * H }, (_, i) => 0.01 + 0.001 * i), zero = Uint8Array.from({ length: 4 * H }, (_, i) => 4 + (i % 8));
+    const codes = Uint8Array.from({ length: L * rb }, (_, i) => (i * 2654435761) >>> 24);
+    for (const [name, b] of Object.entries(ctx.backends)) {
+      if (!b?.heap) continue;
+      const h = b.heap;
+      let p: Record<string, number> | null = null;
+      const setup = () => {
+        if (p) return;
+        const u8 = (src: Uint8Array) => { const q = h.alloc(src.length, 'bench cache'); h.u8(q, src.length).set(src); return q; };
+        p = { q: place(b, q0).byteOffset, kf: place(b, kf0).byteOffset, vf: place(b, vf0).byteOffset, kp: u8(codes), vp: u8(codes),
+          o: h.alloc(dim * 4, 'bench out'), ks: h.alloc(L * dim * 4, 'bench K rows'), vs: h.alloc(L * dim * 4, 'bench V rows') };
+      };
+      const rows = (ptr: number) => ({ format: 'u4' as const, data: h.u8(ptr, L * rb), nSeg: 4 * H, offsets, scale, zero });
+      const group = `attention decode 12×64 heads, 512 cached keys, 4-bit packed cache (${name})`, flops = 4 * dim * L;
+      cases.push({
+        group, impl: 'f32 cache (attention)', flops, bytes: 8 * L * dim, setup,
+        fn() { b.kernels.attention(H, hs, 1, L, h.f32(p!.q!, dim), dim, h.f32(p!.kf!, L * dim), dim, h.f32(p!.vf!, L * dim), h.f32(p!.o!, dim), dim, L - 1, null, 0); },
+      });
+      cases.push({
+        group, impl: 'dequantize + attention', flops, bytes: 2 * L * rb, setup,
+        fn() {
+          const k = b.kernels, ks = h.f32(p!.ks!, L * dim), vs = h.f32(p!.vs!, L * dim);
+          k.dequantizeUnpack(L, dim, 'u4', h.u8(p!.kp!, L * rb), 4 * H, offsets, scale, zero, 1, ks);
+          k.dequantizeUnpack(L, dim, 'u4', h.u8(p!.vp!, L * rb), 4 * H, offsets, scale, zero, 1, vs);
+          k.attention(H, hs, 1, L, h.f32(p!.q!, dim), dim, ks, dim, vs, h.f32(p!.o!, dim), dim, L - 1, null, 0);
+        },
+      });
+      cases.push({
+        group, impl: 'fused (attentionPacked)', peer: 'dequantize + attention', flops, bytes: 2 * L * rb, setup,
+        fn() { b.kernels.attentionPacked(H, hs, 1, L, h.f32(p!.q!, dim), dim, rows(p!.kp!), rows(p!.vp!), h.f32(p!.o!, dim), dim, L - 1, null, 0); },
       });
     }
   }
