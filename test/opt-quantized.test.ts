@@ -63,6 +63,32 @@ describe('RPTQ OPT (tiny, outliers)', () => {
     }
   });
 
+  it('packed KV cache: decode steps (attention over the packed rows) match the prefill (dequantized rows), also when the heap grows mid-layer', () => {
+    for (const name of ['W4A4KV', 'W3A3KV', 'W4A8'] as const) {
+      const recipe = rptqRecipe(name, { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 } });
+      const qm = quantizeOPT(model, recipe, { calibration: calib });
+      const full = new QRunState(qm, { maxContext: 32 });
+      const all = qforward(qm, full, probe, 0, { logits: 'all' }).slice();
+      full.dispose();
+      const qs = new QRunState(qm, { maxContext: 32 });
+      // every heap allocation of the prefill and of the decode steps grows memory first, detaching every view taken
+      // before it: the decoder must take its views (packed cache, q, output) after allocating, e.g. the prefill's
+      // transient f32 K/V rows
+      const h = be.heap!, alloc = h.alloc.bind(h);
+      let grew = 0;
+      h.alloc = (bytes: number, what?: string) => { h.memory.grow(1); grew++; return alloc(bytes, what); };
+      try {
+        qforward(qm, qs, probe.slice(0, 20), 0, { logits: 'none' });
+        for (let t = 20; t < 24; t++) {
+          const step = qforward(qm, qs, [probe[t]!], t);
+          expect(maxRel(all.subarray(t * 512, (t + 1) * 512), step), `${name} step ${t}`).toBeLessThan(1e-4);
+        }
+      } finally { h.alloc = alloc; }
+      expect(grew, name).toBeGreaterThan(0);
+      qs.dispose(); qm.dispose();
+    }
+  });
+
   it('integer kernels (packed codes, int×int where activations share the weight clusters) agree with dequantized execution', () => {
     for (const name of ['W4A16', 'W4A8', 'W4A4', 'W3A3KV'] as const) {
       const recipe = rptqRecipe(name, { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 }, bits: { lmHead: 8 } });

@@ -1,7 +1,8 @@
 // RPTQ decode cases: one decode step (context 128) of the OPT-125m-shaped model in FP32 and RPTQ W4A16 (LM head f32,
 // 8-bit, 4-bit), W4A8 and W4A4KV, on simd and relaxed with 1 and 2 threads; ratio = FP32 ms / preset ms (tokens/s
-// speed-up) against the FP32 row of the same backend and thread count. Presets use their default weight grid (W4A16 and
-// W4A4KV per row × group of 128, W4A8 per row × input cluster; see recipe.ts).
+// speed-up) against the FP32 row of the same backend and thread count. Presets use their default weight grid (per row ×
+// input cluster, see recipe.ts); the 'g128' rows override it with per row × group of 128, and 'lm4' stores the LM head
+// at 4 bits (the presets keep it in f32).
 // Quantized linears run the packed codes through the qmatmul kernels (weight-only for A16/KV presets, int×int for
 // W4A8). Models are built lazily in each case's setup and the previous case's freed, so one model pair is alive at a time.
 

@@ -17,6 +17,7 @@ import { packQLinear, qlinear, qlinearInt, QLinearScratch, type QLinear as Packe
 import type { OptLayerMaps } from '../../quant/rptq/fold.js';
 import type { Recipe } from '../../quant/rptq/recipe.js';
 import type { Kernels } from '../../kernels/index.js';
+import type { PackedRows } from '../../kernels/f32.js';
 import type { Backend } from '../../runtime.js';
 import { Tensor } from '../../tensor.js';
 import { POS_OFFSET, type OPTConfig } from './config.js';
@@ -409,7 +410,8 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
   const levels = probsBits < 16 ? 2 ** probsBits - 1 : 0;
   for (let b = 0; b < B; b++) {
     const rowsOf = (a: Float32Array) => a.subarray(b * T * dim, (b + 1) * T * dim);
-    const q = s.q.data.subarray(b * T * dim), out = s.xb.data.subarray(b * T * dim);
+    // fresh views at each call: marshalling JS arrays may grow memory and detach older ones
+    const q = () => s.q.data.subarray(b * T * dim), out = () => s.xb.data.subarray(b * T * dim);
     if (kv) {
       const kb = packedRowBytes(kv.k.format, dim), vb = packedRowBytes(kv.v.format, dim);
       const kc = cache.keyPacked[l]!, vc = cache.valuePacked[l]!;
@@ -417,16 +419,31 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
         kc.data.subarray((b * cap + pos) * kb, (b * cap + pos + T) * kb));
       k.quantizePack(T, dim, rowsOf(V_()), kv.v.offsets.length - 1, kv.v.offsets, kv.v.scale, kv.v.zero, 1, kv.v.bits, kv.v.format,
         vc.data.subarray((b * cap + pos) * vb, (b * cap + pos + T) * vb));
-      const rows = (p: ActQuant, c: Tensor<'u8'>, rb: number) => ({
+      const rows = (p: ActQuant, c: Tensor<'u8'>, rb: number): PackedRows => ({
         format: p.format, data: c.data.subarray(b * cap * rb, (b * cap + L) * rb), nSeg: p.offsets.length - 1, offsets: p.offsets, scale: p.scale, zero: p.zero,
       });
-      // all heads in one call; probabilities on RPTQ's fixed grid of 2^probsBits − 1 steps (round half even)
-      k.attentionPacked(c.nHeads, hs, T, L, q, dim, rows(kv.k, kc, kb), rows(kv.v, vc, vb), out, dim, pos, null, levels);
+      if (T === 1) {
+        // decode: all heads in one call over the packed rows; probabilities on RPTQ's fixed grid of 2^probsBits − 1
+        // steps (round half even)
+        k.attentionPacked(c.nHeads, hs, T, L, q(), dim, rows(kv.k, kc, kb), rows(kv.v, vc, vb), out(), dim, pos, null, levels);
+      } else {
+        // several query rows: attentionPacked would dequantize every cache row once per query row, so dequantize
+        // once into transient f32 rows (the same values, hence the same result) and run attention on them
+        const heap = m.backend.heap, opts = heap ? { heap } : {};
+        const kf = Tensor.empty([L, dim], 'f32', opts) as F32, vf = Tensor.empty([L, dim], 'f32', opts) as F32;
+        try {
+          // views taken at each call (an allocation, even a kernel's scratch, may grow memory and detach older ones)
+          const deq = (r: PackedRows, out: F32) => k.dequantizeUnpack(L, dim, r.format, r.data, r.nSeg, r.offsets, r.scale, r.zero, 1, out.data);
+          deq(rows(kv.k, kc, kb), kf);
+          deq(rows(kv.v, vc, vb), vf);
+          k.attention(c.nHeads, hs, T, L, q(), dim, kf.data, dim, vf.data, out(), dim, pos, null, levels);
+        } finally { kf.dispose(); vf.dispose(); }
+      }
     } else {
       const kf = cache.keyF32[l]!, vf = cache.valueF32[l]!;
       kf.data.set(rowsOf(K_()), (b * cap + pos) * dim);
       vf.data.set(rowsOf(V_()), (b * cap + pos) * dim);
-      k.attention(c.nHeads, hs, T, L, q, dim, kf.data.subarray(b * cap * dim), dim, vf.data.subarray(b * cap * dim), out, dim, pos, null, levels);
+      k.attention(c.nHeads, hs, T, L, q(), dim, kf.data.subarray(b * cap * dim), dim, vf.data.subarray(b * cap * dim), out(), dim, pos, null, levels);
     }
   }
   if (obs) obs('attnOut', XB(), n, dim);
