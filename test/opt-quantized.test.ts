@@ -89,6 +89,23 @@ describe('RPTQ OPT (tiny, outliers)', () => {
     }
   });
 
+  it('a run state over a packed KV cache holds the packed cache and per-token buffers, no f32 copy of the cache', () => {
+    const recipe = rptqRecipe('W4A4KV', { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 } });
+    const qm = quantizeOPT(model, recipe, { calibration: calib });
+    const h = be.heap!, before = h.stats().inUse;
+    const qs = new QRunState(qm, { maxContext: 2048, maxTokens: 1, logitRows: 1 });
+    const used = h.stats().inUse - before, c = model.config;
+    // 2 layers × (K + V) × 2048 positions × 32 bytes (64 channels at 4 bits) = 262,144 bytes of cache
+    expect(qs.cache.bytes).toBe(2 * 2 * 2048 * 32);
+    // one-token buffers: x, xb, xg, q, k, v (dim), hb (hidden), logits (vocab), ids, positions, with allocator rounding
+    const perToken = 4 * (6 * c.dim + c.hiddenDim + c.vocabSize + 2);
+    expect(used).toBeGreaterThanOrEqual(qs.cache.bytes + perToken);
+    expect(used).toBeLessThan(qs.cache.bytes + perToken + 4096);
+    // an f32 copy of K and V ([context × dim] each) would be 2 × 2048 × 64 × 4 = 1 MiB more
+    qforward(qm, qs, probe.slice(0, 1), 0, { logits: 'none' });
+    qs.dispose(); qm.dispose();
+  });
+
   it('integer kernels (packed codes, int×int where activations share the weight clusters) agree with dequantized execution', () => {
     for (const name of ['W4A16', 'W4A8', 'W4A4', 'W3A3KV'] as const) {
       const recipe = rptqRecipe(name, { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 }, bits: { lmHead: 8 } });
