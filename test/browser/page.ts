@@ -14,7 +14,7 @@ import { wasmKernels } from '../../src/wasm/kernels.js';
 import { instantiate } from '../../src/wasm/loader.js';
 import { qmmRoute } from '../../src/wasm/qmatmul.js';
 import { CHECK } from './checks.js';
-import { allWorkloads, atLeastTwoCpus, f32Ops, GEMM_SHAPES, qlinearIntCases, qlinearW4, Q_SHAPES, rand } from './workloads.js';
+import { allWorkloads, atLeastTwoCpus, f32Ops, GEMM_SHAPES, packedAttention, qlinearIntCases, qlinearW4, Q_SHAPES, rand } from './workloads.js';
 
 /** What one check reports to the runner. */
 export interface CheckResult {
@@ -193,6 +193,12 @@ async function run(): Promise<void> {
       const got = qlinearIntCases(be);
       for (const [k, want] of refInt) assertBitExact(got.get(k)!, want, `${name} ${k}`);
       return `${got.size} cases bit-identical`;
+    });
+
+    await check(CHECK.attn(name), () => {
+      const got = packedAttention(be);
+      for (const [k, [y, want]] of got) assertBitExact(y, want, `${name} ${k}`);
+      return `${got.size} caches bit-identical`;
     });
   }
 

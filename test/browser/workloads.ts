@@ -5,6 +5,7 @@
 import {
   linear, matmul, packQLinear, qlinear, qlinearInt, quantize, Tensor, type Backend, type Bits, type ClusterMap,
 } from '../../src/index.js';
+import { packedRowBytes } from '../../src/quant/formats.js';
 
 /** Deterministic values in about ±scale/2 (LCG, as in test/qmatmul.test.ts). */
 export function rand(n: number, seed: number, scale = 1): Float32Array {
@@ -87,6 +88,30 @@ export function qlinearIntCases(be: Backend | null): Map<string, Float32Array> {
     const wq = quantize(Tensor.fromArray(rand(N * K, 11, 0.1), [N, K]), { bits: bw, symmetric: false, granularity: { kind: 'perRowCluster', clusters: cm } }, undefined, opts);
     const aq = quantize(Tensor.fromArray(rand(M * K, 13, 3), [M, K]), { bits: ba, symmetric: false, granularity: { kind: 'perCluster', clusters: cm } }, undefined, opts);
     out.set(`qlinearInt ${label} ${M}x${N}x${K}`, qlinearInt(aq, packQLinear(wq, opts), rand(N, 9), opts).slice());
+  }
+  return out;
+}
+
+/**
+ * Decode attention over a packed KV cache (12 heads × 64, 96 cached keys, 4 clusters per head as RPTQ's R2/R3), u4 and
+ * u3: attentionPacked, and the same backend's dequantizeUnpack + attention it must equal bit for bit.
+ */
+export function packedAttention(be: Backend): Map<string, [Float32Array, Float32Array]> {
+  const k = be.kernels, H = 12, hs = 64, w = H * hs, L = 96, out = new Map<string, [Float32Array, Float32Array]>();
+  for (const format of ['u4', 'u3'] as const) {
+    const rb = packedRowBytes(format, w), qmax = format === 'u4' ? 15 : 7;
+    const offsets = Int32Array.from({ length: 4 * H + 1 }, (_, i) => Math.round((i * w) / (4 * H)));
+    const rows = (seed: number) => ({
+      format, data: Uint8Array.from({ length: L * rb }, (_, i) => ((i + seed) * 2654435761) >>> 24), nSeg: 4 * H, offsets,
+      scale: rand(4 * H, seed).map((v) => 0.01 + Math.abs(v)), zero: Uint8Array.from({ length: 4 * H }, (_, i) => (i * 5 + seed) % (qmax + 1)),
+    });
+    const kc = rows(1), vc = rows(2), q = rand(w, 3);
+    const got = new Float32Array(w), want = new Float32Array(w), kf = new Float32Array(L * w), vf = new Float32Array(L * w);
+    k.attentionPacked(H, hs, 1, L, q, w, kc, vc, got, w, L - 1, null, 255);
+    k.dequantizeUnpack(L, w, format, kc.data, kc.nSeg, offsets, kc.scale, kc.zero, 1, kf);
+    k.dequantizeUnpack(L, w, format, vc.data, vc.nSeg, offsets, vc.scale, vc.zero, 1, vf);
+    k.attention(H, hs, 1, L, q, w, kf, w, vf, want, w, L - 1, null, 255);
+    out.set(`attentionPacked ${format}`, [got, want]);
   }
   return out;
 }
