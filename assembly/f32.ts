@@ -376,11 +376,13 @@ export function attention_f32(H: i32, hs: i32, T: i32, L: i32, q: usize, ldq: i3
   attentionCore(H, hs, T, L, q, ldq, k, ldk4, v, ldk4, out, ldo, causal, keyMask, levels, att, 0, 0, 0, 0, 0);
 }
 
-// Attention over a bit-packed KV cache (the integer presets of src/models/opt/quantized.ts): the same
-// result as dequantize_unpack of the L rows of K and V followed by attention_f32, bit for bit, without
-// the f32 copy of the cache. Each cache row is dequantized when the walk reaches it, for this call's
-// columns only, into an L1-resident row of scratch (assembly/codes.ts dequantCols: the value
-// dequantize_unpack writes); the walk, the dots and the accumulation are attention_f32's.
+// Attention over a bit-packed KV cache (the presets with a low-bit KV cache, src/models/opt/quantized.ts):
+// the same result as dequantize_unpack of the L rows of K and V followed by attention_f32, bit for bit,
+// without the f32 copy of the cache. Each cache row is dequantized when the walk reaches it, for this
+// call's columns only (the value dequantize_unpack writes): in registers inside the dot and the P·V
+// update when hs and the first column are multiples of 16, otherwise into an L1-resident row of scratch
+// (assembly/codes.ts dequantCols); the walk, the dots and the accumulation are attention_f32's. The
+// page-ahead touches cover the packed rows (test/touch.conformance.test.ts).
 // kv (14 i32): K's packed rows, row bytes, bits, nSeg, offsets, scale, zero (u8), then V's seven.
 // q0: q of the whole call; a thread's call on heads h0.. has q advanced by h0·hs floats, so its first
 // cache column is c0 = (q − q0) / 4 (a column index would not do: the thread pool advances only non-zero

@@ -8,7 +8,7 @@ import { createBackend } from '../src/runtime.js';
 import { instantiate, type WasmFlavor } from '../src/wasm/loader.js';
 import { quantize } from '../src/quant/quantize.js';
 import { packQLinear, qlinear } from '../src/quant/qlinear.js';
-import { FORMATS } from '../src/quant/formats.js';
+import { FORMATS, packedRowBytes } from '../src/quant/formats.js';
 import { ACT_CHUNK_BYTES } from '../src/kernels/qmatmul.js';
 import { Tensor } from '../src/tensor.js';
 import type { Bits } from '../src/quant/types.js';
@@ -89,5 +89,35 @@ describe.each(flavors)('attention page-ahead touches (%s)', (flavor) => {
     const atEnd = run(put(k, end - v.byteLength - k.byteLength), put(v, end - v.byteLength));
     expect(inside.every(Number.isFinite)).toBe(true);
     expect(atEnd).toEqual(inside);
+  });
+
+  it('packed K and V (u4, u3; fused and row paths) flush with the end of memory: no trap, same output as inside the heap', async () => {
+    const H = 4, L = 40, T = 1;
+    const inst = await instantiate(flavor, { initialMemoryBytes: 4 << 20 });
+    const h = inst.heap, ex = inst.exports;
+    for (const [bits, hs] of [[4, 64], [3, 64], [4, 24], [3, 20]] as const) {
+      const D = H * hs, rb = packedRowBytes(bits === 4 ? 'u4' : 'u3', D), nSeg = 2 * H;
+      const codes = Uint8Array.from({ length: L * rb }, (_, i) => (i * 2654435761) >>> 24);
+      const pq = h.alloc(T * D * 4), po = h.alloc(T * D * 4), patt = h.alloc(H * L * 4), ps = h.alloc(5 * D * 4);
+      h.f32(pq, T * D).set(rand(T * D, 7));
+      const poff = h.alloc((nSeg + 1) * 4), psc = h.alloc(nSeg * 4), pz = h.alloc(nSeg), pkv = h.alloc(14 * 4);
+      h.i32(poff, nSeg + 1).set(Int32Array.from({ length: nSeg + 1 }, (_, i) => Math.round((i * D) / nSeg)));
+      h.f32(psc, nSeg).set(Float32Array.from({ length: nSeg }, (_, i) => 0.01 * (i + 1)));
+      h.u8(pz, nSeg).set(Uint8Array.from({ length: nSeg }, (_, i) => i % 4));
+      const run = (pk: number, pv: number) => {
+        h.i32(pkv, 14).set([pk, rb, bits, nSeg, poff, psc, pz, pv, rb, bits, nSeg, poff, psc, pz]);
+        h.f32(po, T * D).fill(NaN);
+        ex.attention_packed(H, hs, T, L, pq, D, pq, pkv, po, D, -1, 0, 0, patt, ps);
+        return Array.from(h.f32(po, T * D));
+      };
+      const put = (p: number) => { h.u8(p, codes.length).set(codes); return p; };
+      const inside = run(put(h.alloc(codes.length)), put(h.alloc(codes.length)));
+      const end = h.stats().memoryBytes;
+      expect(h.stats().top + 2 * codes.length).toBeLessThan(end);
+      // V's rows end at the last byte of memory, K's just before them
+      const atEnd = run(put(end - 2 * codes.length), put(end - codes.length));
+      expect(inside.every(Number.isFinite), `u${bits} hs ${hs}`).toBe(true);
+      expect(atEnd, `u${bits} hs ${hs}`).toEqual(inside);
+    }
   });
 });

@@ -433,7 +433,7 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
         const kf = Tensor.empty([L, dim], 'f32', opts) as F32, vf = Tensor.empty([L, dim], 'f32', opts) as F32;
         try {
           // views taken at each call (an allocation, even a kernel's scratch, may grow memory and detach older ones)
-          const deq = (r: PackedRows, out: F32) => k.dequantizeUnpack(L, dim, r.format, r.data, r.nSeg, r.offsets, r.scale, r.zero, 1, out.data);
+          const deq = (r: PackedRows, dst: F32) => k.dequantizeUnpack(L, dim, r.format, r.data, r.nSeg, r.offsets, r.scale, r.zero, 1, dst.data);
           deq(rows(kv.k, kc, kb), kf);
           deq(rows(kv.v, vc, vb), vf);
           k.attention(c.nHeads, hs, T, L, q(), dim, kf.data, dim, vf.data, out(), dim, pos, null, levels);
