@@ -343,8 +343,11 @@ export function qlinearInt(a: QuantizedTensor, w: QLinear, bias: Float32Array | 
   // offsets of heap views are taken before any kernel call: unpacking may grow memory and detach them
   const bs = bias ? fresh(heap, bias) : () => null;
   const ys = outOf('qlinearInt', heap, opts.out, M * w.out);
-  const codes = new Uint8Array(M * a.cols);
-  k.unpackCodes(M, a.cols, a.format, a.qs, codes);
+  // u8 rows whose width is a whole number of 16-code blocks are the codes themselves (formats.ts U8): no unpacking
+  // (unless they live in the heap, where the scratch allocation below could detach the view)
+  const asIs = a.format === 'u8' && a.cols % 16 === 0 && !(heap && heap.owns(a.qs));
+  const codes = asIs ? a.qs : new Uint8Array(M * a.cols);
+  if (!asIs) k.unpackCodes(M, a.cols, a.format, a.qs, codes);
   const Kc = w.segc[w.nSeg]!;
   withScratch(heap, M * Kc * ACT_CHUNK_BYTES, M * w.nSeg * 4, (act, ap) => {
     const ix = w.kernelIndex();
