@@ -3,6 +3,7 @@
 export { LowbitError, type ErrorCode } from './errors.js';
 export { init, dispose, backend, kernels, createBackend, currentBackend, type InitOptions, type BackendInfo, type Backend } from './runtime.js';
 export type { Kernels, BackendName } from './kernels/index.js';
+export type { PackedRows } from './kernels/f32.js';
 export { Tensor, DTYPES, bytesPerElement, type DType, type TypedArray, type TensorOptions } from './tensor.js';
 export { matmul, linear, add, mul, relu, gelu, layerNorm, softmax, embedding, argmax, type SoftmaxOptions } from './ops.js';
 export { Heap, type HeapStats } from './wasm/heap.js';
