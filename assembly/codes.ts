@@ -1,12 +1,37 @@
-// Reading codes out of packed rows (the formats of src/quant/formats.ts) without a staging buffer:
-// 16 codes at a time as one v128, or one code as an i32. Internal to the kernels (not exported by
-// index.ts): the fused attention over a packed KV cache (assembly/f32.ts attention_packed) dequantizes
-// one cache row at a time with these.
+// Codes shared by several kernel families, internal to the kernels (not exported by index.ts): the
+// scalar activation quantizer (quantize_pack's formula), and reading codes out of packed rows (the
+// formats of src/quant/formats.ts) without a staging buffer, 16 at a time as one v128 or one as an i32
+// (the fused attention over a packed KV cache, assembly/f32.ts attention_packed, dequantizes one cache
+// row at a time with these).
 //
 // Code c of a row sits in block c / B (B = 16 u8, 32 u4, 64 u2, 128 u3 codes) as run g = (c mod B) / 16
 // of 16 codes, lane c mod 16:
 //   u8 byte c;  u4 byte l of block, low nibble for run 0, high for run 1;  u2 byte l >> 2g & 3;
 //   u3 (u2 plane g >> 2 of the block, shift 2(g & 3)) | (bit g of high-plane byte l) << 2.
+
+/**
+ * Activation codes: clamp(round_half_even(x / s) + z, 0, qmax), NaN → 0 (src/quant/round.ts quantizeValue), the
+ * formula of quantize_pack (assembly/quant.ts) and of the fused integer prep (assembly/qmatmul.ts qx_prep_quant):
+ * one value, or four lanes (S, Z, Q splats of s, z, qmax) with the same comparisons (pmax / pmin keep the scalar
+ * form's NaN → 0 and order).
+ */
+// @ts-ignore: decorator
+@inline export function quantCode(x: f32, s: f32, z: f32, qmax: f32): i32 {
+  let v: f32 = nearest<f32>(x / s) + z;
+  v = <f32>0 < v ? v : <f32>0;
+  v = v < qmax ? v : qmax;
+  return <i32>v;
+}
+
+// @ts-ignore: decorator
+@inline export function quantCodes4(v: v128, S: v128, Z: v128, Q: v128): v128 {
+  let q = f32x4.add(f32x4.nearest(f32x4.div(v, S)), Z);
+  q = f32x4.pmax(f32x4.splat(0), q); // 0 < q ? q : 0 (NaN → 0)
+  q = f32x4.pmin(Q, q); // q < qmax ? q : qmax
+  // integers in [0, 255]: the relaxed truncation is exact there (and a single cvttps2dq)
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_trunc_f32x4_s(q);
+  return i32x4.trunc_sat_f32x4_s(q);
+}
 
 /** The 16 codes 16·r .. 16·r + 15 of the packed row at `row` (`bits` 2, 3, 4 or 8), one per u8 lane. */
 // @ts-ignore: decorator

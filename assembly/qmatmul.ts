@@ -34,6 +34,8 @@
 
 import { sgemm_nt } from './f32';
 import { touchStream, touchStart } from './touch';
+import { quantCodes4 } from './codes';
+import { hsumI32 } from './simd';
 
 const ACH: usize = 128;
 const OFF20: i32 = 1 << 20;
@@ -190,6 +192,45 @@ export function qx_prep_codes(M: i32, K: i32, codes: usize, nSeg: i32, segc: usi
       }
       const o = ap + ((<usize>m * <usize>nSeg + <usize>g) << 4);
       store<f32>(o, load<f32>(scale + ((pr + <usize>g) << 2)));
+      store<f32>(o, <f32>d, 4);
+      store<f32>(o, <f32>(z >> 7), 8);
+      store<f32>(o, <f32>(z & 127), 12);
+    }
+  }
+}
+
+// Integer × integer prep straight from f32 activations: each padded position's code is the one
+// quantize_pack would write for its column (the segment's static scale and zero point, rowPeriod rows
+// apart; assembly/codes.ts quantCodes4), laid out as qx_prep_codes lays out codes. Bit-identical to
+// quantize_pack → unpack_codes → qx_prep_codes, without the two intermediate arrays (twin:
+// src/ref/qmatmul.ts qPrepQuant).
+export function qx_prep_quant(M: i32, K: i32, x: usize, nSeg: i32, segc: usize, gather: usize,
+  scale: usize, zero: usize, rowPeriod: i32, qmax: i32, act: usize, ap: usize): void {
+  const Kc = load<i32>(segc + (<usize>nSeg << 2)), Q = f32x4.splat(<f32>qmax), none = i32x4.splat(0);
+  for (let m = 0; m < M; m++) {
+    const xr = x + ((<usize>m * <usize>K) << 2);
+    const dst = act + <usize>m * <usize>Kc * ACH;
+    const pr = <usize>(m % rowPeriod) * <usize>nSeg;
+    for (let g = 0; g < nSeg; g++) {
+      const c0 = <usize>load<i32>(segc + (<usize>g << 2)), c1 = <usize>load<i32>(segc + (<usize>g << 2), 4);
+      const s = load<f32>(scale + ((pr + <usize>g) << 2)), z = <i32>load<u8>(zero + pr + <usize>g);
+      const S = f32x4.splat(s), Z = f32x4.splat(<f32>z);
+      // 16 positions per step: 4 × (gather, quantCodes4, 0 at padding); d = Σ codes − z · (real positions)
+      let sum = i32x4.splat(0), real = i32x4.splat(0);
+      for (let c = c0; c < c1; c++) {
+        const gp = gather + (c << 6);
+        const v0 = i32x4.ge_s(v128.load(gp), none), v1 = i32x4.ge_s(v128.load(gp, 16), none);
+        const v2 = i32x4.ge_s(v128.load(gp, 32), none), v3 = i32x4.ge_s(v128.load(gp, 48), none);
+        const u0 = v128.and(quantCodes4(gather4(xr, gp), S, Z, Q), v0), u1 = v128.and(quantCodes4(gather4(xr, gp + 16), S, Z, Q), v1);
+        const u2 = v128.and(quantCodes4(gather4(xr, gp + 32), S, Z, Q), v2), u3 = v128.and(quantCodes4(gather4(xr, gp + 48), S, Z, Q), v3);
+        sum = i32x4.add(sum, i32x4.add(i32x4.add(u0, u1), i32x4.add(u2, u3)));
+        // the masks are −1 per real lane
+        real = i32x4.sub(real, i32x4.add(i32x4.add(v0, v1), i32x4.add(v2, v3)));
+        putChunk(dst + c * ACH, u0, u1, u2, u3);
+      }
+      const d = hsumI32(sum) - z * hsumI32(real);
+      const o = ap + ((<usize>m * <usize>nSeg + <usize>g) << 4);
+      store<f32>(o, s);
       store<f32>(o, <f32>d, 4);
       store<f32>(o, <f32>(z >> 7), 8);
       store<f32>(o, <f32>(z & 127), 12);

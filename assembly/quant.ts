@@ -14,6 +14,8 @@
 // so NaN → 0, +∞ → qmax. Dequantize: x' = s · f32(q − z). All argument checks are in
 // src/kernels/quant.ts; kernels never allocate and only touch the ranges they are given.
 
+import { quantCode, quantCodes4 } from './codes';
+
 /** 128 bytes of staging for one block of codes (static data, not heap). */
 const STAGE: usize = memory.data(128, 16);
 /** Second staging area for the u3 packer's low-2-bit planes. */
@@ -83,44 +85,23 @@ export function range_segments(rows: i32, cols: i32, x: usize, nSeg: i32, offset
 // Lane layout: 4 f32 lanes → i32 → narrowed (unsigned saturation, values already in 0..255).
 // ---------------------------------------------------------------------------------------------
 
-// @ts-ignore: decorator
-@inline function toI32(v: v128): v128 {
-  // v holds integers in [0, 255]: the relaxed truncation is exact there (and a single cvttps2dq)
-  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_trunc_f32x4_s(v);
-  return i32x4.trunc_sat_f32x4_s(v);
-}
 
-// @ts-ignore: decorator
-@inline function quant4(v: v128, S: v128, Z: v128, Q: v128): v128 {
-  let q = f32x4.add(f32x4.nearest(f32x4.div(v, S)), Z);
-  q = f32x4.pmax(f32x4.splat(0), q); // 0 < q ? q : 0 (NaN → 0)
-  q = f32x4.pmin(Q, q); // q < qmax ? q : qmax
-  return toI32(q);
-}
-
-// @ts-ignore: decorator
-@inline function quant1(x: f32, s: f32, z: f32, qmax: f32): i32 {
-  let v: f32 = nearest<f32>(x / s) + z;
-  v = <f32>0 < v ? v : <f32>0;
-  v = v < qmax ? v : qmax;
-  return <i32>v;
-}
 
 function quantRun(src: usize, dst: usize, n: i32, s: f32, z: f32, qmax: f32): void {
   const S = f32x4.splat(s), Z = f32x4.splat(z), Q = f32x4.splat(qmax);
   let i = 0;
   for (; i + 16 <= n; i += 16) {
     const p = src + (<usize>i << 2);
-    const a = quant4(v128.load(p), S, Z, Q), b = quant4(v128.load(p, 16), S, Z, Q);
-    const c = quant4(v128.load(p, 32), S, Z, Q), d = quant4(v128.load(p, 48), S, Z, Q);
+    const a = quantCodes4(v128.load(p), S, Z, Q), b = quantCodes4(v128.load(p, 16), S, Z, Q);
+    const c = quantCodes4(v128.load(p, 32), S, Z, Q), d = quantCodes4(v128.load(p, 48), S, Z, Q);
     v128.store(dst + <usize>i, i8x16.narrow_i16x8_u(i16x8.narrow_i32x4_u(a, b), i16x8.narrow_i32x4_u(c, d)));
   }
   for (; i + 4 <= n; i += 4) {
-    const a = quant4(v128.load(src + (<usize>i << 2)), S, Z, Q);
+    const a = quantCodes4(v128.load(src + (<usize>i << 2)), S, Z, Q);
     const w = i16x8.narrow_i32x4_u(a, a);
     v128.store32_lane(dst + <usize>i, i8x16.narrow_i16x8_u(w, w), 0);
   }
-  for (; i < n; i++) store<u8>(dst + <usize>i, quant1(load<f32>(src + (<usize>i << 2)), s, z, qmax));
+  for (; i < n; i++) store<u8>(dst + <usize>i, quantCode(load<f32>(src + (<usize>i << 2)), s, z, qmax));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createBackend, type Backend } from '../src/runtime.js';
 import { quantize, dequantize } from '../src/quant/quantize.js';
-import { packQLinear, qlinear, qlinearInt, QLinearScratch } from '../src/quant/qlinear.js';
+import { packQLinear, qlinear, qlinearInt, qlinearIntF32, QLinearScratch } from '../src/quant/qlinear.js';
 import { Tensor } from '../src/tensor.js';
 import { LowbitError } from '../src/errors.js';
 import { qmmRoute } from '../src/wasm/qmatmul.js';
@@ -104,6 +104,33 @@ describe('qlinear', () => {
       }
     });
   }
+
+  it('qlinearIntF32 (quantizing inside the prep) equals quantize (perCluster) + qlinearInt bit for bit; bad input is a LowbitError', () => {
+    for (const [label, bw, ba, k, N, M, K] of icases) {
+      const cm0 = clusters(K, k, K + bw), cm = { perm: Int32Array.from({ length: K }, (_, i) => i), offsets: cm0.offsets };
+      const w = Tensor.fromArray(rand(N * K, 11, 0.1), [N, K]);
+      const x = rand(M * K, 13, 3);
+      x[5] = 40; // an outlier (NaN and clamping are in the kernel conformance suite)
+      const code = (fn: () => unknown) => { try { fn(); } catch (e) { expect(e).toBeInstanceOf(LowbitError); return (e as LowbitError).code; } return 'none'; };
+      for (const n of names) {
+        const b = bs[n]!, o = { kernels: b.kernels, heap: b.heap };
+        const wq = quantize(w, { bits: bw, symmetric: false, granularity: { kind: 'perRowCluster', clusters: cm } }, undefined, o);
+        const aq = quantize(Tensor.fromArray(x, [M, K]), { bits: ba, symmetric: false, granularity: { kind: 'perCluster', clusters: cm } }, undefined, o);
+        const ql = packQLinear(wq, o);
+        const want = qlinearInt(aq, ql, null, o);
+        const got = qlinearIntF32(x, { bits: ba, offsets: cm.offsets, scale: aq.scale, zero: aq.zero }, ql, null, o);
+        for (let i = 0; i < want.length; i++) if (!Object.is(got[i], want[i])) expect(`${label} ${n} y[${i}] = ${got[i]}`).toBe(`${want[i]}`);
+        if (n !== names[0]) continue;
+        const act = { bits: ba, offsets: cm.offsets, scale: aq.scale, zero: aq.zero };
+        expect(code(() => qlinearIntF32(x, { ...act, offsets: Int32Array.from([0, K]) }, ql, null, o))).toBe('E_ARG');
+        expect(code(() => qlinearIntF32(x, { ...act, bits: 9 }, ql, null, o))).toBe('E_ARG');
+        expect(code(() => qlinearIntF32(x, { ...act, scale: act.scale.subarray(1) }, ql, null, o))).toBe('E_SHAPE');
+        expect(code(() => qlinearIntF32(x.subarray(1), act, ql, null, o))).toBe('E_SHAPE');
+        const permuted = packQLinear(quantize(w, { bits: bw, symmetric: false, granularity: { kind: 'perRowCluster', clusters: cm0 } }, undefined, o), o);
+        expect(code(() => qlinearIntF32(x, act, permuted, null, o))).toBe('E_ARG');
+      }
+    }
+  });
 
   it('rejects bad input with LowbitError before any kernel runs', () => {
     const k = bs.js!.kernels;

@@ -35,6 +35,14 @@ export interface QMatmulKernels {
    */
   qPrepCodes(M: number, K: number, codes: Uint8Array, nSeg: number, segc: Int32Array, gather: Int32Array,
     scale: Float32Array, zero: Uint8Array, rowPeriod: number, bitsA: number, act: Uint8Array, ap: Float32Array): void;
+  /**
+   * Integer activation prep straight from f32: x [M, K] (in the weight's column order) quantized with the static
+   * scale/zero per (token % rowPeriod, segment) to bitsA-bit codes, code = clamp(round_half_even(x / s) + z, 0,
+   * 2^bitsA − 1) as quantizePack, then laid out as qPrepCodes: the same act and ap as quantizePack → unpackCodes →
+   * qPrepCodes, bit for bit, without the two intermediate arrays.
+   */
+  qPrepQuant(M: number, K: number, x: Float32Array, nSeg: number, segc: Int32Array, gather: Int32Array,
+    scale: Float32Array, zero: Uint8Array, rowPeriod: number, bitsA: number, act: Uint8Array, ap: Float32Array): void;
   /** y[m·ldy + n] = Σ_g … (+ bias[n]) for n < N, m < M; `format` is the weight's. */
   qmm(M: number, N: number, nSeg: number, segc: Int32Array, format: PackedFormat, mode: QmmMode, w: Uint8Array, rb: number,
     wp: Float32Array, act: Uint8Array, ap: Float32Array, bias: Float32Array | null, y: Float32Array, ldy: number): void;
@@ -52,6 +60,26 @@ function checkSegc(kernel: string, nSeg: number, segc: Int32Array, chunksPerBloc
     if ((b - a) * 16 > MAX_SEGMENT_CODES) throw new LowbitError('E_ARG', `${kernel}: segment ${g} has ${(b - a) * 16} codes, more than ${MAX_SEGMENT_CODES}`);
   }
   return segc[nSeg]!;
+}
+
+/** The checks qPrepCodes and qPrepQuant share (all but the activation values); returns Kc. */
+function checkIntPrep(kernel: string, M: number, K: number, nSeg: number, segc: Int32Array, gather: Int32Array,
+  scale: Float32Array, zero: Uint8Array, rowPeriod: number, bitsA: number, act: Uint8Array, ap: Float32Array): number {
+  checkDims(kernel, { M, K, rowPeriod, bitsA });
+  if (bitsA < 2 || bitsA > 8) throw new LowbitError('E_ARG', `${kernel}: bitsA must be 2..8, got ${bitsA}`);
+  if (rowPeriod < 1) throw new LowbitError('E_ARG', `${kernel}: rowPeriod must be at least 1, got ${rowPeriod}`);
+  const Kc = checkSegc(kernel, nSeg, segc, 1);
+  checkGather(kernel, K, Kc, gather);
+  const qmax = 2 ** bitsA - 1, slots = Math.min(rowPeriod, M) * nSeg;
+  checkLen(kernel, 'scale', scale, slots);
+  checkLen(kernel, 'zero', zero, slots);
+  for (let i = 0; i < slots; i++) {
+    if (!(scale[i]! > 0) || scale[i] === Infinity) throw new LowbitError('E_ARG', `${kernel}: scale[${i}] must be finite and > 0, got ${scale[i]}`);
+    if (zero[i]! > qmax) throw new LowbitError('E_RANGE', `${kernel}: zero[${i}] = ${zero[i]} does not fit ${bitsA} bits`);
+  }
+  checkLen(kernel, 'act', act, M * Kc * ACT_CHUNK_BYTES);
+  checkLen(kernel, 'ap', ap, M * nSeg * 4);
+  return Kc;
 }
 
 function checkGather(kernel: string, K: number, Kc: number, gather: Int32Array): void {
@@ -75,26 +103,18 @@ export function checkedQMatmul(k: QMatmulKernels): QMatmulKernels {
       if (M > 0 && nSeg > 0) k.qPrepF32(M, K, x, nSeg, segc, gather, act, ap);
     },
     qPrepCodes(M, K, codes, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap) {
-      checkDims('qPrepCodes', { M, K, rowPeriod, bitsA });
-      if (bitsA < 2 || bitsA > 8) throw new LowbitError('E_ARG', `qPrepCodes: bitsA must be 2..8, got ${bitsA}`);
-      if (rowPeriod < 1) throw new LowbitError('E_ARG', `qPrepCodes: rowPeriod must be at least 1, got ${rowPeriod}`);
-      const Kc = checkSegc('qPrepCodes', nSeg, segc, 1);
-      checkGather('qPrepCodes', K, Kc, gather);
+      const Kc = checkIntPrep('qPrepCodes', M, K, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
       checkLen('qPrepCodes', 'codes', codes, M * K);
       const qmax = 2 ** bitsA - 1;
       for (let i = 0; i < M * K; i++) {
         if (codes[i]! > qmax) throw new LowbitError('E_RANGE', `qPrepCodes: activation code ${codes[i]} at ${i} does not fit ${bitsA} bits`);
       }
-      const slots = Math.min(rowPeriod, M) * nSeg;
-      checkLen('qPrepCodes', 'scale', scale, slots);
-      checkLen('qPrepCodes', 'zero', zero, slots);
-      for (let i = 0; i < slots; i++) {
-        if (!(scale[i]! > 0) || scale[i] === Infinity) throw new LowbitError('E_ARG', `qPrepCodes: scale[${i}] must be finite and > 0, got ${scale[i]}`);
-        if (zero[i]! > qmax) throw new LowbitError('E_RANGE', `qPrepCodes: zero[${i}] = ${zero[i]} does not fit ${bitsA} bits`);
-      }
-      checkLen('qPrepCodes', 'act', act, M * Kc * ACT_CHUNK_BYTES);
-      checkLen('qPrepCodes', 'ap', ap, M * nSeg * 4);
-      if (M > 0 && nSeg > 0) k.qPrepCodes(M, K, codes, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
+      if (M > 0 && nSeg > 0 && Kc >= 0) k.qPrepCodes(M, K, codes, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
+    },
+    qPrepQuant(M, K, x, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap) {
+      const Kc = checkIntPrep('qPrepQuant', M, K, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
+      checkLen('qPrepQuant', 'x', x, M * K);
+      if (M > 0 && nSeg > 0 && Kc >= 0) k.qPrepQuant(M, K, x, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
     },
     qmm(M, N, nSeg, segc, format, mode, w, rb, wp, act, ap, bias, y, ldy) {
       checkDims('qmm', { M, N, rb, ldy });

@@ -12,4 +12,4 @@ export {
   calibrate, qparamsFromStats, type Observer, type ObserverStats, type ObserverKind,
 } from './observer.js';
 export * as gptq from './gptq/index.js';
-export { QLinear, packQLinear, qlinear, qlinearInt, type QLinearOptions } from './qlinear.js';
+export { QLinear, packQLinear, qlinear, qlinearInt, qlinearIntF32, type QLinearOptions, type ActivationQuant } from './qlinear.js';

@@ -1,6 +1,7 @@
 // QLinear: a quantized [out, in] weight in the kernel-ready layout of assembly/qmatmul.ts, and the
-// entries that run it: `qlinear` (W4A16 / W3A16 / W2A16 / W8A16 weight-only, f32 in, f32 out) and
-// `qlinearInt` (W8A8, W4A8, W4A4, W3A3, ...: activation codes from the cluster-wise quantizer).
+// entries that run it: `qlinear` (W4A16 / W3A16 / W2A16 / W8A16 weight-only, f32 in, f32 out),
+// `qlinearInt` (W8A8, W4A8, W4A4, W3A3, ...: activation codes from the cluster-wise quantizer) and
+// `qlinearIntF32` (the same on f32 input, quantized with static per-cluster parameters inside the prep).
 //
 // Layout (built by `packQLinear` from a QuantizedTensor):
 // - every segment (group or cluster) is padded with code 0 to whole blocks of the format (u4 32
@@ -311,6 +312,46 @@ function outOf(what: string, heap: Heap | null, out: Float32Array | undefined, n
   if (out.length < n) throw new LowbitError('E_SHAPE', `${what}: out has ${out.length} values, expected at least ${n}`);
   const g = fresh(heap, out.length === n ? out : out.subarray(0, n));
   return g;
+}
+
+/** Static per-cluster activation quantization for `qlinearIntF32`: codes of `bits` bits, one (scale, zero) per segment. */
+export interface ActivationQuant {
+  bits: number;
+  /** Segment offsets over the input columns: must equal the weight's (its clusters, in cluster order). */
+  offsets: Int32Array;
+  scale: Float32Array;
+  zero: Uint8Array;
+}
+
+/**
+ * Integer × integer linear layer on f32 input: x [M, in] (in the weight's cluster order) is quantized per cluster with
+ * the static `act` parameters inside the activation prep (qPrepQuant: code = clamp(round_half_even(x / s) + z, 0,
+ * 2^bits − 1)), then runs as `qlinearInt`. The same result, bit for bit, as `quantize` (perCluster, the same
+ * parameters) followed by `qlinearInt`, without the packed and unpacked code arrays (the RPTQ decoder's W4A8/W4A4 path).
+ */
+export function qlinearIntF32(x: Float32Array, act: ActivationQuant, w: QLinear, bias: Float32Array | null = null, opts: QLinearCallOptions = {}): Float32Array {
+  const M = rowsOf('qlinearIntF32', x.length, w.in);
+  if (act.offsets.length !== w.offsets.length || act.offsets.some((v, i) => v !== w.offsets[i])) {
+    throw new LowbitError('E_ARG', 'qlinearIntF32: activation clusters (offsets) differ from the weight\'s');
+  }
+  if (w.perm !== null) throw new LowbitError('E_ARG', 'qlinearIntF32: the weight has a cluster permutation; x must already be in cluster order (use quantize + qlinearInt)');
+  if (!Number.isInteger(act.bits) || act.bits < 2 || act.bits > 8) throw new LowbitError('E_ARG', `qlinearIntF32: activation bits must be 2..8, got ${act.bits}`);
+  if (act.scale.length !== w.nSeg || act.zero.length !== w.nSeg) {
+    throw new LowbitError('E_SHAPE', `qlinearIntF32: activation needs ${w.nSeg} scales and zeros, got ${act.scale.length} and ${act.zero.length}`);
+  }
+  if (bias && bias.length !== w.out) throw new LowbitError('E_SHAPE', `qlinearIntF32: bias has ${bias.length} values, expected ${w.out}`);
+  const mode: QmmMode = act.bits <= 7 ? 1 : 2;
+  const { k, heap } = resolve(opts);
+  const xs = fresh(heap, x), bs = bias ? fresh(heap, bias) : () => null;
+  const ys = outOf('qlinearIntF32', heap, opts.out, M * w.out);
+  const Kc = w.segc[w.nSeg]!;
+  withScratch(heap, M * Kc * ACT_CHUNK_BYTES, M * w.nSeg * 4, (a, ap) => {
+    const ix = w.kernelIndex();
+    k.qPrepQuant(M, w.in, xs(), w.nSeg, ix.segc, ix.gatherQ, act.scale, act.zero, 1, act.bits, a(), ap());
+    const i2 = w.kernelIndex();
+    k.qmm(M, w.out, w.nSeg, i2.segc, w.format, mode, w.w, w.rb, w.wp, a(), ap(), bs(), ys(), w.out);
+  }, opts.scratch);
+  return ys();
 }
 
 /**

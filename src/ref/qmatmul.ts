@@ -10,7 +10,7 @@
 import type { QMatmulKernels } from '../kernels/qmatmul.js';
 import { ACT_CHUNK_BYTES } from '../kernels/qmatmul.js';
 import { packedRowBytes, quadRow } from '../quant/formats.js';
-import { roundHalfEven } from '../quant/round.js';
+import { quantizeValue, roundHalfEven } from '../quant/round.js';
 import { refQuant } from './quant.js';
 
 const f = Math.fround;
@@ -85,6 +85,21 @@ export const refQMatmul: QMatmulKernels = {
         ap[o] = scale[pr + g]!; ap[o + 1] = f(d); ap[o + 2] = z >> 7; ap[o + 3] = z & 127;
       }
     }
+  },
+
+  qPrepQuant(M, K, x, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap) {
+    // the codes quantizePack writes (src/ref/quant.ts: quantizeValue per element), then qPrepCodes
+    const qmax = 2 ** bitsA - 1, codes = new Uint8Array(M * K).fill(0);
+    for (let m = 0; m < M; m++) {
+      const pr = (m % rowPeriod) * nSeg;
+      for (let g = 0; g < nSeg; g++) {
+        for (let j = segc[g]! * 16; j < segc[g + 1]! * 16; j++) {
+          const src = gather[j]!;
+          if (src >= 0) codes[m * K + src] = quantizeValue(x[m * K + src]!, scale[pr + g]!, zero[pr + g]!, qmax);
+        }
+      }
+    }
+    refQMatmul.qPrepCodes(M, K, codes, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
   },
 
   qmm(M, N, nSeg, segc, format, mode, w, rb, wp, act, ap, bias, y, ldy) {

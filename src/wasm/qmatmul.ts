@@ -15,6 +15,8 @@ export interface QMatmulExports {
   qx_prep_f32(M: number, K: number, x: number, nSeg: number, segc: number, gather: number, act: number, ap: number): void;
   qx_prep_codes(M: number, K: number, codes: number, nSeg: number, segc: number, gather: number, scale: number, zero: number,
     rowPeriod: number, act: number, ap: number): void;
+  qx_prep_quant(M: number, K: number, x: number, nSeg: number, segc: number, gather: number, scale: number, zero: number,
+    rowPeriod: number, qmax: number, act: number, ap: number): void;
   qmm(M: number, N: number, nSeg: number, segc: number, bits: number, mode: number, w: number, rb: number, wp: number,
     act: number, ap: number, bias: number, y: number, ldy: number): void;
   qx_pack16(M: number, nSeg: number, segc: number, act: number, ap: number, a16: number): void;
@@ -82,6 +84,12 @@ export function wasmQMatmul(ex: QMatmulExports, h: Heap, pool: ThreadPool | null
       marshal(h, [[codes, 'in', M * K], [segc, 'in', nSeg + 1], [gather, 'in', Kc * 16], [scale, 'in', slots], [zero, 'in', slots],
         [act, 'out', M * Kc * ACT_CHUNK_BYTES], [ap, 'out', M * nSeg * 4]],
       (pc, ps, pg, psc, pz, pa, pp) => ex.qx_prep_codes(M, K, pc!, nSeg, ps!, pg!, psc!, pz!, rowPeriod, pa!, pp!));
+    },
+    qPrepQuant(M, K, x, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap) {
+      const Kc = segc[nSeg]!, slots = Math.min(rowPeriod, M) * nSeg;
+      marshal(h, [[x, 'in', M * K], [segc, 'in', nSeg + 1], [gather, 'in', Kc * 16], [scale, 'in', slots], [zero, 'in', slots],
+        [act, 'out', M * Kc * ACT_CHUNK_BYTES], [ap, 'out', M * nSeg * 4]],
+      (px, ps, pg, psc, pz, pa, pp) => ex.qx_prep_quant(M, K, px!, nSeg, ps!, pg!, psc!, pz!, rowPeriod, 2 ** bitsA - 1, pa!, pp!));
     },
     qmm(M, N, nSeg, segc, format, mode, w, rb, wp, act, ap, bias, y, ldy) {
       const Kc = segc[nSeg]!, quads = Math.ceil(N / 4);

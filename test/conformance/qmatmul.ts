@@ -51,6 +51,38 @@ export function qmatmulSuite({ backend, ref }: SuiteContext): void {
       (format, mode, nSeg, N, M, blocksPer, p, seed, withBias) => checkQmm(format, mode, nSeg, N, M, blocksPer, p, seed, withBias, 37)), RUNS);
   });
 
+  it('qPrepQuant (f32 in) equals quantizePack → unpackCodes → qPrepCodes bit for bit, and the twin', () => {
+    fc.assert(fc.property(
+      fc.integer({ min: 1, max: 3 }), fc.integer({ min: 1, max: 5 }), fc.array(fc.integer({ min: 1, max: 3 }), { minLength: 4, maxLength: 4 }),
+      fc.constantFrom(2, 4, 7, 8), fc.integer({ min: 1, max: 2 }), pattern, fc.integer(), fc.boolean(),
+      (nSeg, M, blocksPer, bitsA, period, p, seed, nan) => {
+        const K = 37, { segc, gather, Kp } = setup('u8', nSeg, blocksPer, K, seed & ~2), Kc = segc[nSeg]!;
+        // gather may repeat columns and leave some out; columns in segment order for quantizePack's offsets:
+        // one column per padded position (the qlinear layout), so use the identity over the real positions
+        const cols = Kp, g2 = Int32Array.from(gather, (v, j) => (v < 0 ? -1 : j));
+        const x = floats(M * cols, p, seed, 10, cols);
+        if (nan) x[Math.abs(seed) % x.length] = NaN;
+        const offsets = Int32Array.from({ length: nSeg + 1 }, (_, g) => segc[g]! * 16);
+        const rowPeriod = period === 1 ? 1 : M, slots = Math.min(rowPeriod, M) * nSeg, qmax = 2 ** bitsA - 1;
+        const scale = Float32Array.from({ length: slots }, (_, i) => (i % 3 === 0 ? 1e-3 : 0.05 * (1 + (i % 5))));
+        const zero = Uint8Array.from({ length: slots }, (_, i) => (i * 37 + seed) >>> 0 & qmax);
+        const fmt = bitsA <= 2 ? 'u2' : bitsA <= 4 ? 'u4' : 'u8';
+        const qs = new Uint8Array(M * packedRowBytes(fmt, cols)), codes = new Uint8Array(M * cols);
+        k().quantizePack(M, cols, x, nSeg, offsets, scale, zero, rowPeriod, bitsA, fmt, qs);
+        k().unpackCodes(M, cols, fmt, qs, codes);
+        const act = () => new Uint8Array(M * Kc * ACT_CHUNK_BYTES), apOf = () => new Float32Array(M * nSeg * 4);
+        const aC = act(), pC = apOf(), aQ = act(), pQ = apOf(), aW = act(), pW = apOf();
+        k().qPrepCodes(M, cols, codes, nSeg, segc, g2, scale, zero, rowPeriod, bitsA, aC, pC);
+        k().qPrepQuant(M, cols, x, nSeg, segc, g2, scale, zero, rowPeriod, bitsA, aQ, pQ);
+        ref.qPrepQuant(M, cols, x, nSeg, segc, g2, scale, zero, rowPeriod, bitsA, aW, pW);
+        expect(firstDiff(aQ, aC), `act vs composition`).toBe(-1);
+        expect(firstDiff(aQ, aW), `act vs twin`).toBe(-1);
+        for (let i = 0; i < pC.length; i++) {
+          expect(Object.is(pQ[i], pC[i]) && Object.is(pQ[i], pW[i]), `ap[${i}] ${pQ[i]} ${pC[i]} ${pW[i]}`).toBe(true);
+        }
+      }), RUNS);
+  });
+
   // Many tokens run the GEMMs (src/wasm/qmatmul.ts qmmRoute): integer × integer 2-token tiles, the
   // odd token, several M blocks of GEMM_BLOCK_BYTES (512 KiB of i16 activations: 1024 codes → 256
   // tokens per block); weight-only: 16-row dequantized panels and the f32 GEMM.
@@ -163,4 +195,10 @@ export function qmatmulSuite({ backend, ref }: SuiteContext): void {
         for (let i = 0; i < yW.length; i++) if (!Object.is(yG[i], yW[i])) expect(`${format} ${wpat} ${p} y[${i}] = ${yG[i]}`).toBe(`${yW[i]}`);
       }), RUNS);
   });
+}
+
+/** First index where two activation-chunk arrays differ (bytes 48..63 of each 128-byte chunk are unused), or −1. */
+function firstDiff(a: Uint8Array, b: Uint8Array): number {
+  for (let i = 0; i < a.length; i++) if (((i & 127) < 48 || (i & 127) >= 64) && a[i] !== b[i]) return i;
+  return a.length === b.length ? -1 : a.length;
 }

@@ -3,9 +3,9 @@
 // KV cache, attention probabilities on a fixed grid (arXiv 2304.01089; RPTQ4LLM models/int_opt_layer.py).
 //
 // Execution (see `Execution`): by default quantized linears run the qmatmul kernels on the packed codes: weight-only
-// (`qlinear`, f32 activations: W4A16 and the KV presets) or integer × integer (`qlinearInt`) when the input activation
-// is quantized per cluster with exactly the weight's segments (RPTQ W4A8 / W4A4: R1→q/k/v, R3→out_proj, R4→fc1,
-// R5→fc2). Other quantized activations (q/k outputs, per-tensor/per-channel baselines) are fake-quantized:
+// (`qlinear`, f32 activations: W4A16 and the KV presets) or integer × integer (`qlinearIntF32`: the activation is
+// quantized inside the kernels' prep) when the input activation is quantized per cluster with exactly the weight's
+// segments (RPTQ W4A8 / W4A4: R1→q/k/v, R3→out_proj, R4→fc1, R5→fc2). Other quantized activations (q/k outputs, per-tensor/per-channel baselines) are fake-quantized:
 // quantizePack → dequantizeUnpack with their static per-segment (scale, zero). 'dequantized' execution keeps f32
 // copies of the dequantized weights and fake-quantizes every activation (the reference numerics).
 
@@ -13,7 +13,7 @@ import { LowbitError } from '../../errors.js';
 import { formatForBits, packedRowBytes, type PackedFormat } from '../../quant/formats.js';
 import type { QuantizedTensor } from '../../quant/types.js';
 import { dequantize } from '../../quant/quantize.js';
-import { packQLinear, qlinear, qlinearInt, QLinearScratch, type QLinear as PackedLinear } from '../../quant/qlinear.js';
+import { packQLinear, qlinear, qlinearIntF32, QLinearScratch, type QLinear as PackedLinear } from '../../quant/qlinear.js';
 import type { OptLayerMaps } from '../../quant/rptq/fold.js';
 import type { Recipe } from '../../quant/rptq/recipe.js';
 import type { Kernels } from '../../kernels/index.js';
@@ -42,7 +42,7 @@ export interface ActQuant {
 
 /**
  * How quantized linears run. 'integer': the packed codes through the qmatmul kernels (src/quant/qlinear.ts):
- * weight-only `qlinear` (f32 activations; W4A16) or integer × integer `qlinearInt` when the input activation is
+ * weight-only `qlinear` (f32 activations; W4A16) or integer × integer `qlinearIntF32` when the input activation is
  * quantized per cluster with the same segments as the weight (W4A8, W4A4); no f32 copy of the weights exists.
  * 'dequantized': f32 weights dequantized once, f32 GEMM, activations fake-quantized (the reference numerics).
  */
@@ -312,30 +312,18 @@ function gather(x: Float32Array, out: Float32Array, rows: number, cols: number, 
  * y = x·Wᵀ + b for n rows. With packed codes: `aq` (the input's activation codes, same segments as the weight) runs
  * integer × integer, else the weight-only kernel on f32 x. Views are taken fresh (heap growth detaches them).
  */
-function linear(be: Backend, n: number, lin: QLinear, x: () => Float32Array, y: () => Float32Array, aq: QuantizedTensor | null = null,
+function linear(be: Backend, n: number, lin: QLinear, x: () => Float32Array, y: () => Float32Array, aq: ActQuant | null = null,
   scratch: QLinearScratch | null = null): void {
   const k = be.kernels;
   if (lin.packed) {
-    // heap views of x, the bias and y are passed as they are: qlinear/qlinearInt re-create them after allocating
+    // heap views of x, the bias and y are passed as they are: qlinear/qlinearIntF32 re-create them after allocating
     const o = { kernels: k, heap: be.heap, out: y().subarray(0, n * lin.outDim), ...(scratch ? { scratch } : {}) };
     const bias = lin.b ? lin.b.data : null;
-    if (aq) qlinearInt(aq, lin.packed, bias, o);
+    if (aq) qlinearIntF32(x().subarray(0, n * lin.inDim), aq, lin.packed, bias, o);
     else qlinear(x().subarray(0, n * lin.inDim), lin.packed, bias, o);
     return;
   }
   k.sgemmNT(n, lin.outDim, lin.inDim, x(), lin.inDim, lin.w!.data, lin.inDim, y(), lin.outDim, lin.b ? lin.b.data : null);
-}
-
-const identityPerms = new Map<number, Int32Array>();
-/** The identity permutation of n columns, built once per n (shared; nothing writes to it). */
-function identityPerm(n: number): Int32Array {
-  let p = identityPerms.get(n);
-  if (!p) {
-    p = new Int32Array(n);
-    for (let i = 0; i < n; i++) p[i] = i;
-    identityPerms.set(n, p);
-  }
-  return p;
 }
 
 function sameOffsets(a: Int32Array, b: Int32Array): boolean {
@@ -343,22 +331,17 @@ function sameOffsets(a: Int32Array, b: Int32Array): boolean {
 }
 
 /**
- * Quantizes the activation at one R-point with its static per-segment parameters. When every consumer runs the
- * integer kernels with the same segments, returns the codes (the consumers take them as they are); otherwise writes
- * the dequantized values back into x (fake quantization) and returns null.
+ * The activation at one R-point, quantized with its static per-segment parameters. When every consumer runs the
+ * integer kernels with the same segments, returns the parameters: each consumer quantizes x inside its activation
+ * prep (qlinearIntF32, the same codes as quantizePack). Otherwise writes the dequantized values back into x (fake
+ * quantization) and returns null.
  */
-function quantizeAct(be: Backend, a: ActQuant | null, x: () => Float32Array, rows: number, cols: number, consumers: QLinear[]): QuantizedTensor | null {
+function quantizeAct(be: Backend, a: ActQuant | null, x: () => Float32Array, rows: number, cols: number, consumers: QLinear[]): ActQuant | null {
   if (!a) return null;
+  if (consumers.every((c) => c.packed && sameOffsets(c.packed.offsets, a.offsets) && c.packed.perm === null)) return a;
   const k = be.kernels, nSeg = a.offsets.length - 1;
   const qs = new Uint8Array(rows * packedRowBytes(a.format, cols));
   k.quantizePack(rows, cols, x(), nSeg, a.offsets, a.scale, a.zero, 1, a.bits, a.format, qs);
-  if (consumers.every((c) => c.packed && sameOffsets(c.packed.offsets, a.offsets) && c.packed.perm === null)) {
-    const bits = a.bits as QuantizedTensor['scheme']['bits'];
-    return {
-      format: a.format, shape: [rows, cols], qs, scale: a.scale, zero: a.zero, rows, cols, offsets: a.offsets, rowPeriod: 1, perm: null,
-      scheme: { bits, symmetric: false, granularity: { kind: 'perCluster', clusters: { perm: identityPerm(cols), offsets: a.offsets } } },
-    };
-  }
   k.dequantizeUnpack(rows, cols, a.format, qs, nSeg, a.offsets, a.scale, a.zero, 1, x());
   return null;
 }
@@ -388,7 +371,7 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
     // [n, 3·dim] into hb when it is wide enough (free until the FFN), else a new array
     const out = c.hiddenDim >= 3 * dim ? HB().subarray(0, n * 3 * dim) : undefined;
     const o = { kernels: k, heap: be.heap, ...(out ? { out } : {}), ...(s.scratch ? { scratch: s.scratch } : {}) };
-    const y = a1 ? qlinearInt(a1, f.packed, f.bias, o) : qlinear(XB(), f.packed, f.bias, o);
+    const y = a1 ? qlinearIntF32(XB(), a1, f.packed, f.bias, o) : qlinear(XB(), f.packed, f.bias, o);
     const q = Q(), kk = K_(), vv = V_();
     for (let t = 0; t < n; t++) {
       const r = t * 3 * dim;
