@@ -296,13 +296,22 @@ export function qlinear(x: Float32Array, w: QLinear, bias: Float32Array | null =
   const { k, heap } = resolve(opts);
   const xs = fresh(heap, x), bs = bias ? fresh(heap, bias) : () => null;
   const ys = outOf('qlinear', heap, opts.out, M * w.out);
+  return prepThenQmm(k, heap, M, w, 0, bs, ys, opts.scratch, (ix, act, ap) => k.qPrepF32(M, w.in, xs(), w.nSeg, ix.segc, ix.gatherX, act, ap));
+}
+
+/**
+ * The body every qlinear entry shares: activation scratch (the arena when given), `prep` filling it from fresh
+ * index views, then qmm in `mode` into ys. bs/ys were made before any allocation (heap growth detaches views).
+ */
+function prepThenQmm(k: Kernels, heap: Heap | null, M: number, w: QLinear, mode: QmmMode, bs: () => Float32Array | null,
+  ys: () => Float32Array, arena: QLinearScratch | undefined,
+  prep: (ix: ReturnType<QLinear['kernelIndex']>, act: Uint8Array, ap: Float32Array) => void): Float32Array {
   const Kc = w.segc[w.nSeg]!;
   withScratch(heap, M * Kc * ACT_CHUNK_BYTES, M * w.nSeg * 4, (act, ap) => {
+    prep(w.kernelIndex(), act(), ap());
     const ix = w.kernelIndex();
-    k.qPrepF32(M, w.in, xs(), w.nSeg, ix.segc, ix.gatherX, act(), ap());
-    const i2 = w.kernelIndex();
-    k.qmm(M, w.out, w.nSeg, i2.segc, w.format, 0, w.w, w.rb, w.wp, act(), ap(), bs(), ys(), w.out);
-  }, opts.scratch);
+    k.qmm(M, w.out, w.nSeg, ix.segc, w.format, mode, w.w, w.rb, w.wp, act(), ap(), bs(), ys(), w.out);
+  }, arena);
   return ys();
 }
 
@@ -344,14 +353,8 @@ export function qlinearIntF32(x: Float32Array, act: ActivationQuant, w: QLinear,
   const { k, heap } = resolve(opts);
   const xs = fresh(heap, x), bs = bias ? fresh(heap, bias) : () => null;
   const ys = outOf('qlinearIntF32', heap, opts.out, M * w.out);
-  const Kc = w.segc[w.nSeg]!;
-  withScratch(heap, M * Kc * ACT_CHUNK_BYTES, M * w.nSeg * 4, (a, ap) => {
-    const ix = w.kernelIndex();
-    k.qPrepQuant(M, w.in, xs(), w.nSeg, ix.segc, ix.gatherQ, act.scale, act.zero, 1, act.bits, a(), ap());
-    const i2 = w.kernelIndex();
-    k.qmm(M, w.out, w.nSeg, i2.segc, w.format, mode, w.w, w.rb, w.wp, a(), ap(), bs(), ys(), w.out);
-  }, opts.scratch);
-  return ys();
+  return prepThenQmm(k, heap, M, w, mode, bs, ys, opts.scratch,
+    (ix, a, ap) => k.qPrepQuant(M, w.in, xs(), w.nSeg, ix.segc, ix.gatherQ, act.scale, act.zero, 1, act.bits, a, ap));
 }
 
 /**
@@ -389,12 +392,6 @@ export function qlinearInt(a: QuantizedTensor, w: QLinear, bias: Float32Array | 
   const asIs = a.format === 'u8' && a.cols % 16 === 0 && !(heap && heap.owns(a.qs));
   const codes = asIs ? a.qs : new Uint8Array(M * a.cols);
   if (!asIs) k.unpackCodes(M, a.cols, a.format, a.qs, codes);
-  const Kc = w.segc[w.nSeg]!;
-  withScratch(heap, M * Kc * ACT_CHUNK_BYTES, M * w.nSeg * 4, (act, ap) => {
-    const ix = w.kernelIndex();
-    k.qPrepCodes(M, a.cols, codes, w.nSeg, ix.segc, ix.gatherQ, a.scale, a.zero, a.rowPeriod, bitsA, act(), ap());
-    const i2 = w.kernelIndex();
-    k.qmm(M, w.out, w.nSeg, i2.segc, w.format, mode, w.w, w.rb, w.wp, act(), ap(), bs(), ys(), w.out);
-  }, opts.scratch);
-  return ys();
+  return prepThenQmm(k, heap, M, w, mode, bs, ys, opts.scratch,
+    (ix, act, ap) => k.qPrepCodes(M, a.cols, codes, w.nSeg, ix.segc, ix.gatherQ, a.scale, a.zero, a.rowPeriod, bitsA, act, ap));
 }
