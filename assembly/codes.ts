@@ -1,8 +1,8 @@
 // Codes shared by several kernel families, internal to the kernels (not exported by index.ts): the
-// scalar activation quantizer (quantize_pack's formula), and reading codes out of packed rows (the
-// formats of src/quant/formats.ts) without a staging buffer, 16 at a time as one v128 or one as an i32
-// (the fused attention over a packed KV cache, assembly/f32.ts attention_packed, dequantizes one cache
-// row at a time with these).
+// activation quantizer (quantize_pack's formula, one value or four lanes), reading codes out of packed
+// rows (the formats of src/quant/formats.ts) without a staging buffer, 16 at a time as one v128 or one
+// as an i32, and dequantizing them with per-column parameters (the fused attention over a packed KV
+// cache, assembly/f32.ts attention_packed, dequantizes one cache row at a time with these).
 //
 // Code c of a row sits in block c / B (B = 16 u8, 32 u4, 64 u2, 128 u3 codes) as run g = (c mod B) / 16
 // of 16 codes, lane c mod 16:
@@ -78,6 +78,18 @@ export function columnParams(nSeg: i32, offsets: usize, scale: usize, zero: usiz
 }
 
 /**
+ * Lanes 4p .. 4p + 3 of the 16 codes c, dequantized with the per-column scales at ps and zero points (i32) at pz:
+ * ps[l] · f32(c[4p + l] − pz[l]).
+ */
+// @ts-ignore: decorator
+@inline export function deq4(c: v128, p: i32, ps: usize, pz: usize): v128 {
+  const h = p < 2 ? i16x8.extend_low_i8x16_u(c) : i16x8.extend_high_i8x16_u(c);
+  const x = (p & 1) == 0 ? i32x4.extend_low_i16x8_u(h) : i32x4.extend_high_i16x8_u(h);
+  const o = <usize>p << 4;
+  return f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(x, v128.load(pz + o))), v128.load(ps + o));
+}
+
+/**
  * out[i] = cs[i] · f32(q[c0 + i] − cz[i]) for i < w, q the codes of the packed row at `row`: the value
  * dequantize_unpack (assembly/quant.ts) writes for that element, bit for bit (an exact i32 difference,
  * an exact conversion, one f32 product). Runs of 16 codes that start on a multiple of 16 go as
@@ -91,11 +103,10 @@ export function dequantCols(bits: i32, row: usize, c0: i32, w: i32, cs: usize, c
   }
   for (; i + 16 <= w; i += 16) {
     const c = codes16(bits, row, (c0 + i) >> 4), o = <usize>i << 2;
-    const lo = i16x8.extend_low_i8x16_u(c), hi = i16x8.extend_high_i8x16_u(c);
-    v128.store(out + o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i32x4.extend_low_i16x8_u(lo), v128.load(cz + o))), v128.load(cs + o)));
-    v128.store(out + o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i32x4.extend_high_i16x8_u(lo), v128.load(cz + o, 16))), v128.load(cs + o, 16)), 16);
-    v128.store(out + o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i32x4.extend_low_i16x8_u(hi), v128.load(cz + o, 32))), v128.load(cs + o, 32)), 32);
-    v128.store(out + o, f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(i32x4.extend_high_i16x8_u(hi), v128.load(cz + o, 48))), v128.load(cs + o, 48)), 48);
+    v128.store(out + o, deq4(c, 0, cs + o, cz + o));
+    v128.store(out + o, deq4(c, 1, cs + o, cz + o), 16);
+    v128.store(out + o, deq4(c, 2, cs + o, cz + o), 32);
+    v128.store(out + o, deq4(c, 3, cs + o, cz + o), 48);
   }
   for (; i < w; i++) {
     const o = <usize>i << 2;

@@ -3,7 +3,7 @@
 
 import { madd, hsum } from './simd';
 import { touchStart, touchStream } from './touch';
-import { codes16, columnParams, dequantCols } from './codes';
+import { codes16, columnParams, deq4, dequantCols } from './codes';
 
 // ---------------------------------------------------------------------------------------------
 // GEMM, B transposed ("NT"): C[m, n] = Σ_k A[m, k] · B[n, k] (+ bias[n]).
@@ -397,27 +397,17 @@ export function attention_packed(H: i32, hs: i32, T: i32, L: i32, q: usize, ldq:
     causal, keyMask, levels, att, load<i32>(kv, 8), load<i32>(kv, 36), c0, scratch, kcs);
 }
 
-// Lanes 4p .. 4p + 3 of 16 codes c, dequantized with the per-column scales at ps and zero points at ps + zOff
-// (assembly/codes.ts dequantCols, lane for lane).
-// @ts-ignore: decorator
-@inline function deq4(c: v128, p: i32, ps: usize, zOff: usize): v128 {
-  const h = p < 2 ? i16x8.extend_low_i8x16_u(c) : i16x8.extend_high_i8x16_u(c);
-  const x = (p & 1) == 0 ? i32x4.extend_low_i16x8_u(h) : i32x4.extend_high_i16x8_u(h);
-  const o = <usize>p << 4;
-  return f32x4.mul(f32x4.convert_i32x4_s(i32x4.sub(x, v128.load(ps + zOff + o))), v128.load(ps + o));
-}
-
 // dot(a, dequantCols(row's columns col .. col + K)) for K a multiple of 16 and col a multiple of 16: dot's
 // accumulators and order (acc0 lanes k..k+3, acc1 k+4..k+7 per 8), the values dequantized in registers.
 // @ts-ignore: decorator
-@inline function dotPacked(a: usize, bits: i32, row: usize, col: i32, K: i32, ps: usize, zOff: usize): f32 {
+@inline function dotPacked(a: usize, bits: i32, row: usize, col: i32, K: i32, ps: usize, pz: usize): f32 {
   let acc0 = f32x4.splat(0), acc1 = f32x4.splat(0);
   for (let k = 0; k < K; k += 16) {
     const c = codes16(bits, row, (col + k) >> 4), o = <usize>k << 2;
-    acc0 = madd(v128.load(a + o), deq4(c, 0, ps + o, zOff), acc0);
-    acc1 = madd(v128.load(a + o, 16), deq4(c, 1, ps + o, zOff), acc1);
-    acc0 = madd(v128.load(a + o, 32), deq4(c, 2, ps + o, zOff), acc0);
-    acc1 = madd(v128.load(a + o, 48), deq4(c, 3, ps + o, zOff), acc1);
+    acc0 = madd(v128.load(a + o), deq4(c, 0, ps + o, pz + o), acc0);
+    acc1 = madd(v128.load(a + o, 16), deq4(c, 1, ps + o, pz + o), acc1);
+    acc0 = madd(v128.load(a + o, 32), deq4(c, 2, ps + o, pz + o), acc0);
+    acc1 = madd(v128.load(a + o, 48), deq4(c, 3, ps + o, pz + o), acc1);
   }
   return hsum(f32x4.add(acc0, acc1));
 }
@@ -447,7 +437,7 @@ function attentionCore(H: i32, hs: i32, T: i32, L: i32, q: usize, ldq: i32, k: u
       let kr = k + <usize>j * kStride;
       const masked = keyMask != 0 && load<u8>(keyMask + <usize>j) == 0;
       if (fused && !masked) {
-        for (let h = 0; h < H; h++) store<f32>(att + <usize>h * L4 + (<usize>j << 2), dotPacked(qr + <usize>h * hs4, kBits, kr, c0 + h * hs, hs, cs + <usize>h * hs4, w4));
+        for (let h = 0; h < H; h++) store<f32>(att + <usize>h * L4 + (<usize>j << 2), dotPacked(qr + <usize>h * hs4, kBits, kr, c0 + h * hs, hs, cs + <usize>h * hs4, cs + w4 + <usize>h * hs4));
         continue;
       }
       if (kBits != 0 && !masked) { dequantCols(kBits, kr, c0, w, cs, cs + w4, row); kr = row; }
@@ -473,10 +463,10 @@ function attentionCore(H: i32, hs: i32, T: i32, L: i32, q: usize, ldq: i32, k: u
           const ps = cs + 2 * w4 + <usize>h * hs4;
           for (let d = 0; d < hs; d += 16) {
             const c = codes16(vBits, vr, (c0 + h * hs + d) >> 4), o = <usize>d << 2;
-            v128.store(oh + o, madd(pj, deq4(c, 0, ps + o, w4), v128.load(oh + o)));
-            v128.store(oh + o, madd(pj, deq4(c, 1, ps + o, w4), v128.load(oh + o, 16)), 16);
-            v128.store(oh + o, madd(pj, deq4(c, 2, ps + o, w4), v128.load(oh + o, 32)), 32);
-            v128.store(oh + o, madd(pj, deq4(c, 3, ps + o, w4), v128.load(oh + o, 48)), 48);
+            v128.store(oh + o, madd(pj, deq4(c, 0, ps + o, ps + w4 + o), v128.load(oh + o)));
+            v128.store(oh + o, madd(pj, deq4(c, 1, ps + o, ps + w4 + o), v128.load(oh + o, 16)), 16);
+            v128.store(oh + o, madd(pj, deq4(c, 2, ps + o, ps + w4 + o), v128.load(oh + o, 32)), 32);
+            v128.store(oh + o, madd(pj, deq4(c, 3, ps + o, ps + w4 + o), v128.load(oh + o, 48)), 48);
           }
         }
         continue;

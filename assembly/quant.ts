@@ -85,8 +85,6 @@ export function range_segments(rows: i32, cols: i32, x: usize, nSeg: i32, offset
 // Lane layout: 4 f32 lanes → i32 → narrowed (unsigned saturation, values already in 0..255).
 // ---------------------------------------------------------------------------------------------
 
-
-
 function quantRun(src: usize, dst: usize, n: i32, s: f32, z: f32, qmax: f32): void {
   const S = f32x4.splat(s), Z = f32x4.splat(z), Q = f32x4.splat(qmax);
   let i = 0;
