@@ -152,6 +152,12 @@ describe('qlinear', () => {
     expect(code(() => qlinearInt(aq, ql, null, { kernels: k }))).toBe('E_ARG'); // per-token offsets [0, 64] vs groups
     // scale count not matching segments, at kernel level
     expect(code(() => k.qPrepCodes(2, 64, new Uint8Array(128), 2, ql.segc, ql.gatherQ, new Float32Array(1).fill(1), new Uint8Array(4), 1, 4, new Uint8Array(2 * 4 * 128), new Float32Array(16)))).toBe('E_SHAPE');
+    // the f32-in integer prep: short x, bits out of range, a zero point above the largest code (messages name the argument)
+    const prepQ = (x: Float32Array, bits: number, zero: Uint8Array) => () =>
+      k.qPrepQuant(2, 64, x, 2, ql.segc, ql.gatherQ, new Float32Array(2).fill(1), zero, 1, bits, new Uint8Array(2 * 4 * 128), new Float32Array(16));
+    expect(() => prepQ(new Float32Array(127), 4, new Uint8Array(2))()).toThrow(/qPrepQuant: x has 127 elements, needs at least 128/);
+    expect(code(prepQ(new Float32Array(128), 9, new Uint8Array(2)))).toBe('E_ARG');
+    expect(() => prepQ(new Float32Array(128), 4, Uint8Array.from([0, 16]))()).toThrow(/qPrepQuant: zero\[1\] = 16 does not fit 4 bits/);
     // packed format and shape mismatch at kernel level
     expect(code(() => k.qmm(1, 8, ql.nSeg, ql.segc, 'u3', 0, ql.w, ql.rb, ql.wp, new Uint8Array(4 * 128), new Float32Array(8), null, new Float32Array(8), 8))).toBe('E_ARG');
     expect(code(() => k.qmm(1, 9, ql.nSeg, ql.segc, 'u4', 0, ql.w, ql.rb, ql.wp, new Uint8Array(4 * 128), new Float32Array(8), null, new Float32Array(9), 9))).toBe('E_SHAPE');
