@@ -11,8 +11,9 @@
 // - softmax: |Δ| ≤ 1e-6 + 1e-5·|p| (probabilities; Mathf.exp vs f64 exp).
 // - attention: per output element, Σ_j (p_j·(2ε + 2e-5) + 1e-7)·|v_j| + 2·n·u·Σ_j p_j·|v_j| + 1e-7, with
 //   ε = max_j 2·hs·u·Σ_i|q_i·k_ji| (score rounding, doubled through the max-subtracted softmax) and p the
-//   twin's probabilities; with a probability grid (levels > 0) a probability within 1e-4 of a rounding
-//   boundary may land on the other grid point, adding |v_j|/levels for each such j.
+//   twin's probabilities; with a probability grid (levels > 0) a probability within its own error bound
+//   (p_j·(2ε + 2e-5) + 1e-7, in grid steps, plus 1e-4) of a rounding boundary may land on the other grid
+//   point, adding |v_j|/levels for each such j.
 // - peakF32: bit-exact for the baseline build, 1e-5 relative when the relaxed build may fuse.
 
 import { expect, it } from 'vitest';
@@ -306,12 +307,13 @@ function expectWithinAttentionBound(ref: SuiteContext['ref'], got: Float32Array,
       for (let d = 0; d < hs; d++) {
         let bound = 1e-7, pv = 0;
         for (let j = 0; j < n; j++) {
-          const p = att[t * L + j]!, av = Math.abs(v[j * ldk + h * hs + d]!);
-          bound += (p * (2 * eps + 2e-5) + 1e-7) * av;
+          const p = att[t * L + j]!, av = Math.abs(v[j * ldk + h * hs + d]!), pErr = p * (2 * eps + 2e-5) + 1e-7;
+          bound += pErr * av;
           pv += p * av;
           if (levels > 0) {
+            // a probability within its own error (in grid steps) of a rounding boundary may land on either side
             const x = p * levels, fr = x - Math.floor(x);
-            if (Math.abs(fr - 0.5) <= 1e-4 * Math.max(1, x)) bound += av / levels;
+            if (Math.abs(fr - 0.5) <= levels * pErr + 1e-4 * Math.max(1, x)) bound += av / levels;
           }
         }
         bound += 2 * n * U * pv;
