@@ -1,8 +1,9 @@
-// Text generation with the OPT decoder: prefill + KV-cache decode loop (llama2.c `generate`), batched left padding as HF generate.
+// Text generation with the OPT decoder: prefill + KV-cache decode loop (llama2.c `generate`), batched left padding as HF
+// generate. The same loop runs the float model and an RPTQ-quantized one (session.ts).
 
 import { LowbitError } from '../../errors.js';
-import { createRunState, forward, type OPTModel } from './model.js';
 import { Sampler, type SamplerOptions } from './sample.js';
+import { openSession, type CausalLM } from './session.js';
 
 /** The tokenizer surface generation needs (src/tokenizer's `Tokenizer` has it). */
 export interface TextCodec {
@@ -29,7 +30,7 @@ export interface GenerateOptions extends SamplerOptions {
  * The decode loop: yields, per step, the new token of every sequence (the pad id for sequences already finished,
  * as HF does). Prompts are left-padded with the pad id and masked. The sampler draws rows in batch order.
  */
-export function* decodeSteps(model: OPTModel, prompts: ArrayLike<number>[], opts: GenerateOptions = {}): Generator<Int32Array> {
+export function* decodeSteps(model: CausalLM, prompts: ArrayLike<number>[], opts: GenerateOptions = {}): Generator<Int32Array> {
   const c = model.config;
   const B = prompts.length;
   if (B === 0) throw new LowbitError('E_ARG', 'generate: no prompts');
@@ -54,14 +55,14 @@ export function* decodeSteps(model: OPTModel, prompts: ArrayLike<number>[], opts
   // real tokens per sequence may not pass maxPos: the longest prompt bounds the number of steps
   const steps = Math.min(maxNew, c.maxPos - Math.max(...prompts.map((p) => p.length)) + 1);
   const sampler = new Sampler(opts);
-  const s = createRunState(model, { batch: B, maxTokens: P, maxContext: P + Math.max(steps - 1, 0), logitRows: B });
+  const s = openSession('generate', model, { batch: B, maxTokens: P, maxContext: P + Math.max(steps - 1, 0), logitRows: B });
   try {
     const tokens = new Int32Array(B * P).fill(c.padId);
     const mask = new Uint8Array(B * P);
     prompts.forEach((p, b) => {
       for (let i = 0; i < p.length; i++) { tokens[b * P + P - p.length + i] = p[i]!; mask[b * P + P - p.length + i] = 1; }
     });
-    let logits = forward(model, s, tokens, 0, { mask, logits: 'last' });
+    let logits = s.forward(tokens, 0, { mask, logits: 'last' });
     const done = new Uint8Array(B);
     const next = new Int32Array(B);
     const V = c.vocabSize;
@@ -72,7 +73,7 @@ export function* decodeSteps(model: OPTModel, prompts: ArrayLike<number>[], opts
       for (let b = 0; b < B; b++) if (stopAtEos && next[b] === eos) done[b] = 1;
       yield next.slice();
       if (opts.signal?.aborted || done.every((d) => d === 1) || step === steps - 1) break;
-      logits = forward(model, s, next, s.cache.length, { logits: 'last' });
+      logits = s.forward(next, s.cacheLength, { logits: 'last' });
     }
   } finally {
     s.dispose();
@@ -83,7 +84,7 @@ export function* decodeSteps(model: OPTModel, prompts: ArrayLike<number>[], opts
  * Generates continuations of several prompts at once (left-padded batch). Returns the new ids of each sequence,
  * ending with the eos id if it stopped there.
  */
-export function generateIds(model: OPTModel, prompts: ArrayLike<number>[], opts: GenerateOptions = {}): number[][] {
+export function generateIds(model: CausalLM, prompts: ArrayLike<number>[], opts: GenerateOptions = {}): number[][] {
   const out: number[][] = prompts.map(() => []);
   const eos = opts.eosId ?? model.config.eosId, stopAtEos = opts.stopAtEos ?? true;
   const done = prompts.map(() => false);
@@ -98,7 +99,7 @@ export function generateIds(model: OPTModel, prompts: ArrayLike<number>[], opts:
 }
 
 /** Streams the new token ids of one prompt as they are produced. */
-export async function* generateTokens(model: OPTModel, prompt: ArrayLike<number>, opts: GenerateOptions = {}): AsyncGenerator<number> {
+export async function* generateTokens(model: CausalLM, prompt: ArrayLike<number>, opts: GenerateOptions = {}): AsyncGenerator<number> {
   for (const step of decodeSteps(model, [prompt], opts)) yield step[0]!;
 }
 
@@ -118,7 +119,7 @@ export interface GeneratedPiece {
 }
 
 /** Streams the continuation of `prompt` token by token, with the text each token adds. */
-export async function* generateStream(model: OPTModel, tokenizer: TextCodec, prompt: string, opts: TextGenerateOptions = {}): AsyncGenerator<GeneratedPiece> {
+export async function* generateStream(model: CausalLM, tokenizer: TextCodec, prompt: string, opts: TextGenerateOptions = {}): AsyncGenerator<GeneratedPiece> {
   const ids = tokenizer.encode(prompt);
   const gen: number[] = [];
   let emitted = '';
@@ -135,7 +136,7 @@ export async function* generateStream(model: OPTModel, tokenizer: TextCodec, pro
 }
 
 /** One-line entry point: the generated continuation of `prompt` as text. */
-export async function generate(model: OPTModel, tokenizer: TextCodec, prompt: string, opts: TextGenerateOptions = {}): Promise<string> {
+export async function generate(model: CausalLM, tokenizer: TextCodec, prompt: string, opts: TextGenerateOptions = {}): Promise<string> {
   const ids: number[] = [];
   for await (const id of generateTokens(model, tokenizer.encode(prompt), opts)) ids.push(id);
   return tokenizer.decode(ids, { skipSpecialTokens: opts.skipSpecialTokens ?? true });

@@ -230,38 +230,10 @@ export function forward(model: OPTModel, s: RunState, tokens: ArrayLike<number>,
     throw new LowbitError('E_ARG', `forward: logits 'all' needs ${n} rows, the run state has ${s.logitRows} (set RunStateOptions.logitRows or use 'last')`);
   }
   const mask = opts.mask;
-  if (mask !== undefined && mask.length !== n) throw new LowbitError('E_SHAPE', `forward: mask has ${mask.length} entries, tokens have ${n}`);
 
   // ---- ids and positions (validated before anything is written)
-  const ids = s.ids.data, posIds = s.posIds.data;
-  for (let i = 0; i < n; i++) {
-    const id = tokens[i]!;
-    if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
-      throw new LowbitError('E_RANGE', `forward: token ${i} is ${id}, outside the vocabulary of ${c.vocabSize}`);
-    }
-    const m = mask === undefined ? 1 : mask[i];
-    if (m !== 0 && m !== 1) throw new LowbitError('E_ARG', `forward: mask[${i}] is ${m}; expected 0 or 1`);
-  }
-  for (let b = 0; b < B; b++) {
-    let count = 0;
-    for (let j = 0; j < pos; j++) count += cache.mask[b * cap + j]!;
-    for (let t = 0; t < T; t++) {
-      const m = mask === undefined ? 1 : mask[b * T + t]!;
-      count += m;
-      const p = m ? count - 1 : -1;
-      if (p >= c.maxPos) {
-        throw new LowbitError('E_RANGE', `forward: sequence ${b} reaches ${count} tokens, more than max_position_embeddings (${c.maxPos})`);
-      }
-      posIds[b * T + t] = p + POS_OFFSET;
-    }
-  }
-  for (let i = 0; i < n; i++) ids[i] = tokens[i]!;
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t < T; t++) cache.mask[b * cap + pos + t] = mask === undefined ? 1 : mask[b * T + t]!;
-  }
+  const padded = maskedPositions('forward', c, tokens, mask, B, T, pos, cache.mask, cap, s.ids.data, s.posIds.data);
   const L = pos + T; // keys visible to the last new token
-  // sequences with padded keys pass their mask row to attention; the others need none
-  const padded = Array.from({ length: B }, (_, b) => cache.mask.subarray(b * cap, b * cap + L).includes(0));
 
   // ---- embeddings: x = project_in(embed_tokens[ids]) + embed_positions[posIds]
   if (w.projectIn) {
@@ -352,6 +324,47 @@ export function forward(model: OPTModel, s: RunState, tokens: ArrayLike<number>,
     for (let b = 0; b < B; b++) f.copyWithin(b * pd, (b * T + T - 1) * pd, (b * T + T) * pd);
   }
   return lmHead(model, s, 0, B);
+}
+
+/**
+ * Validates B×T new `tokens` and their `mask` (1 real, 0 left padding; default all 1), then writes their ids, their HF
+ * position ids (`cumsum(mask) * mask - 1 + 2` over the cached and new positions of each sequence, so left-padded
+ * sequences see the positions unpadded ones would) and their entries of the cache mask (batch × cap). Nothing is
+ * written when a check fails. Returns, per sequence, whether any of its keys 0..pos+T-1 is padding (attention then
+ * needs its mask row). Shared by `forward` and the quantized decoder's `qforward`.
+ */
+export function maskedPositions(what: string, c: OPTConfig, tokens: ArrayLike<number>, mask: ArrayLike<number> | undefined,
+  B: number, T: number, pos: number, cacheMask: Uint8Array, cap: number, ids: Int32Array, posIds: Int32Array): boolean[] {
+  const n = B * T;
+  if (mask !== undefined && mask.length !== n) throw new LowbitError('E_SHAPE', `${what}: mask has ${mask.length} entries, tokens have ${n}`);
+  for (let i = 0; i < n; i++) {
+    const id = tokens[i]!;
+    if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) {
+      throw new LowbitError('E_RANGE', `${what}: token ${i} is ${id}, outside the vocabulary of ${c.vocabSize}`);
+    }
+    const m = mask === undefined ? 1 : mask[i];
+    if (m !== 0 && m !== 1) throw new LowbitError('E_ARG', `${what}: mask[${i}] is ${m}; expected 0 or 1`);
+  }
+  const p = new Int32Array(n);
+  for (let b = 0; b < B; b++) {
+    let count = 0;
+    for (let j = 0; j < pos; j++) count += cacheMask[b * cap + j]!;
+    for (let t = 0; t < T; t++) {
+      const m = mask === undefined ? 1 : mask[b * T + t]!;
+      count += m;
+      if (m && count - 1 >= c.maxPos) {
+        throw new LowbitError('E_RANGE', `${what}: sequence ${b} reaches ${count} tokens, more than max_position_embeddings (${c.maxPos})`);
+      }
+      p[b * T + t] = (m ? count - 1 : -1) + POS_OFFSET;
+    }
+  }
+  posIds.set(p);
+  for (let i = 0; i < n; i++) ids[i] = tokens[i]!;
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) cacheMask[b * cap + pos + t] = mask === undefined ? 1 : mask[b * T + t]!;
+  }
+  const L = pos + T;
+  return Array.from({ length: B }, (_, b) => cacheMask.subarray(b * cap, b * cap + L).includes(0));
 }
 
 /**

@@ -1,7 +1,7 @@
 // Perplexity over non-overlapping windows, the protocol of GPTQ/RPTQ `opt_eval` (IST-DASLab/gptq opt.py, hahnyuan/RPTQ4LLM).
 
 import { LowbitError } from '../../errors.js';
-import { createRunState, forward, lmHead, type OPTModel } from './model.js';
+import { openSession, type CausalLM } from './session.js';
 
 export interface PerplexityProgress {
   /** Windows evaluated so far. */
@@ -46,12 +46,13 @@ export function perplexityWindows(nTokens: number, seqLen: number): number {
 }
 
 /**
- * Perplexity of `ids` (the whole corpus tokenized as one sequence, as GPTQ does with "\n\n".join(texts)).
+ * Perplexity of `ids` (the whole corpus tokenized as one sequence, as GPTQ does with "\n\n".join(texts)) under the float
+ * model or an RPTQ-quantized one (its packed kernels, quantized KV cache and LM head).
  * Windows are ids[i·seqLen, (i+1)·seqLen), each run from an empty cache; in each, position t predicts token t+1
  * for t = 0..seqLen-2. NLL = logsumexp(logits) − logit[label], accumulated in f64. Yields to the event loop
  * between windows.
  */
-export async function evaluatePerplexity(model: OPTModel, ids: ArrayLike<number>, opts: PerplexityOptions = {}): Promise<PerplexityResult> {
+export async function evaluatePerplexity(model: CausalLM, ids: ArrayLike<number>, opts: PerplexityOptions = {}): Promise<PerplexityResult> {
   const c = model.config;
   const seqLen = opts.seqLen ?? 2048;
   if (!Number.isSafeInteger(seqLen) || seqLen < 2) throw new LowbitError('E_ARG', `perplexity: seqLen must be an integer >= 2, got ${seqLen}`);
@@ -63,7 +64,7 @@ export async function evaluatePerplexity(model: OPTModel, ids: ArrayLike<number>
   const V = c.vocabSize;
   const tokenNll = new Float32Array(nWin * (seqLen - 1));
   const windowNll: number[] = [];
-  const s = createRunState(model, { batch: 1, maxTokens: seqLen, maxContext: seqLen, logitRows: chunk });
+  const s = openSession('perplexity', model, { batch: 1, maxTokens: seqLen, maxContext: seqLen, logitRows: chunk });
   const t0 = Date.now();
   let total = 0;
   try {
@@ -71,12 +72,12 @@ export async function evaluatePerplexity(model: OPTModel, ids: ArrayLike<number>
     for (let w = 0; w < nWin; w++) {
       if (opts.signal?.aborted) throw new LowbitError('E_ARG', 'perplexity: aborted');
       for (let t = 0; t < seqLen; t++) win[t] = ids[w * seqLen + t]!;
-      s.cache.reset();
-      forward(model, s, win, 0, { logits: 'none' });
+      s.reset();
+      s.forward(win, 0, { logits: 'none' });
       let sum = 0;
       for (let r0 = 0; r0 < seqLen - 1; r0 += chunk) {
         const rows = Math.min(chunk, seqLen - 1 - r0);
-        const lg = lmHead(model, s, r0, rows);
+        const lg = s.lmHead(r0, rows);
         for (let r = 0; r < rows; r++) {
           const o = r * V;
           let mx = -Infinity;

@@ -20,7 +20,8 @@ import type { Kernels } from '../../kernels/index.js';
 import type { PackedRows } from '../../kernels/f32.js';
 import type { Backend } from '../../runtime.js';
 import { Tensor } from '../../tensor.js';
-import { POS_OFFSET, type OPTConfig } from './config.js';
+import type { OPTConfig } from './config.js';
+import { maskedPositions } from './model.js';
 import type { F32, OPTLayerWeights } from './weights.js';
 
 // ---------------------------------------------------------------------------------------------
@@ -210,9 +211,12 @@ export class QKVCache {
   readonly valueF32: (F32 | null)[] = [];
   readonly keyPacked: (Tensor<'u8'> | null)[] = [];
   readonly valuePacked: (Tensor<'u8'> | null)[] = [];
+  /** (batch, capacity): 1 where the position holds a real token, 0 for left padding (as KVCache.mask). */
+  readonly mask: Uint8Array;
   length = 0;
   constructor(readonly m: QuantizedOPT, readonly batch: number, readonly capacity: number, owned: Tensor[] = []) {
     const d = m.config.dim, heap = m.backend.heap, opts = heap ? { heap } : {};
+    this.mask = new Uint8Array(batch * capacity);
     const f = () => { const t = Tensor.empty([batch, capacity, d], 'f32', opts) as F32; owned.push(t); return t; };
     const u8 = (format: PackedFormat) => {
       const t = Tensor.empty([batch * capacity * packedRowBytes(format, d)], 'u8', opts) as Tensor<'u8'>;
@@ -255,6 +259,11 @@ export class QRunState {
   /** Activation scratch of the packed linears (null without a heap), reused across calls. */
   readonly scratch: QLinearScratch | null;
   final: F32;
+  /**
+   * Per sequence: whether its cached keys include left padding (set by qforward's mask; attention then reads the
+   * cache mask). All false until a mask says otherwise, so layerForward run on its own (calibration) masks nothing.
+   */
+  keyPadded: boolean[];
   private readonly owned: Tensor[] = [];
   constructor(readonly model: QuantizedOPT, opts: QRunStateOptions = {}) {
     const c = model.config, heap = model.backend.heap;
@@ -280,6 +289,7 @@ export class QRunState {
     this.cache = new QKVCache(model, this.batch, this.maxContext, this.owned);
     this.scratch = heap ? new QLinearScratch(heap) : null;
     this.final = this.x;
+    this.keyPadded = new Array<boolean>(this.batch).fill(false);
   }
   dispose(): void { for (const t of this.owned) t.dispose(); this.owned.length = 0; this.scratch?.dispose(); }
 }
@@ -392,6 +402,8 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
   const kv = layer.kv, cache = s.cache;
   const levels = probsBits < 16 ? 2 ** probsBits - 1 : 0;
   for (let b = 0; b < B; b++) {
+    // a sequence with left padding among its keys passes its mask row (as forward does)
+    const keyMask = s.keyPadded[b] ? cache.mask.subarray(b * cap, b * cap + L) : null;
     const rowsOf = (a: Float32Array) => a.subarray(b * T * dim, (b + 1) * T * dim);
     // fresh views at each call: marshalling JS arrays may grow memory and detach older ones
     const q = () => s.q.data.subarray(b * T * dim), out = () => s.xb.data.subarray(b * T * dim);
@@ -408,7 +420,7 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
       if (T === 1) {
         // decode: all heads in one call over the packed rows; probabilities on RPTQ's fixed grid of 2^probsBits − 1
         // steps (round half even)
-        k.attentionPacked(c.nHeads, hs, T, L, q(), dim, rows(kv.k, kc, kb), rows(kv.v, vc, vb), out(), dim, pos, null, levels);
+        k.attentionPacked(c.nHeads, hs, T, L, q(), dim, rows(kv.k, kc, kb), rows(kv.v, vc, vb), out(), dim, pos, keyMask, levels);
       } else {
         // several query rows: attentionPacked would dequantize every cache row once per query row, so dequantize
         // once into transient f32 rows (the same values, hence the same result) and run attention on them
@@ -419,14 +431,14 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
           const deq = (r: PackedRows, dst: F32) => k.dequantizeUnpack(L, dim, r.format, r.data, r.nSeg, r.offsets, r.scale, r.zero, 1, dst.data);
           deq(rows(kv.k, kc, kb), kf);
           deq(rows(kv.v, vc, vb), vf);
-          k.attention(c.nHeads, hs, T, L, q(), dim, kf.data, dim, vf.data, out(), dim, pos, null, levels);
+          k.attention(c.nHeads, hs, T, L, q(), dim, kf.data, dim, vf.data, out(), dim, pos, keyMask, levels);
         } finally { kf.dispose(); vf.dispose(); }
       }
     } else {
       const kf = cache.keyF32[l]!, vf = cache.valueF32[l]!;
       kf.data.set(rowsOf(K_()), (b * cap + pos) * dim);
       vf.data.set(rowsOf(V_()), (b * cap + pos) * dim);
-      k.attention(c.nHeads, hs, T, L, q(), dim, kf.data.subarray(b * cap * dim), dim, vf.data.subarray(b * cap * dim), out(), dim, pos, null, levels);
+      k.attention(c.nHeads, hs, T, L, q(), dim, kf.data.subarray(b * cap * dim), dim, vf.data.subarray(b * cap * dim), out(), dim, pos, keyMask, levels);
     }
   }
   if (obs) obs('attnOut', XB(), n, dim);
@@ -445,16 +457,13 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
   k.add(nd, X().subarray(0, nd), Q(), X().subarray(0, nd));
 }
 
-/** s.x ← token embedding + position embedding of B×T tokens at positions pos.. (no padding). */
-export function embed(m: QuantizedOPT, s: QRunState, tokens: ArrayLike<number>, pos: number, B: number, T: number): void {
+/**
+ * s.x ← token embedding + position embedding of B×T tokens at cache positions pos.. (`mask`: 1 real, 0 left padding,
+ * default all 1; position ids and the cache mask as `forward`, see maskedPositions).
+ */
+export function embed(m: QuantizedOPT, s: QRunState, tokens: ArrayLike<number>, pos: number, B: number, T: number, mask?: ArrayLike<number>): void {
   const c = m.config, p = m.parts, k = m.backend.kernels, n = B * T, dim = c.dim, pd = c.wordEmbedProjDim;
-  const ids = s.ids.data, posIds = s.posIds.data;
-  for (let i = 0; i < n; i++) {
-    const id = tokens[i]!;
-    if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new LowbitError('E_RANGE', `forward: token ${i} is ${id}, outside the vocabulary of ${c.vocabSize}`);
-    ids[i] = id;
-    posIds[i] = pos + (i % T) + POS_OFFSET;
-  }
+  s.keyPadded = maskedPositions('qforward', c, tokens, mask, B, T, pos, s.cache.mask, s.cache.capacity, s.ids.data, s.posIds.data);
   if (p.projectIn) {
     k.gatherRows(n, pd, p.tokEmb.data, s.ids.data.subarray(0, n), s.emb!.data);
     k.sgemmNT(n, dim, pd, s.emb!.data, pd, p.projectIn.data, pd, s.x.data, dim, null);
@@ -465,11 +474,16 @@ export function embed(m: QuantizedOPT, s: QRunState, tokens: ArrayLike<number>, 
   k.add(n * dim, s.x.data, s.xb.data, s.x.data);
 }
 
-export interface QForwardOptions { logits?: 'all' | 'last' | 'none' }
+export interface QForwardOptions {
+  /** (batch, T) attention mask of the new tokens: 1 real, 0 padding (left padding), as `forward`. Default all 1. */
+  mask?: ArrayLike<number>;
+  logits?: 'all' | 'last' | 'none';
+}
 
 /**
- * Runs B × T tokens (row-major, no padding) at cache positions pos..pos+T−1 and returns logits as `forward` does:
- * (B·T, vocab) for 'all', (B, vocab) for 'last'. The returned array is a view valid until the next call.
+ * Runs B × T tokens (row-major; `mask` marks left padding, as in `forward`) at cache positions pos..pos+T−1 and returns
+ * logits as `forward` does: (B·T, vocab) for 'all', (B, vocab) for 'last'. The returned array is a view valid until the
+ * next call.
  */
 export function qforward(m: QuantizedOPT, s: QRunState, tokens: ArrayLike<number>, pos: number, opts: QForwardOptions = {}): Float32Array {
   if (m.isDisposed) throw new LowbitError('E_ARG', 'qforward: the model was disposed');
@@ -479,10 +493,11 @@ export function qforward(m: QuantizedOPT, s: QRunState, tokens: ArrayLike<number
   const T = n / B;
   if (T > s.maxTokens) throw new LowbitError('E_ARG', `qforward: ${T} tokens per sequence exceed maxTokens (${s.maxTokens})`);
   if (!Number.isSafeInteger(pos) || pos < 0 || pos > s.cache.length) throw new LowbitError('E_ARG', `qforward: pos must be in [0, ${s.cache.length}], got ${pos}`);
-  if (pos + T > s.cache.capacity || pos + T > c.maxPos) throw new LowbitError('E_RANGE', `qforward: positions ${pos}..${pos + T - 1} do not fit the cache (${s.cache.capacity}) / max positions (${c.maxPos})`);
+  // real tokens past max_position_embeddings are caught with the position ids (left padding takes cache positions only)
+  if (pos + T > s.cache.capacity) throw new LowbitError('E_RANGE', `qforward: positions ${pos}..${pos + T - 1} do not fit the KV cache of ${s.cache.capacity} positions`);
   const mode = opts.logits ?? 'last';
   if (mode === 'all' && n > s.logitRows) throw new LowbitError('E_ARG', `qforward: logits 'all' needs ${n} rows, the state has ${s.logitRows}`);
-  embed(m, s, tokens, pos, B, T);
+  embed(m, s, tokens, pos, B, T, opts.mask);
   const probsBits = m.recipe.bits.attnProbs;
   for (let l = 0; l < c.nLayers; l++) layerForward(m, p.layers[l]!, l, s, B, T, pos, probsBits);
   s.cache.length = pos + T;
@@ -504,8 +519,21 @@ export function qforward(m: QuantizedOPT, s: QRunState, tokens: ArrayLike<number
     for (let b = 0; b < B; b++) f.copyWithin(b * pd, (b * T + T - 1) * pd, (b * T + T) * pd);
     rows = B;
   }
-  const V = c.vocabSize;
-  linear(m.backend, rows, p.lmHead, () => fin.data.subarray(0, rows * pd), () => s.logits.data, null, s.scratch);
+  return qlmHead(m, s, 0, rows);
+}
+
+/**
+ * Logits of final-hidden rows row0..row0+rows-1 of the last qforward (rows of `s.final`), through the model's LM head
+ * (packed when the recipe quantized it), written to the start of the logits buffer: (rows, vocab). As `lmHead`.
+ */
+export function qlmHead(m: QuantizedOPT, s: QRunState, row0: number, rows: number): Float32Array {
+  const pd = m.config.wordEmbedProjDim, V = m.config.vocabSize;
+  if (!Number.isSafeInteger(row0) || !Number.isSafeInteger(rows) || row0 < 0 || rows < 1 || row0 + rows > s.batch * s.maxTokens) {
+    throw new LowbitError('E_ARG', `qlmHead: rows ${row0}..${row0 + rows - 1} are outside the run state's ${s.batch * s.maxTokens} rows`);
+  }
+  if (rows > s.logitRows) throw new LowbitError('E_ARG', `qlmHead: ${rows} rows exceed the logits buffer's ${s.logitRows}`);
+  const fin = s.final;
+  linear(m.backend, rows, m.parts.lmHead, () => fin.data.subarray(row0 * pd, (row0 + rows) * pd), () => s.logits.data, null, s.scratch);
   return s.logits.data.subarray(0, rows * V);
 }
 

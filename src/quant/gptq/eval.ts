@@ -5,8 +5,8 @@
 // results of gptqQuantizeOPT / rtnQuantizeOPT, which are dequantized f32 models) or an f32 and a packed model.
 
 import { LowbitError } from '../../errors.js';
-import { createRunState, forward, type OPTModel } from '../../models/opt/model.js';
-import { QRunState, QuantizedOPT, qforward } from '../../models/opt/quantized.js';
+import type { OPTModel } from '../../models/opt/model.js';
+import { openSession, type CausalLM } from '../../models/opt/session.js';
 
 export interface NextTokenKL {
   /** Mean KL(float ‖ quantized) per predicted token, in nats. */
@@ -37,24 +37,19 @@ export function klOfLogits(a: Float32Array, b: Float32Array): { kl: number; agre
  * Mean next-token KL(float ‖ quantized) over consecutive windows of `seqLen` tokens of `ids` (at most `maxWindows`),
  * each window run from position 0. `quantized` is an f32 OPTModel (dequantized weights) or a packed QuantizedOPT.
  */
-export function nextTokenKLOf(floatModel: OPTModel, quantized: OPTModel | QuantizedOPT, ids: ArrayLike<number>, seqLen: number,
+export function nextTokenKLOf(floatModel: OPTModel, quantized: CausalLM, ids: ArrayLike<number>, seqLen: number,
   maxWindows = Infinity): NextTokenKL {
   const V = floatModel.config.vocabSize;
   if (quantized.config.vocabSize !== V) throw new LowbitError('E_ARG', `nextTokenKLOf: vocabularies differ (${V} vs ${quantized.config.vocabSize})`);
   if (!Number.isSafeInteger(seqLen) || seqLen < 1) throw new LowbitError('E_ARG', `nextTokenKLOf: seqLen must be a positive integer, got ${seqLen}`);
-  const fs = createRunState(floatModel, { maxContext: seqLen, logitRows: seqLen });
-  const isPacked = quantized instanceof QuantizedOPT;
-  const qs = isPacked
-    ? new QRunState(quantized as QuantizedOPT, { maxContext: seqLen, logitRows: seqLen })
-    : createRunState(quantized as OPTModel, { maxContext: seqLen, logitRows: seqLen });
+  const fs = openSession('nextTokenKLOf', floatModel, { maxContext: seqLen, logitRows: seqLen });
+  const qs = openSession('nextTokenKLOf', quantized, { maxContext: seqLen, logitRows: seqLen });
   let kl = 0, tokens = 0, agree = 0;
   try {
     for (let w = 0; w < maxWindows && (w + 1) * seqLen <= ids.length; w++) {
       const win = Array.from({ length: seqLen }, (_, j) => ids[w * seqLen + j]!);
-      const pf = forward(floatModel, fs, win, 0, { logits: 'all' }).slice();
-      const pq = isPacked
-        ? qforward(quantized as QuantizedOPT, qs as QRunState, win, 0, { logits: 'all' })
-        : forward(quantized as OPTModel, qs as ReturnType<typeof createRunState>, win, 0, { logits: 'all' });
+      const pf = fs.forward(win, 0, { logits: 'all' }).slice();
+      const pq = qs.forward(win, 0, { logits: 'all' });
       for (let t = 0; t < seqLen; t++) {
         const r = klOfLogits(pf.subarray(t * V, (t + 1) * V), pq.subarray(t * V, (t + 1) * V));
         kl += r.kl; tokens++; if (r.agree) agree++;
