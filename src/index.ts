@@ -16,7 +16,7 @@ export * as opt from './models/opt/index.js';
 export {
   configFromHF, loadOPT, loadOPTFromUrl, createRunState, forward, lmHead, generate, generateStream, generateTokens, generateIds,
   evaluatePerplexity, perplexityWindows, Sampler, randomOPT, makeRandomCheckpoint, OPT_PRESETS,
-  estimateMemory, saveQuantizedOPT, loadQuantizedOPT, QuantizedOPT, qforward, qlmHead, qgenerateGreedy, type CausalLM,
+  estimateMemory, saveQuantizedOPT, loadQuantizedOPT, QuantizedOPT, QRunState, qforward, qlmHead, qgenerateGreedy, type CausalLM,
   OPTModel, RunState, KVCache, type OPTConfig, type GenerateOptions, type TextGenerateOptions,
   type PerplexityOptions, type PerplexityResult, type SamplerOptions,
 } from './models/opt/index.js';
