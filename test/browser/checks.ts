@@ -20,11 +20,12 @@ export const CHECK = {
   fallback: 'init({threads: 2}) falls back to 1 thread with a note (not isolated)',
   worker: 'module Web Worker: init({threads: 2}), workloads bit-identical to the window',
   opt: 'OPT tiny fixture over http: logits and greedy tokens',
+  rptq: 'RPTQ W4A4KV: quantized in the page = the file Node made; that file, fetched, runs as in Node',
 } as const;
 
 /** Every check the page must report on `variant`, in order. */
 export function expectedChecks(variant: Variant): string[] {
   const kernels = (['relaxed', 'simd'] as const).flatMap((b) => [CHECK.f32(b), CHECK.w4(b), CHECK.int(b), CHECK.attn(b)]);
   const threads = variant === 'coi' ? [CHECK.pool, CHECK.faults, CHECK.grow, CHECK.threads('relaxed'), CHECK.threads('simd')] : [CHECK.fallback];
-  return [CHECK.environment, CHECK.auto, CHECK.simd, ...kernels, ...threads, CHECK.worker, CHECK.opt];
+  return [CHECK.environment, CHECK.auto, CHECK.simd, ...kernels, ...threads, CHECK.worker, CHECK.opt, CHECK.rptq];
 }

@@ -6,7 +6,7 @@
 
 import {
   backend, createBackend, createRunState, dispose, fetchBytes, forward, generateIds, init, kernels, loadOPT, loadOPTFromUrl,
-  LowbitError, type Backend, type BackendInfo,
+  loadQuantizedOPT, LowbitError, QRunState, qforward, rptq, saveQuantizedOPT, type Backend, type BackendInfo,
 } from '../../src/index.js';
 import { selfTest } from '../../src/selftest.js';
 import { withChecks } from '../../src/kernels/index.js';
@@ -14,7 +14,9 @@ import { wasmKernels } from '../../src/wasm/kernels.js';
 import { instantiate } from '../../src/wasm/loader.js';
 import { qmmRoute } from '../../src/wasm/qmatmul.js';
 import { CHECK } from './checks.js';
-import { allWorkloads, atLeastTwoCpus, f32Ops, GEMM_SHAPES, packedAttention, qlinearIntCases, qlinearW4, Q_SHAPES, rand } from './workloads.js';
+import {
+  allWorkloads, atLeastTwoCpus, f32Ops, GEMM_SHAPES, packedAttention, qlinearIntCases, qlinearW4, Q_SHAPES, rand, RPTQ_CASE, rptqCalibration,
+} from './workloads.js';
 
 /** What one check reports to the runner. */
 export interface CheckResult {
@@ -34,6 +36,7 @@ export interface PageReport {
 const params = new URLSearchParams(location.search);
 const variant = params.get('variant') ?? 'unknown';
 const fixtureUrl = params.get('fixture');
+const generatedUrl = params.get('generated');
 const coi = variant === 'coi';
 
 const realHardwareConcurrency = navigator.hardwareConcurrency;
@@ -369,6 +372,56 @@ async function run(): Promise<void> {
       }
     }
     return `tokens exact; logits rel err ${out.join(' · ')}`;
+  });
+
+  await check(CHECK.rptq, async () => {
+    if (!fixtureUrl || !generatedUrl) throw new Skip('fixture not served (see the runner output)');
+    const gen = new URL(generatedUrl, location.href);
+    const file = await fetchBytes(new URL('rptq.safetensors', gen));
+    const lb = await fetchBytes(new URL('rptq-logits.f32', gen));
+    const want = new Float32Array(lb.buffer.slice(lb.byteOffset, lb.byteOffset + lb.byteLength));
+    const { greedy } = JSON.parse(new TextDecoder().decode(await fetchBytes(new URL('rptq.json', gen)))) as { greedy: number[] };
+    const out: string[] = [];
+    // 1. the whole pipeline in the page (calibrate, k-means, fold, quantize, save) gives Node's file, byte for byte
+    const be = await createBackend('simd');
+    try {
+      const { model } = await loadOPTFromUrl(new URL(fixtureUrl, location.href), { backend: be });
+      const qm = rptq.quantizeOPT(model, rptq.rptqRecipe(RPTQ_CASE.preset, RPTQ_CASE.overrides), { calibration: rptqCalibration(1024, model.config.vocabSize) });
+      const mine = saveQuantizedOPT(qm);
+      const first = mine.findIndex((v, i) => v !== file[i]);
+      assert(mine.length === file.length && first < 0, `quantized in the page: ${mine.length} bytes vs Node's ${file.length}, first difference at byte ${first}`);
+      out.push(`page file = Node file (${file.length} B)`);
+    } finally {
+      await be.dispose();
+    }
+    // 2. Node's file, fetched: logits (bit-equal on simd, the build Node ran) and greedy tokens per backend
+    const runs: Array<[string, () => Promise<Backend>]> = [['simd', () => createBackend('simd')], ['relaxed', () => createBackend('relaxed')]];
+    if (coi) runs.push(['relaxed 2 threads', () => createBackend('relaxed', { threads: 2, minParallelFlops: 0 })]);
+    let relaxed1: Float32Array | null = null;
+    for (const [label, make] of runs) {
+      const b = await make();
+      try {
+        const q = loadQuantizedOPT(file, { backend: b, fileName: 'rptq.safetensors' });
+        const s = new QRunState(q, { maxContext: RPTQ_CASE.probe.length });
+        const logits = qforward(q, s, RPTQ_CASE.probe, 0, { logits: 'all' }).slice();
+        s.dispose();
+        const e = relErr(logits, want);
+        if (label === 'simd') assert(logits.every((v, i) => Object.is(v, want[i])), `${label}: logits differ from Node's (rel err ${e})`);
+        else assert(e < 1e-5, `${label}: logits rel err ${e} ≥ 1e-5 vs Node's simd`);
+        if (label === 'relaxed') relaxed1 = logits;
+        if (label.includes('threads')) {
+          assert(b.info.threads === 2, `${label}: ${infoText(b.info)}`);
+          assert(relaxed1 !== null && logits.every((v, i) => Object.is(v, relaxed1![i])), `${label}: logits differ from 1 thread`);
+        }
+        const g = generateIds(q, [RPTQ_CASE.prompt], { maxNewTokens: RPTQ_CASE.steps, stopAtEos: false })[0]!;
+        assert(JSON.stringify(g) === JSON.stringify(greedy), `${label}: greedy ${JSON.stringify(g)} vs Node's ${JSON.stringify(greedy)}`);
+        q.dispose();
+        out.push(`${label.replace(' threads', 'T')} ${e === 0 ? 'bit-equal' : e.toExponential(1)}`);
+      } finally {
+        await b.dispose();
+      }
+    }
+    return `${out.join(' · ')}; greedy tokens equal`;
   });
 }
 

@@ -16,6 +16,8 @@ import { extname, join, normalize, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expectedChecks, VARIANTS, type Variant } from './checks.js';
 import type { PageReport } from './page.js';
+import { RPTQ_CASE, rptqCalibration } from './workloads.js';
+import { createBackend, generateIds, loadOPT, QRunState, qforward, rptq, saveQuantizedOPT } from '../../src/index.js';
 
 // dist/test/browser/run.js → repository root
 const ROOT = resolve(fileURLToPath(new URL('../../../', import.meta.url)));
@@ -69,6 +71,31 @@ interface VariantState {
 
 const state = new Map<Variant, VariantState>();
 
+/**
+ * Files the runner makes for the page, served under /<variant>/generated/: the tiny fixture quantized with RPTQ_CASE in
+ * Node on the simd backend (rptq.safetensors), the probe's logits (rptq-logits.f32) and the greedy tokens (rptq.json).
+ */
+const GENERATED = new Map<string, Uint8Array>();
+
+async function makeRptqFiles(): Promise<void> {
+  const be = await createBackend('simd');
+  try {
+    const model = loadOPT(JSON.parse(readFileSync(join(OPT_FIXTURE, 'config.json'), 'utf8')) as Record<string, unknown>,
+      readFileSync(join(OPT_FIXTURE, 'model.safetensors')), { backend: be });
+    const qm = rptq.quantizeOPT(model, rptq.rptqRecipe(RPTQ_CASE.preset, RPTQ_CASE.overrides), { calibration: rptqCalibration(1024, model.config.vocabSize) });
+    const s = new QRunState(qm, { maxContext: RPTQ_CASE.probe.length });
+    const logits = qforward(qm, s, RPTQ_CASE.probe, 0, { logits: 'all' }).slice();
+    s.dispose();
+    const greedy = generateIds(qm, [RPTQ_CASE.prompt], { maxNewTokens: RPTQ_CASE.steps, stopAtEos: false })[0]!;
+    GENERATED.set('rptq.safetensors', saveQuantizedOPT(qm));
+    GENERATED.set('rptq-logits.f32', new Uint8Array(logits.buffer));
+    GENERATED.set('rptq.json', new TextEncoder().encode(JSON.stringify({ greedy })));
+    qm.dispose(); model.dispose();
+  } finally {
+    await be.dispose();
+  }
+}
+
 function readBody(req: IncomingMessage): Promise<string> {
   return new Promise((res, rej) => {
     const parts: Buffer[] = [];
@@ -109,6 +136,11 @@ async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> 
   const rel = parts.slice(1).join('/');
   if (rel === PAGE_PATH) {
     res.writeHead(200, { ...headers, 'Content-Type': MIME['.html']! }).end(pageHtml(variant));
+    return;
+  }
+  const made = rel.startsWith('generated/') ? GENERATED.get(rel.slice('generated/'.length)) : undefined;
+  if (made) {
+    res.writeHead(200, { ...headers, 'Content-Type': 'application/octet-stream', 'Content-Length': String(made.byteLength) }).end(made);
     return;
   }
   const file = rel.startsWith('fixtures/') ? fileUnder(FIXTURES, rel.slice('fixtures/'.length)) : fileUnder(DIST, rel);
@@ -179,6 +211,7 @@ async function runVariant(variant: Variant, port: number): Promise<Outcome> {
   state.set(variant, st);
   const q = new URLSearchParams({ variant });
   if (existsSync(join(OPT_FIXTURE, 'config.json'))) q.set('fixture', `/${variant}/fixtures/opt-tiny-torch/`);
+  if (GENERATED.size) q.set('generated', `/${variant}/generated/`);
   const url = `http://127.0.0.1:${port}/${variant}/${PAGE_PATH}?${q}`;
   const { child, profile, log } = launch(url);
   let exitInfo = '';
@@ -244,7 +277,8 @@ async function main(): Promise<number> {
     console.error(`browser test: no Chromium at ${CHROMIUM} (set CHROMIUM, or apt-get install chromium)`);
     return 1;
   }
-  if (!existsSync(join(OPT_FIXTURE, 'config.json'))) console.warn(`browser test: no fixture at ${OPT_FIXTURE}; the OPT check is skipped`);
+  if (!existsSync(join(OPT_FIXTURE, 'config.json'))) console.warn(`browser test: no fixture at ${OPT_FIXTURE}; the OPT and RPTQ checks are skipped`);
+  else await makeRptqFiles();
   const server = createServer((req, res) => {
     handle(req, res).catch((e: unknown) => {
       console.error(`server: ${req.method} ${req.url}: ${String(e)}`);

@@ -130,3 +130,22 @@ export function atLeastTwoCpus(nav: object): void {
     Object.defineProperty(Object.getPrototypeOf(nav), 'hardwareConcurrency', { get: () => 2, configurable: true });
   }
 }
+
+/**
+ * The RPTQ browser check: W4A4KV on the tiny OPT fixture, with calibration ids, a probe and a greedy prompt. The
+ * runner (Node, simd backend) quantizes with it and serves the file, the probe's logits and the greedy tokens; the
+ * page quantizes again and runs the served file.
+ */
+export const RPTQ_CASE = {
+  preset: 'W4A4KV' as const,
+  overrides: { calibration: { samples: 4, seqLen: 32, seed: 0 }, kmeans: { nInit: 2, seed: 0 } },
+  probe: [2, 17, 301, 44, 9, 250, 133, 7, 480, 61, 5, 399],
+  prompt: [2, 88, 14, 203],
+  steps: 10,
+};
+
+/** RPTQ_CASE's calibration text: `n` ids below `vocab` (LCG). */
+export function rptqCalibration(n: number, vocab: number): Int32Array {
+  let s = 12345;
+  return Int32Array.from({ length: n }, () => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return 4 + (s % (vocab - 4)); });
+}
