@@ -199,6 +199,25 @@ export function qx_prep_codes(M: i32, K: i32, codes: usize, nSeg: i32, segc: usi
   }
 }
 
+// The index of the first x[i] (i < n) outside lo..hi, or −1: the activation preps' gather check (every entry a column
+// of x or −1), 16 entries per step; the first offending group of 16 is rescanned in order. Twin: src/ref/qmatmul.ts.
+export function first_outside_i32(n: i32, x: usize, lo: i32, hi: i32): i32 {
+  const vlo = i32x4.splat(lo), vhi = i32x4.splat(hi);
+  let i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const p = x + (<usize>i << 2);
+    const a = v128.load(p), b = v128.load(p, 16), c = v128.load(p, 32), d = v128.load(p, 48);
+    const bad = v128.or(v128.or(v128.or(i32x4.lt_s(a, vlo), i32x4.gt_s(a, vhi)), v128.or(i32x4.lt_s(b, vlo), i32x4.gt_s(b, vhi))),
+      v128.or(v128.or(i32x4.lt_s(c, vlo), i32x4.gt_s(c, vhi)), v128.or(i32x4.lt_s(d, vlo), i32x4.gt_s(d, vhi))));
+    if (v128.any_true(bad)) break;
+  }
+  for (; i < n; i++) {
+    const v = load<i32>(x + (<usize>i << 2));
+    if (v < lo || v > hi) return i;
+  }
+  return -1;
+}
+
 // Integer × integer prep straight from f32 activations: each padded position's code is the one
 // quantize_pack would write for its column (the segment's static scale and zero point, rowPeriod rows
 // apart; assembly/codes.ts quantCodes4), laid out as qx_prep_codes lays out codes. Bit-identical to

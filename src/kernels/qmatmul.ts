@@ -23,6 +23,8 @@ export const MAX_SEGMENT_CODES = 16384;
 export type QmmMode = 0 | 1 | 2;
 
 export interface QMatmulKernels {
+  /** The index of the first x[i] (i < n) outside lo..hi, or −1 (the preps' gather check; SIMD in WASM). */
+  firstOutside(n: number, x: Int32Array, lo: number, hi: number): number;
   /**
    * Weight-only activation prep: x [M, K] f32 → act [M, Kc·128 B], ap [M, nSeg, 4] with
    * Kc = segc[nSeg]. gather[j] (Kc·16 entries) is the column of x at padded position j, or −1.
@@ -63,13 +65,13 @@ function checkSegc(kernel: string, nSeg: number, segc: Int32Array, chunksPerBloc
 }
 
 /** The checks qPrepCodes and qPrepQuant share (all but the activation values); returns Kc. */
-function checkIntPrep(kernel: string, M: number, K: number, nSeg: number, segc: Int32Array, gather: Int32Array,
+function checkIntPrep(k: QMatmulKernels, kernel: string, M: number, K: number, nSeg: number, segc: Int32Array, gather: Int32Array,
   scale: Float32Array, zero: Uint8Array, rowPeriod: number, bitsA: number, act: Uint8Array, ap: Float32Array): number {
   checkDims(kernel, { M, K, rowPeriod, bitsA });
   if (bitsA < 2 || bitsA > 8) throw new LowbitError('E_ARG', `${kernel}: bitsA must be 2..8, got ${bitsA}`);
   if (rowPeriod < 1) throw new LowbitError('E_ARG', `${kernel}: rowPeriod must be at least 1, got ${rowPeriod}`);
   const Kc = checkSegc(kernel, nSeg, segc, 1);
-  checkGather(kernel, K, Kc, gather);
+  checkGather(k, kernel, K, Kc, gather);
   const qmax = 2 ** bitsA - 1, slots = Math.min(rowPeriod, M) * nSeg;
   checkLen(kernel, 'scale', scale, slots);
   checkLen(kernel, 'zero', zero, slots);
@@ -82,28 +84,34 @@ function checkIntPrep(kernel: string, M: number, K: number, nSeg: number, segc: 
   return Kc;
 }
 
-function checkGather(kernel: string, K: number, Kc: number, gather: Int32Array): void {
+function checkGather(k: QMatmulKernels, kernel: string, K: number, Kc: number, gather: Int32Array): void {
   checkLen(kernel, 'gather', gather, Kc * 16);
-  for (let j = 0; j < Kc * 16; j++) {
-    const v = gather[j]!;
-    if (v < -1 || v >= K) throw new LowbitError('E_RANGE', `${kernel}: gather[${j}] = ${v} is outside -1 .. ${K - 1}`);
-  }
+  const j = k.firstOutside(Kc * 16, gather, -1, K - 1);
+  if (j >= 0) throw new LowbitError('E_RANGE', `${kernel}: gather[${j}] = ${gather[j]} is outside -1 .. ${K - 1}`);
 }
 
 /** The qmatmul kernels of `k`, each preceded by its argument checks. */
 export function checkedQMatmul(k: QMatmulKernels): QMatmulKernels {
   return {
+    firstOutside(n, x, lo, hi) {
+      checkDims('firstOutside', { n });
+      checkLen('firstOutside', 'x', x, n);
+      if (!Number.isSafeInteger(lo) || !Number.isSafeInteger(hi) || lo < -(2 ** 31) || hi >= 2 ** 31 || lo > hi) {
+        throw new LowbitError('E_ARG', `firstOutside: lo ${lo} .. hi ${hi} must be int32 with lo <= hi`);
+      }
+      return k.firstOutside(n, x, lo, hi);
+    },
     qPrepF32(M, K, x, nSeg, segc, gather, act, ap) {
       checkDims('qPrepF32', { M, K });
       const Kc = checkSegc('qPrepF32', nSeg, segc, 1);
-      checkGather('qPrepF32', K, Kc, gather);
+      checkGather(k, 'qPrepF32', K, Kc, gather);
       checkLen('qPrepF32', 'x', x, M * K);
       checkLen('qPrepF32', 'act', act, M * Kc * ACT_CHUNK_BYTES);
       checkLen('qPrepF32', 'ap', ap, M * nSeg * 4);
       if (M > 0 && nSeg > 0) k.qPrepF32(M, K, x, nSeg, segc, gather, act, ap);
     },
     qPrepCodes(M, K, codes, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap) {
-      const Kc = checkIntPrep('qPrepCodes', M, K, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
+      const Kc = checkIntPrep(k, 'qPrepCodes', M, K, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
       checkLen('qPrepCodes', 'codes', codes, M * K);
       const qmax = 2 ** bitsA - 1;
       for (let i = 0; i < M * K; i++) {
@@ -112,7 +120,7 @@ export function checkedQMatmul(k: QMatmulKernels): QMatmulKernels {
       if (M > 0 && nSeg > 0 && Kc >= 0) k.qPrepCodes(M, K, codes, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
     },
     qPrepQuant(M, K, x, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap) {
-      const Kc = checkIntPrep('qPrepQuant', M, K, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
+      const Kc = checkIntPrep(k, 'qPrepQuant', M, K, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
       checkLen('qPrepQuant', 'x', x, M * K);
       if (M > 0 && nSeg > 0 && Kc >= 0) k.qPrepQuant(M, K, x, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
     },

@@ -33,6 +33,10 @@ function getU(act: Uint8Array, base: number, j: number): [hi: number, lo: number
 }
 
 export const refQMatmul: QMatmulKernels = {
+  firstOutside(n, x, lo, hi) {
+    for (let i = 0; i < n; i++) if (x[i]! < lo || x[i]! > hi) return i;
+    return -1;
+  },
   qPrepF32(M, K, x, nSeg, segc, gather, act, ap) {
     const Kc = segc[nSeg]!;
     for (let m = 0; m < M; m++) {

@@ -14,6 +14,18 @@ export type Arg = [View | null, Mode, number];
  * read before any allocation, because growing memory detaches (and zeroes the offsets of) old views.
  */
 export function marshal(heap: Heap, args: Arg[], fn: (...ptrs: number[]) => void): void {
+  // fast path, the decoder's case: every array already lives in the heap (no scratch, nothing to copy back)
+  let allResident = true;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]![0];
+    if (a !== null && !heap.owns(a)) { allResident = false; break; }
+  }
+  if (allResident) {
+    const direct = new Array<number>(args.length);
+    for (let i = 0; i < args.length; i++) { const a = args[i]![0]; direct[i] = a === null ? 0 : a.byteOffset; }
+    fn(...direct);
+    return;
+  }
   const ptrs = new Array<number>(args.length).fill(0);
   // residency is decided once, before any allocation can grow memory and detach resident views
   const resident = args.map(([a]) => a !== null && heap.owns(a));

@@ -28,6 +28,7 @@ export interface QMatmulExports {
   qgemm_u7(M: number, N: number, nSeg: number, segc: number, bits: number, w: number, rb: number, wp: number,
     a8: number, ap: number, bias: number, y: number, ldy: number, panel: number): void;
   is_relaxed(): number;
+  first_outside_i32(n: number, x: number, lo: number, hi: number): number;
   qx_unpack_f32(M: number, nSeg: number, segc: number, act: number, ap: number, xf: number): void;
   qgemm_f32(M: number, N: number, nSeg: number, segc: number, bits: number, w: number, rb: number, wp: number,
     xf: number, bias: number, y: number, ldy: number, panel: number): void;
@@ -73,6 +74,11 @@ export function qmmRanges(args: number[], nSeg: number, rb: number): RangeOp {
 
 export function wasmQMatmul(ex: QMatmulExports, h: Heap, pool: ThreadPool | null = null): QMatmulKernels {
   return {
+    firstOutside(n, x, lo, hi) {
+      let r = -1;
+      marshal(h, [[x, 'in', n]], (px) => { r = ex.first_outside_i32(n, px!, lo, hi); });
+      return r;
+    },
     qPrepF32(M, K, x, nSeg, segc, gather, act, ap) {
       const Kc = segc[nSeg]!;
       marshal(h, [[x, 'in', M * K], [segc, 'in', nSeg + 1], [gather, 'in', Kc * 16], [act, 'out', M * Kc * ACT_CHUNK_BYTES],

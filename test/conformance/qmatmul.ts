@@ -43,6 +43,44 @@ function setup(format: PackedFormat, nSeg: number, blocksPer: number[], K: numbe
 export function qmatmulSuite({ backend, ref }: SuiteContext): void {
   const k = () => backend().kernels;
 
+  it('firstOutside (the gather check) equals the twin: odd lengths, zeros, constant runs, a single huge outlier anywhere', () => {
+    fc.assert(fc.property(
+      fc.integer({ min: 0, max: 83 }), fc.integer({ min: -3, max: 40 }), fc.integer({ min: 0, max: 50 }),
+      fc.constantFrom('random', 'zeros', 'constant', 'edges'), fc.option(fc.tuple(fc.nat(), fc.constantFrom(-(2 ** 31), 2 ** 31 - 1, -2, 41, 1e6))),
+      fc.integer(),
+      (n, lo, span, kind, outlier, seed) => {
+        const hi = lo + span;
+        let s = seed >>> 0 || 1;
+        const x = Int32Array.from({ length: n }, (_, i) => {
+          s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+          if (kind === 'zeros') return 0;
+          if (kind === 'constant') return lo;
+          if (kind === 'edges') return i % 2 ? lo : hi;
+          return lo + ((s >>> 8) % (span + 1));
+        });
+        if (outlier && n > 0) x[outlier[0] % n] = outlier[1];
+        const want = ref.firstOutside(n, x, lo, hi);
+        expect(k().firstOutside(n, x, lo, hi)).toBe(want);
+        // the twin itself: the first index outside, by definition
+        expect(want).toBe(x.findIndex((v) => v < lo || v > hi));
+      }), { numRuns: 300 });
+    expect(() => k().firstOutside(4, new Int32Array(3), 0, 1)).toThrow(/firstOutside: x has 3 elements, needs at least 4/);
+    expect(() => k().firstOutside(1, new Int32Array(1), 2, 1)).toThrow(/lo 2 .. hi 1/);
+  });
+
+  it('a gather entry outside -1 .. K-1 is E_RANGE naming the entry, in every prep, before the kernel runs', () => {
+    const { segc, gather } = setup('u4', 2, [1, 2, 1, 1], 37, 5);
+    for (const [j, v] of [[0, 37], [gather.length - 1, -2], [17, 2 ** 31 - 1]] as const) {
+      const g = gather.slice(); g[j] = v;
+      const act = new Uint8Array(segc[2]! * ACT_CHUNK_BYTES), ap = new Float32Array(8);
+      const msg = new RegExp(`gather\\[${j}\\] = ${v} is outside -1 .. 36`);
+      expect(() => k().qPrepF32(1, 37, new Float32Array(37), 2, segc, g, act, ap)).toThrow(msg);
+      expect(() => k().qPrepCodes(1, 37, new Uint8Array(37), 2, segc, g, new Float32Array(2).fill(1), new Uint8Array(2), 1, 4, act, ap)).toThrow(msg);
+      expect(() => k().qPrepQuant(1, 37, new Float32Array(37), 2, segc, g, new Float32Array(2).fill(1), new Uint8Array(2), 1, 4, act, ap)).toThrow(msg);
+      expect(act.every((b) => b === 0)).toBe(true);
+    }
+  });
+
   it('qPrepF32 / qPrepCodes / qmm match the twin for every format and mode (bit-exact; the weight-only GEMM route within f32 rounding)', () => {
     fc.assert(fc.property(
       fc.constantFrom<PackedFormat>('u2', 'u3', 'u4', 'u8'), fc.constantFrom<QmmMode>(0, 1, 2), fc.integer({ min: 1, max: 3 }),
