@@ -1,7 +1,8 @@
 // `npm run bench`: runs every case in bench/cases/ with tinybench, prints one table (median ms,
 // GFLOP/s, GB/s, ratio against a peer measured in the same run) and writes bench/results/latest.json
 // (a --filter run writes filtered.json, a --quick run quick.json, so neither replaces the full table).
-// Flags: --quick (1 iteration per case: CI smoke), --filter <substring of group>.
+// Flags: --quick (1 iteration per case: CI smoke), --filter <substring of group>; anything else is a usage error.
+// Token-processing rows (decode steps, prefills) also show tokens/s.
 
 import { Bench } from 'tinybench';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -27,16 +28,26 @@ interface Row {
   medianMs: number;
   gflops: number | null;
   gbps: number | null;
+  tokPerSec: number | null;
   ratio: number | null;
   peer: string | null;
   samples: number;
 }
+
+const USAGE = 'usage: npm run bench [-- --quick] [-- --filter <substring of a group name>]';
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const quick = args.includes('--quick');
   const fi = args.indexOf('--filter');
   const filter = fi >= 0 ? args[fi + 1] ?? '' : '';
+  // an unknown flag (even --help) must not start a 10-minute run
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--quick') continue;
+    if (args[i] === '--filter' && i + 1 < args.length) { i++; continue; }
+    console.error(args[i] === '--help' || args[i] === '-h' ? USAGE : `bench: unexpected argument '${args[i]}'\n${USAGE}`);
+    process.exit(args[i] === '--help' || args[i] === '-h' ? 0 : 2);
+  }
   const backends: Partial<Record<BackendName, Backend>> = { js: await createBackend('js') };
   backends.simd = await createBackend('simd');
   if (wasmSupported('relaxed')) backends.relaxed = await createBackend('relaxed');
@@ -62,6 +73,7 @@ async function main(): Promise<void> {
           group: g, impl: c.impl, medianMs: ms.median, samples: ms.samples,
           gflops: c.flops ? c.flops / ms.median / 1e6 : null,
           gbps: c.bytes ? c.bytes / ms.median / 1e6 : null,
+          tokPerSec: c.tokens ? (c.tokens * 1000) / ms.median : null,
           ratio: null, peer: null,
         });
       }
@@ -101,11 +113,12 @@ async function measure(c: BenchCase, quick: boolean): Promise<{ median: number; 
 }
 
 function printTable(rows: Row[]): void {
-  const head = ['group', 'impl', 'median ms', 'GFLOP/s', 'GB/s', 'ratio', 'vs'];
+  const head = ['group', 'impl', 'median ms', 'GFLOP/s', 'GB/s', 'tok/s', 'ratio', 'vs'];
   const body = rows.map((r) => [
     r.group, r.impl, r.medianMs.toFixed(3),
     r.gflops === null ? '' : r.gflops.toPrecision(3),
     r.gbps === null ? '' : r.gbps.toPrecision(3),
+    r.tokPerSec === null ? '' : r.tokPerSec.toPrecision(3),
     r.ratio === null ? '' : `${r.ratio.toFixed(2)}x`,
     r.peer ?? '',
   ]);

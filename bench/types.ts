@@ -22,6 +22,8 @@ export interface BenchCase {
   flops?: number;
   /** Bytes moved per call (input read, for GB/s). */
   bytes?: number;
+  /** Tokens a call processes (a decode step: 1; a prefill: its length), for tokens/s. */
+  tokens?: number;
   /** The impl in the same group this row's ratio is taken against (default: 'js'). */
   peer?: string;
   /** Optional setup run once before timing (allocations, packing). */

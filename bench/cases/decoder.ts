@@ -68,6 +68,7 @@ export async function decoderCases(ctx: BenchContext): Promise<BenchCase[]> {
         setup() { const m = get(); s ??= createRunState(m, { maxTokens: T, maxContext: T, logitRows: 1 }); },
         fn() { forward(get(), s!, toks, 0, { logits: 'last' }); },
         flops: forwardFlops(c, T, 0, 1),
+        tokens: T,
       });
     }
     for (const L of [128, 1024]) {
@@ -79,6 +80,7 @@ export async function decoderCases(ctx: BenchContext): Promise<BenchCase[]> {
         fn() { forward(get(), s!, [42], L, { logits: 'last' }); },
         flops: forwardFlops(c, 1, L, 1),
         bytes: decodeBytes(c, L),
+        tokens: 1,
       });
     }
   }

@@ -60,6 +60,7 @@ export async function rptqCases(ctx: BenchContext): Promise<BenchCase[]> {
         forward(m, live!.fs, prompt, 0, { logits: 'none' });
       },
       fn: () => { forward(live!.model, live!.fs!, next, CTX); },
+      tokens: 1,
     });
     // presets (weights per row × input cluster) and the 'group' grid option (g128), LM head f32 or 4-bit
     const variants: Array<[string, RecipePresetName, 16 | 8 | 4, boolean]> = [
@@ -80,6 +81,7 @@ export async function rptqCases(ctx: BenchContext): Promise<BenchCase[]> {
           qforward(live!.qm, live!.qs, prompt, 0, { logits: 'none' });
         },
         fn: () => { qforward(live!.qm!, live!.qs!, next, CTX); },
+        tokens: 1,
       });
     }
   }
