@@ -138,6 +138,8 @@ async function quantizeCmd(args: string[], io: CliIO): Promise<void> {
   if (flags.has('grid')) weight.granularity = one(flags, 'grid', 'rowCluster', WEIGHT_GRANULARITIES);
   if (flags.has('group')) weight.groupSize = num(flags, 'group', 128, int(1), 'a positive integer');
   if (flags.has('method')) weight.method = one(flags, 'method', 'rtn', ['rtn', 'gptq'] as const);
+  // GPTQ needs equal groups: without --grid it takes the g128 grid rather than the presets' per-cluster one
+  if (weight.method === 'gptq' && !weight.granularity) weight.granularity = 'group';
   const recipe = rptqRecipe(preset, { calibration, bits: { lmHead }, weight });
   // every file problem before the long part: the calibration text is read, the output folder made
   const text = readFileSync(calibFile, 'utf8');
@@ -259,7 +261,7 @@ export async function runCli(argv: string[], io: CliIO = STDIO): Promise<number>
     return 0;
   } catch (e) {
     if (e instanceof UsageError) { io.err(`lowbit ${cmd}: ${e.message}\n${USAGE}\n`); return 2; }
-    if (e instanceof LowbitError) { io.err(`lowbit ${cmd}: ${e.code}: ${e.message}\n`); return 1; }
+    if (e instanceof LowbitError) { io.err(`lowbit ${cmd}: ${e.message}\n`); return 1; } // the message starts with its code
     // file system errors (a missing file, no permission) carry a code and the path: no stack trace for those
     const sys = e as NodeJS.ErrnoException;
     if (typeof sys?.code === 'string' && typeof sys.syscall === 'string') { io.err(`lowbit ${cmd}: ${sys.message}\n`); return 1; }
