@@ -46,11 +46,11 @@ describe('lowbit CLI', () => {
     expect(q.out).toContain('KV cache 128 bytes per token'); // 2 layers × (K + V) × one 64-channel u4 row
     expect(existsSync(join(dir, 'q', 'vocab.json')) && existsSync(join(dir, 'q', 'merges.txt'))).toBe(true);
 
-    // GPTQ without --grid takes the g128 grid (the presets' per-cluster grid has unequal groups)
+    // GPTQ on the preset's grid: per (row × input cluster), the clusters as GPTQ's groups
     const gq = await cli('quantize', src, '-o', join(dir, 'g', 'model.safetensors'), '--calib', TEXT, '--method', 'gptq', '--samples', '2', '--seqlen', '64');
     expect(gq.code).toBe(0);
     const gmeta = JSON.parse((await cli('info', join(dir, 'g', 'model.safetensors'))).out) as { recipe: { weight: { method: string; granularity: string } } };
-    expect(gmeta.recipe.weight).toMatchObject({ method: 'gptq', granularity: 'group' });
+    expect(gmeta.recipe.weight).toMatchObject({ method: 'gptq', granularity: 'rowCluster' });
 
     const info = await cli('info', out);
     expect(info.code).toBe(0);
@@ -101,8 +101,8 @@ describe('lowbit CLI', () => {
       [['generate', join(src, 'config.json'), '--prompt', 'a'], 1, 'E_FORMAT'],
       [['generate', bare, '--prompt', 'a'], 1, 'pass --tokenizer <dir>'],
       [['ppl', src, '--text', TEXT, '--seqlen', '4096'], 1, 'exceeds max_position_embeddings'],
-      [['quantize', src, '-o', join(dir, 'x.safetensors'), '--calib', TEXT, '--method', 'gptq', '--grid', 'rowCluster'], 1,
-        "lowbit quantize: E_ARG: recipe.weight.method gptq needs weight.granularity 'group' or 'row'"],
+      [['quantize', src, '-o', join(dir, 'x.safetensors'), '--calib', TEXT, '--grid', 'group', '--group', '48'], 1,
+        'lowbit quantize: E_ARG: recipe.weight.groupSize 48'],
       [['info', src, 'extra'], 2, 'expected one model'],
     ];
     for (const [argv, code, msg] of cases) {

@@ -103,6 +103,72 @@ describe('GPTQ reconstruction error beats RTN (correlated inputs with outlier ch
   });
 });
 
+describe('GPTQ with groups of unequal widths (groupOffsets: RPTQ clusters as groups)', () => {
+  const rows = 64, cols = 256, n = 1024;
+  it('equal offsets reproduce groupSize bit for bit (dynamic, static, act-order + static)', () => {
+    const k = simd.kernels;
+    const x = correlatedInputs(n, cols, 3), w = randomWeight(rows, cols, 5), H = hessianOf(k, x, n, cols, 128);
+    const offsets = Int32Array.from({ length: cols / 32 + 1 }, (_, g) => g * 32);
+    for (const o of [{}, { staticGroups: true }, { staticGroups: true, actOrder: true }]) {
+      const a = gptqQuantize(w, rows, cols, H, { bits: 3, groupSize: 32, kernels: k, ...o });
+      const b = gptqQuantize(w, rows, cols, H, { bits: 3, groupOffsets: offsets, kernels: k, ...o });
+      expect(Buffer.from(b.dequantized.buffer).equals(Buffer.from(a.dequantized.buffer))).toBe(true);
+      expect(Array.from(b.scale)).toEqual(Array.from(a.scale));
+      expect(Array.from(b.zero)).toEqual(Array.from(a.zero));
+      expect(Array.from(b.gIdx)).toEqual(Array.from(a.gIdx));
+      expect(b.loss).toBe(a.loss);
+      expect(Array.from(dequantize(b.quantized, { kernels: k }).data as Float32Array)).toEqual(Array.from(b.dequantized));
+    }
+  });
+
+  it('unequal groups: parameters per (row × group), and GPTQ beats RTN on the same grid', () => {
+    const k = simd.kernels;
+    const x = correlatedInputs(n, cols, 9), w = randomWeight(rows, cols, 13), H = hessianOf(k, x, n, cols, 128);
+    // 13 groups of 5 to 37 columns (a cluster map's offsets)
+    const sizes = [5, 37, 20, 11, 30, 24, 9, 33, 16, 28, 7, 19, 17];
+    const offsets = Int32Array.from([0, ...sizes.map((_, i) => sizes.slice(0, i + 1).reduce((p, v) => p + v, 0))]);
+    expect(offsets[offsets.length - 1]).toBe(cols);
+    for (const bits of [4, 3]) {
+      const g = gptqQuantize(w, rows, cols, H, { bits, groupOffsets: offsets, kernels: k, name: 'clusters' });
+      expect(g.nGroups).toBe(13);
+      expect(g.quantized.scheme.granularity.kind).toBe('perRowCluster');
+      expect(Array.from(g.quantized.offsets)).toEqual(Array.from(offsets));
+      for (let c = 0; c < cols; c++) expect(g.gIdx[c]).toBe(offsets.findIndex((o, i) => c >= o && c < offsets[i + 1]!));
+      // every dequantized value lies on its row × group's grid: s·(q − z) with q an integer code
+      for (let r = 0; r < rows; r += 7) {
+        for (let c = 0; c < cols; c += 3) {
+          const p = r * 13 + g.gIdx[c]!, q = g.dequantized[r * cols + c]! / g.scale[p]! + g.zero[p]!;
+          expect(Math.abs(q - Math.round(q))).toBeLessThan(1e-3);
+        }
+      }
+      // RTN on the same grid: GPTQ's quantizer (find_params) per row × group, round to nearest
+      const rtn = new Float32Array(rows * cols), sc = new Float32Array(rows * 13), zr = new Uint8Array(rows * 13), maxq = 2 ** bits - 1;
+      for (let gi = 0; gi < 13; gi++) findParams(w, rows, cols, offsets[gi]!, offsets[gi + 1]! - offsets[gi]!, bits, false, null, sc, zr, 13, gi);
+      for (let r = 0; r < rows; r++) {
+        for (let c = 0; c < cols; c++) {
+          const p = r * 13 + g.gIdx[c]!;
+          rtn[r * cols + c] = dequantizeValue(quantizeValue(w[r * cols + c]!, sc[p]!, zr[p]!, maxq), sc[p]!, zr[p]!);
+        }
+      }
+      const ratio = layerError(k, w, g.dequantized, x, rows, cols, n) / layerError(k, w, rtn, x, rows, cols, n);
+      expect(ratio).toBeLessThan(0.5);
+    }
+  });
+
+  it('bad groupOffsets are E_ARG naming the problem', () => {
+    const k = withChecks(refKernels());
+    const w = randomWeight(4, 8, 1), h = createHessian(8);
+    for (let i = 0; i < 8; i++) h.h[i * 8 + i] = 1;
+    const bad = (o: Partial<GPTQOptions>, ...msg: string[]) => expectLowbit(() => gptqQuantize(w, 4, 8, h, { bits: 4, kernels: k, ...o }), 'E_ARG', ...msg);
+    bad({ groupOffsets: Int32Array.from([0, 4, 7]) }, 'from 0 to the 8 columns');
+    bad({ groupOffsets: Int32Array.from([1, 4, 8]) }, 'from 0 to the 8 columns');
+    bad({ groupOffsets: Int32Array.from([0, 5, 5, 8]) }, 'groupOffsets[2] = 5 does not exceed groupOffsets[1] = 5');
+    bad({ groupOffsets: Int32Array.from([0, 4, 8]), groupSize: 4 }, 'not both');
+    bad({ groupOffsets: Int32Array.from([0, 4, 8]), actOrder: true }, 'needs staticGroups');
+    expect(gptqQuantize(w, 4, 8, h, { bits: 4, kernels: k, groupOffsets: Int32Array.from([0, 3, 8]), actOrder: true, staticGroups: true }).nGroups).toBe(2);
+  });
+});
+
 // ---------------------------------------------------------------------------------------------
 // A literal transcription of gptq.py fasterquant (column-major torch ops, f32), with quant.py's
 // find_params: the oracle for gptqQuantize's row-major, block-hoisted implementation.

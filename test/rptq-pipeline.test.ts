@@ -135,17 +135,20 @@ describe('calibration and the RPTQ claim', () => {
     for (const t of owned) t.dispose();
   });
 
-  it('GPTQ weights give lower KL than RTN on the same grid (per row, per row × group of 32) at W3A16, and save/load', () => {
+  it('GPTQ weights give lower KL than RTN on the same grid (per row, per row × group of 32, per row × input cluster) at W3A16, and save/load', () => {
     const text = ids(4096, 21), evalIds = ids(512, 99);
     const kl: Record<string, number> = {};
-    const runs = [['rtn', 'row'], ['gptq', 'row'], ['rtn', 'group'], ['gptq', 'group']] as const;
+    const runs = [['rtn', 'row'], ['gptq', 'row'], ['rtn', 'group'], ['gptq', 'group'], ['rtn', 'rowCluster'], ['gptq', 'rowCluster']] as const;
     for (const [method, granularity] of runs) {
-      const key = granularity === 'group' ? `${method}-g32` : method;
+      const key = granularity === 'group' ? `${method}-g32` : granularity === 'rowCluster' ? `${method}-cl` : method;
       const r = customRecipe(`W3A16-${key}`, 3, 16, 16, { calibration: { samples: 8, seqLen: 64 }, kmeans: { nInit: 1 }, weight: { method, granularity, groupSize: 32 } });
       const qm = quantizeOPT(model, r, { calibration: text });
-      // SMALL: dim 128, ffn 512: groups of 32 → 4 and 16 (scale, zero) slots per row
-      expect(qm.parts.layers[0]!.fc2.q!.scale.length).toBe(128 * (granularity === 'group' ? 16 : 1));
-      expect(qm.parts.layers[0]!.fc2.q!.offsets.length).toBe(granularity === 'group' ? 17 : 2);
+      // SMALL: dim 128, ffn 512: groups of 32 → 4 and 16 (scale, zero) slots per row; rowCluster: fc2's input clusters (R5)
+      const fc2 = qm.parts.layers[0]!.fc2.q!, r5 = qm.parts.layers[0]!.maps.r5!.offsets;
+      const slots = granularity === 'group' ? 16 : granularity === 'rowCluster' ? r5.length - 1 : 1;
+      expect(fc2.scale.length).toBe(128 * slots);
+      expect(fc2.offsets.length).toBe(slots + 1);
+      if (granularity === 'rowCluster') expect(Array.from(fc2.offsets)).toEqual(Array.from(r5));
       kl[key] = nextTokenKL(model, qm, evalIds, 64, 4).kl;
       const back = loadQuantizedOPT(saveQuantizedOPT(qm), { backend: be });
       const probe = Array.from(evalIds.subarray(0, 16));
@@ -154,9 +157,11 @@ describe('calibration and the RPTQ claim', () => {
       back.dispose();
       qm.dispose();
     }
-    console.log(`W3A16 per row: RTN ${kl['rtn']!.toFixed(4)} GPTQ ${kl['gptq']!.toFixed(4)}; per row × 32: RTN ${kl['rtn-g32']!.toFixed(4)} GPTQ ${kl['gptq-g32']!.toFixed(4)}`);
+    console.log(`W3A16 per row: RTN ${kl['rtn']!.toFixed(4)} GPTQ ${kl['gptq']!.toFixed(4)}; per row × 32: RTN ${kl['rtn-g32']!.toFixed(4)} GPTQ ${kl['gptq-g32']!.toFixed(4)}; `
+      + `per row × cluster: RTN ${kl['rtn-cl']!.toFixed(4)} GPTQ ${kl['gptq-cl']!.toFixed(4)}`);
     expect(kl['gptq']!).toBeLessThan(kl['rtn']!);
     expect(kl['gptq-g32']!).toBeLessThan(kl['rtn-g32']!);
+    expect(kl['gptq-cl']!).toBeLessThan(kl['rtn-cl']!);
   });
 
   it('per-cluster activation quantization has lower KL vs float than per-tensor at A4 and A3 (W16)', () => {

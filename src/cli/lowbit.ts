@@ -138,8 +138,6 @@ async function quantizeCmd(args: string[], io: CliIO): Promise<void> {
   if (flags.has('grid')) weight.granularity = one(flags, 'grid', 'rowCluster', WEIGHT_GRANULARITIES);
   if (flags.has('group')) weight.groupSize = num(flags, 'group', 128, int(1), 'a positive integer');
   if (flags.has('method')) weight.method = one(flags, 'method', 'rtn', ['rtn', 'gptq'] as const);
-  // GPTQ needs equal groups: without --grid it takes the g128 grid rather than the presets' per-cluster one
-  if (weight.method === 'gptq' && !weight.granularity) weight.granularity = 'group';
   const recipe = rptqRecipe(preset, { calibration, bits: { lmHead }, weight });
   // every file problem before the long part: the calibration text is read, the output folder made
   const text = readFileSync(calibFile, 'utf8');

@@ -234,6 +234,9 @@ export function encodeGPTQLinear(r: GPTQResult, format: GPTQCheckpointFormat, na
   const { rows: O, cols: I, bits } = r;
   if (bits !== 2 && bits !== 3 && bits !== 4 && bits !== 8) throw new LowbitError('E_UNSUPPORTED', `${name}: the GPTQ layout stores 2, 3, 4 or 8 bits, got ${bits}`);
   if (I % 32 !== 0 || O % 32 !== 0) throw new LowbitError('E_SHAPE', `${name}: the GPTQ layout packs 32 values per ${bits} words: in (${I}) and out (${O}) must be multiples of 32`);
+  if (r.groupOffsets && r.groupSize === null) {
+    throw new LowbitError('E_UNSUPPORTED', `${name}: groups of unequal widths (groupOffsets, e.g. RPTQ's clusters) have no AutoGPTQ group_size; quantize with groupSize to export`, { layer: name });
+  }
   const q = r.quantized, nG = r.nGroups;
   const layoutCodes = codesOf(q, { kernels });
   const qweight = new Int32Array((I * bits / 32) * O);

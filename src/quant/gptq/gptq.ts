@@ -22,6 +22,13 @@ export interface GPTQOptions {
   symmetric?: boolean;
   /** Columns per group, each group with its own (scale, zero) per row, recomputed at the group's start. Absent: one per row (the reference's groupsize = −1). Must divide the columns. */
   groupSize?: number;
+  /**
+   * Groups of unequal widths instead of `groupSize`: nGroups + 1 increasing column offsets from 0 to cols (e.g. RPTQ's
+   * input clusters after folding, which makes the grid per row × input cluster). Each group's parameters are
+   * recomputed at its first column as with `groupSize`; equal offsets give groupSize's result bit for bit. With
+   * act-order they need `staticGroups` (the groups are of the original column order).
+   */
+  groupOffsets?: Int32Array;
   /** Quantize columns in order of descending diag(H) (the reference's --act-order); the permutation is undone in the result. */
   actOrder?: boolean;
   /** With groups: compute every group's parameters up front from the (dead-column-zeroed) weight, in the original column order (--static-groups). */
@@ -70,6 +77,8 @@ export interface GPTQResult {
   bits: number;
   symmetric: boolean;
   groupSize: number | null;
+  /** The groups' column offsets (nGroups + 1; from groupOffsets, or every groupSize columns); null without groups. */
+  groupOffsets: Int32Array | null;
   actOrder: boolean;
   staticGroups: boolean;
 }
@@ -82,7 +91,18 @@ function checkOptions(o: GPTQOptions, rows: number, cols: number, what: string):
       throw new LowbitError('E_ARG', `${what}: groupSize ${o.groupSize} does not divide the ${cols} columns (pick a divisor)`, { layer: o.name, groupSize: o.groupSize, cols });
     }
   }
-  if (o.staticGroups && o.groupSize === undefined) throw new LowbitError('E_ARG', `${what}: staticGroups needs a groupSize`);
+  const go = o.groupOffsets;
+  if (go !== undefined) {
+    if (o.groupSize !== undefined) throw new LowbitError('E_ARG', `${what}: give groupSize or groupOffsets, not both`);
+    if (!(go instanceof Int32Array) || go.length < 2 || go[0] !== 0 || go[go.length - 1] !== cols) {
+      throw new LowbitError('E_ARG', `${what}: groupOffsets must be an Int32Array of at least 2 offsets from 0 to the ${cols} columns`, { layer: o.name });
+    }
+    for (let g = 0; g + 1 < go.length; g++) {
+      if (!(go[g + 1]! > go[g]!)) throw new LowbitError('E_ARG', `${what}: groupOffsets[${g + 1}] = ${go[g + 1]} does not exceed groupOffsets[${g}] = ${go[g]} (empty or decreasing group)`, { layer: o.name, group: g });
+    }
+    if (o.actOrder && !o.staticGroups) throw new LowbitError('E_ARG', `${what}: act-order with groupOffsets needs staticGroups (the groups are of the original column order)`, { layer: o.name });
+  }
+  if (o.staticGroups && o.groupSize === undefined && go === undefined) throw new LowbitError('E_ARG', `${what}: staticGroups needs a groupSize or groupOffsets`);
   const bs = o.blockSize ?? 128;
   if (!Number.isSafeInteger(bs) || bs < 1) throw new LowbitError('E_ARG', `${what}: blockSize must be a positive integer, got ${bs}`);
   const pd = o.percDamp ?? 0.01;
@@ -120,7 +140,11 @@ export function gptqQuantize(weight: Float32Array, rows: number, cols: number, h
   const gs = opts.groupSize ?? null, actOrder = opts.actOrder ?? false, staticGroups = opts.staticGroups ?? false;
   const B = opts.blockSize ?? 128;
   const mse: MseSearch | null = opts.mse ? (opts.mse === true ? {} : opts.mse) : null;
-  const nG = gs === null ? 1 : cols / gs;
+  // groups as column offsets (equal groups of gs, or the caller's); colGroup[c]: the group of column c
+  const offs: Int32Array | null = opts.groupOffsets ? opts.groupOffsets.slice() : gs !== null ? Int32Array.from({ length: cols / gs + 1 }, (_, g) => g * gs) : null;
+  const nG = offs ? offs.length - 1 : 1;
+  const colGroup = new Int32Array(cols);
+  if (offs) for (let g = 0; g < nG; g++) colGroup.fill(g, offs[g]!, offs[g + 1]!);
 
   for (let i = 0; i < weight.length; i++) {
     if (!Number.isFinite(weight[i]!)) throw new LowbitError('E_NONFINITE', `${what}: weight element ${i} (row ${Math.floor(i / cols)}, column ${i % cols}) is ${weight[i]}`, { layer: name, index: i });
@@ -135,7 +159,7 @@ export function gptqQuantize(weight: Float32Array, rows: number, cols: number, h
 
   // ---- per-row parameters without groups: find_params on the original W (before dead columns are zeroed)
   const scale = new Float32Array(rows * nG), zero = new Uint8Array(rows * nG);
-  if (gs === null) findParams(W, rows, cols, 0, cols, bits, sym, mse, scale, zero);
+  if (!offs) findParams(W, rows, cols, 0, cols, bits, sym, mse, scale, zero);
 
   // ---- dead columns: H[i,i] = 1, W[:, i] = 0
   let deadColumns = 0;
@@ -148,8 +172,8 @@ export function gptqQuantize(weight: Float32Array, rows: number, cols: number, h
   }
 
   // ---- static groups: every group's parameters from the zeroed W, original column order
-  if (gs !== null && staticGroups) {
-    for (let g = 0; g < nG; g++) findParams(W, rows, cols, g * gs, gs, bits, sym, mse, scale, zero, nG, g);
+  if (offs && staticGroups) {
+    for (let g = 0; g < nG; g++) findParams(W, rows, cols, offs[g]!, offs[g + 1]! - offs[g]!, bits, sym, mse, scale, zero, nG, g);
   }
 
   // ---- act-order: permute W's columns and H by descending diag(H)
@@ -210,14 +234,15 @@ export function gptqQuantize(weight: Float32Array, rows: number, cols: number, h
     // dynamic groups starting in this block: find_params reads W (not W1), which the block does not change
     // until its lazy update, so all of them can be computed here from W's state at the block start
     // (for a group starting inside the block this is the reference's own quirk: it misses the block's in-block updates).
-    if (gs !== null && !staticGroups) {
+    if (offs && !staticGroups) {
       for (let c = i1; c < i2; c++) {
-        if (c % gs === 0) findParams(Wp, rows, cols, c, Math.min(gs, cols - c), bits, sym, mse, scale, zero, nG, c / gs);
+        const g = colGroup[c]!;
+        if (c === offs[g]) findParams(Wp, rows, cols, c, offs[g + 1]! - c, bits, sym, mse, scale, zero, nG, g);
       }
     }
     for (let i = 0; i < count; i++) {
       const c = i1 + i;
-      slotOf[i] = gs === null ? 0 : staticGroups ? Math.floor((perm ? perm[c]! : c) / gs) : Math.floor(c / gs);
+      slotOf[i] = !offs ? 0 : staticGroups ? colGroup[perm ? perm[c]! : c]! : colGroup[c]!;
     }
     for (let r = 0; r < rows; r++) {
       const wo = r * cols + i1, bo = r * B;
@@ -256,36 +281,39 @@ export function gptqQuantize(weight: Float32Array, rows: number, cols: number, h
   const gIdx = new Int32Array(cols);
   if (perm) {
     for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) dequantized[r * cols + perm[j]!] = Q[r * cols + j]!;
-    for (let j = 0; j < cols; j++) gIdx[perm[j]!] = gs === null ? 0 : staticGroups ? Math.floor(perm[j]! / gs) : Math.floor(j / gs);
+    for (let j = 0; j < cols; j++) gIdx[perm[j]!] = !offs ? 0 : staticGroups ? colGroup[perm[j]!]! : colGroup[j]!;
   } else {
     dequantized.set(Q);
-    for (let j = 0; j < cols; j++) gIdx[j] = gs === null ? 0 : Math.floor(j / gs);
+    gIdx.set(colGroup);
   }
-  const dynamicPerm = perm !== null && gs !== null && !staticGroups;
+  const dynamicPerm = perm !== null && offs !== null && !staticGroups;
   let layoutCodes = codes;
   if (perm && !dynamicPerm) {
     layoutCodes = new Uint8Array(rows * cols);
     for (let r = 0; r < rows; r++) for (let j = 0; j < cols; j++) layoutCodes[r * cols + perm[j]!] = codes[r * cols + j]!;
   }
-  const quantized = buildTensor(k, layoutCodes, rows, cols, bits, sym, gs, dynamicPerm ? perm : null, scale, zero);
+  const quantized = buildTensor(k, layoutCodes, rows, cols, bits, sym, gs, dynamicPerm ? perm : null, scale, zero, opts.groupOffsets ? offs : null);
   return {
     quantized, dequantized, perm, gIdx, scale, zero, nGroups: nG, loss, damp, percDamp: pd, dampRetries: retries, deadColumns,
-    rows, cols, bits, symmetric: sym, groupSize: gs, actOrder, staticGroups,
+    rows, cols, bits, symmetric: sym, groupSize: gs, groupOffsets: offs, actOrder, staticGroups,
   };
 }
 
 /**
- * lowbit's QuantizedTensor for GPTQ codes: per row (perChannel axis 0), per group (perGroup), or, for
- * act-order with dynamic groups, per (row × contiguous group of the permuted columns) with the
+ * lowbit's QuantizedTensor for GPTQ codes: per row (perChannel axis 0), per group (perGroup), per (row × group of
+ * unequal widths, `groupOffsets`) as perRowCluster with the identity permutation (the tensor RTN makes on RPTQ's
+ * grid), or, for act-order with dynamic groups, per (row × contiguous group of the permuted columns) with the
  * permutation as the cluster map (perRowCluster), which is exactly how those groups are laid out.
  */
 export function buildTensor(k: Kernels, codes: Uint8Array, rows: number, cols: number, bits: number, sym: boolean, gs: number | null,
-  perm: Int32Array | null, scale: Float32Array, zero: Uint8Array): QuantizedTensor {
-  const nG = gs === null ? 1 : cols / gs;
-  const offsets = Int32Array.from({ length: nG + 1 }, (_, g) => (gs === null ? (g ? cols : 0) : g * gs));
+  perm: Int32Array | null, scale: Float32Array, zero: Uint8Array, groupOffsets: Int32Array | null = null): QuantizedTensor {
+  const nG = groupOffsets ? groupOffsets.length - 1 : gs === null ? 1 : cols / gs;
+  const offsets = groupOffsets ?? Int32Array.from({ length: nG + 1 }, (_, g) => (gs === null ? (g ? cols : 0) : g * gs));
+  const identity = () => Int32Array.from({ length: cols }, (_, i) => i);
   const scheme: QuantScheme = {
     bits: bits as QuantScheme['bits'], symmetric: sym,
-    granularity: gs === null ? { kind: 'perChannel', axis: 0 } : perm ? { kind: 'perRowCluster', clusters: { perm, offsets } } : { kind: 'perGroup', groupSize: gs },
+    granularity: groupOffsets ? { kind: 'perRowCluster', clusters: { perm: perm ?? identity(), offsets } }
+      : gs === null ? { kind: 'perChannel', axis: 0 } : perm ? { kind: 'perRowCluster', clusters: { perm, offsets } } : { kind: 'perGroup', groupSize: gs },
   };
   const format = formatForBits(bits);
   const qs = new Uint8Array(packedBytes(format, rows, cols));

@@ -86,11 +86,14 @@ export function quantizeWeight(k: Kernels, w: Float32Array, outDim: number, inDi
 const groupOffsets = (n: number, g: number) => Int32Array.from({ length: n / g + 1 }, (_, i) => i * g);
 
 function linearOf(be: Backend, owned: Disposable[], execution: Execution, w: Float32Array, b: Float32Array | null, outDim: number, inDim: number,
-  bits: number, inOffsets: Int32Array | null, gptq?: { h: Hessian; name: string; groupSize: number | null }): QLinear {
+  bits: number, inOffsets: Int32Array | null, gptq?: { h: Hessian; name: string; groupSize: number | null; groupOffsets: Int32Array | null }): QLinear {
   const bias = b ? heapF32(be, b, [outDim], owned) : null;
   if (bits >= 16) return { outDim, inDim, w: heapF32(be, w, [outDim, inDim], owned), b: bias, q: null, packed: null };
   if (gptq) {
-    const r = gptqQuantize(w, outDim, inDim, gptq.h, { bits, kernels: be.kernels, name: gptq.name, ...(gptq.groupSize ? { groupSize: gptq.groupSize } : {}) });
+    const r = gptqQuantize(w, outDim, inDim, gptq.h, {
+      bits, kernels: be.kernels, name: gptq.name,
+      ...(gptq.groupSize ? { groupSize: gptq.groupSize } : gptq.groupOffsets ? { groupOffsets: gptq.groupOffsets } : {}),
+    });
     return makeQLinear(be, r.quantized, bias, execution, owned);
   }
   const { q } = quantizeWeight(be.kernels, w, outDim, inDim, bits, inOffsets);
@@ -125,8 +128,9 @@ function layerArrays(model: OPTModel, l: number): OptLayerWeights {
 
 /**
  * Builds quantized layer l from its statistics: cluster maps (when recipe.reorder), fold, weights on the recipe's grid
- * (per row × group, row × input cluster, or row) with RTN, or per row × group or per row with GPTQ (`hessians` of the
- * layer's linear inputs in the original channel order, permuted here like the folded columns), static per-segment
+ * (per row × group, row × input cluster, or row) with RTN or GPTQ (`hessians` of the layer's linear inputs in the
+ * original channel order, permuted here like the folded columns; on the rowCluster grid GPTQ's groups are the input's
+ * clusters), static per-segment
  * activation and KV ranges. Tensors go to `be`'s heap and are registered in `owned`.
  */
 export function buildQLayer(model: OPTModel, l: number, st: LayerStats, recipe: Recipe, be: Backend, owned: Disposable[],
@@ -149,16 +153,18 @@ export function buildQLayer(model: OPTModel, l: number, st: LayerStats, recipe: 
   const act = (cls: ActClass, bits: number, n: number, map: ClusterMap | undefined, r: ChannelRange, perm: Int32Array | null) =>
     (bits < 16 ? actQuantFromRange(bits, segmentsOf(recipe, cls, n, map), permRange(r, perm)) : null);
   const H1 = useGptq ? permuteHessian(hessians!.r1, p1) : null;
-  const G = (hh: Hessian | null, name: string, n: number) => (hh ? { h: hh, name: `layers.${l}.${name}`, groupSize: gOf(n, name) } : undefined);
+  // GPTQ on the same grid: equal groups, or (rowCluster) the input's clusters as groups of unequal widths
+  const G = (hh: Hessian | null, name: string, n: number, m: ClusterMap | undefined) =>
+    (hh ? { h: hh, name: `layers.${l}.${name}`, groupSize: gOf(n, name), groupOffsets: grid === 'rowCluster' && m ? m.offsets : null } : undefined);
   const layer: QLayer = {
     ln1W: lnv(f.ln1Gamma), ln1B: lnv(f.ln1Beta), ln2W: lnv(f.ln2Gamma), ln2B: lnv(f.ln2Beta),
     ln1Perm: f.ln1InputPerm ?? null, ln2Perm: f.ln2InputPerm ?? null,
-    q: linearOf(be, owned, execution, f.qW, bias(f.qB), d, d, b.weights, inOff(maps.r1, d, 'q_proj'), G(H1, 'q_proj', d)),
-    k: linearOf(be, owned, execution, f.kW, bias(f.kB), d, d, b.weights, inOff(maps.r1, d, 'k_proj'), G(H1, 'k_proj', d)),
-    v: linearOf(be, owned, execution, f.vW, bias(f.vB), d, d, b.weights, inOff(maps.r1, d, 'v_proj'), G(H1, 'v_proj', d)),
-    o: linearOf(be, owned, execution, f.oW, bias(f.oB), d, d, b.weights, inOff(maps.r3, d, 'out_proj'), G(useGptq ? permuteHessian(hessians!.attnOut, p3) : null, 'out_proj', d)),
-    fc1: linearOf(be, owned, execution, f.fc1W, bias(f.fc1B), h, d, b.weights, inOff(maps.r4, d, 'fc1'), G(useGptq ? permuteHessian(hessians!.r4, p4) : null, 'fc1', d)),
-    fc2: linearOf(be, owned, execution, f.fc2W, bias(f.fc2B), d, h, b.weights, inOff(maps.r5, h, 'fc2'), G(useGptq ? permuteHessian(hessians!.r5, p5) : null, 'fc2', h)),
+    q: linearOf(be, owned, execution, f.qW, bias(f.qB), d, d, b.weights, inOff(maps.r1, d, 'q_proj'), G(H1, 'q_proj', d, maps.r1)),
+    k: linearOf(be, owned, execution, f.kW, bias(f.kB), d, d, b.weights, inOff(maps.r1, d, 'k_proj'), G(H1, 'k_proj', d, maps.r1)),
+    v: linearOf(be, owned, execution, f.vW, bias(f.vB), d, d, b.weights, inOff(maps.r1, d, 'v_proj'), G(H1, 'v_proj', d, maps.r1)),
+    o: linearOf(be, owned, execution, f.oW, bias(f.oB), d, d, b.weights, inOff(maps.r3, d, 'out_proj'), G(useGptq ? permuteHessian(hessians!.attnOut, p3) : null, 'out_proj', d, maps.r3)),
+    fc1: linearOf(be, owned, execution, f.fc1W, bias(f.fc1B), h, d, b.weights, inOff(maps.r4, d, 'fc1'), G(useGptq ? permuteHessian(hessians!.r4, p4) : null, 'fc1', d, maps.r4)),
+    fc2: linearOf(be, owned, execution, f.fc2W, bias(f.fc2B), d, h, b.weights, inOff(maps.r5, h, 'fc2'), G(useGptq ? permuteHessian(hessians!.r5, p5) : null, 'fc2', h, maps.r5)),
     act: {
       r1: act('r1', b.r1, d, maps.r1, st.r1, p1),
       q: act('qk', b.qk, d, maps.r2, st.q, p2),

@@ -67,7 +67,7 @@ export interface Recipe {
      * - 'rowCluster': per output row × input cluster (RPTQ's grid, aligned with the activation clusters; needs
      *   `reorder`, falls back to per row for an unreordered input).
      * - 'row': one pair per output row.
-     * GPTQ takes 'group' or 'row' (its groups are equal-sized; RPTQ clusters are not).
+     * GPTQ runs on every grid: on 'rowCluster' its groups are the input's clusters (groups of unequal widths).
      */
     granularity: WeightGranularity;
     /**
@@ -272,9 +272,6 @@ export function validateRecipe(r: Recipe): Recipe {
   }
   posInt('weight.groupSize', w['groupSize']);
   posInt('weight.lmHeadGroup', w['lmHeadGroup']);
-  if (w['method'] === 'gptq' && w['granularity'] === 'rowCluster') {
-    throw new LowbitError('E_ARG', `recipe.weight.method gptq needs weight.granularity 'group' or 'row' (GPTQ's groups are equal-sized; clusters are not)`, { field: 'weight.granularity' });
-  }
   return r;
 }
 
