@@ -12,6 +12,7 @@ import {
   addBatch, createHessian, gptqQuantize, rtnQuantize, findParams, choleskyInPlace, choleskyInverse,
   upperCholeskyOfInverse, upperCholeskyOfInverseReference, type Hessian, type GPTQOptions,
 } from '../src/quant/gptq/index.js';
+import { encodeGPTQLinear } from '../src/quant/gptq/autogptq.js';
 import { qparamsFromRange } from '../src/quant/range.js';
 import { expectLowbit } from './helpers.js';
 
@@ -152,6 +153,8 @@ describe('GPTQ with groups of unequal widths (groupOffsets: RPTQ clusters as gro
       }
       const ratio = layerError(k, w, g.dequantized, x, rows, cols, n) / layerError(k, w, rtn, x, rows, cols, n);
       expect(ratio).toBeLessThan(0.5);
+      // AutoGPTQ's layout has one group_size: unequal groups do not export
+      expectLowbit(() => encodeGPTQLinear(g, 'gptq_v2', 'clusters', k), 'E_UNSUPPORTED', 'clusters', 'unequal widths');
     }
   });
 
