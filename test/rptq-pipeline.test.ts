@@ -63,13 +63,15 @@ describe('recipes', () => {
     bad((x) => { x.calibration.samples = -1; }, /E_ARG.*calibration\.samples/);
     bad((x) => { x.weight.method = 'awq'; }, /E_ARG.*weight\.method/);
     bad((x) => { x.extra = 1; }, /E_ARG.*unknown field 'extra'/);
-    bad((x) => { x.weight.method = 'gptq'; x.weight.granularity = 'rowCluster'; }, /E_ARG.*gptq needs weight\.granularity 'group' or 'row'/);
+    bad((x) => { x.weight.method = 'gptq-mse' as 'gptq'; }, /E_ARG.*recipe\.weight\.method must be rtn or gptq/);
     bad((x) => { x.weight.granularity = 'cluster'; }, /E_ARG.*weight\.granularity must be group, rowCluster or row/);
     bad((x) => { x.weight.groupSize = 0; }, /E_ARG.*weight\.groupSize must be a positive integer, got 0/);
     bad((x) => { x.weight.groupSize = 64.5; }, /E_ARG.*weight\.groupSize must be a positive integer, got 64\.5/);
     bad((x) => { x.weight.groupSize = '128'; }, /E_ARG.*weight\.groupSize must be a positive integer, got "128"/);
     bad((x) => { delete x.weight.groupSize; }, /E_ARG.*weight\.groupSize is missing/);
     expect(validateRecipe({ ...rptqRecipe('W4A16'), weight: { method: 'gptq', granularity: 'group', groupSize: 64, lmHeadGroup: 128 } }).weight.method).toBe('gptq');
+    // GPTQ on RPTQ's own grid (the clusters as its groups)
+    expect(validateRecipe({ ...rptqRecipe('W4A16'), weight: { method: 'gptq', granularity: 'rowCluster', groupSize: 128, lmHeadGroup: 128 } }).weight.granularity).toBe('rowCluster');
     expect(() => rptqRecipe('W4A16', { weight: { groupSize: -128 } })).toThrow(/E_ARG.*weight\.groupSize/);
     // widths are the model's: checkWeightGrid names the linear and its width
     expect(() => checkWeightGrid({ dim: 768, hiddenDim: 3072 }, rptqRecipe('W4A16', { weight: { granularity: 'group', groupSize: 96 } }))).not.toThrow();
