@@ -3,6 +3,7 @@
 import { expect } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { LowbitError } from '../src/errors.js';
+import { mulberry32 } from '../src/models/opt/sample.js';
 
 /** ../shared/data beside the repo. */
 export const SHARED_DATA = new URL('../../shared/data/', import.meta.url);
@@ -41,4 +42,17 @@ export function expectLowbit(f: () => unknown, code: string, ...parts: Array<str
     if (typeof p === 'string') expect(err.message).toContain(p);
     else expect(err.message).toMatch(p);
   }
+}
+
+/** n token ids in 4..vocab−1 (mulberry32 stream of `seed`). */
+export function randomIds(n: number, vocab: number, seed: number): Int32Array {
+  const r = mulberry32(seed);
+  return Int32Array.from({ length: n }, () => 4 + Math.floor(r() * (vocab - 4)));
+}
+
+/** max |a − b| / max |a|: the error of `b` relative to the reference `a`'s scale. */
+export function maxRel(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let err = 0, mx = 0;
+  for (let i = 0; i < a.length; i++) { err = Math.max(err, Math.abs(a[i]! - b[i]!)); mx = Math.max(mx, Math.abs(a[i]!)); }
+  return err / mx;
 }

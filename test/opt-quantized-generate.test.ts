@@ -9,29 +9,9 @@ import { generate, generateIds, generateStream } from '../src/models/opt/generat
 import { evaluatePerplexity } from '../src/models/opt/perplexity.js';
 import { openSession } from '../src/models/opt/session.js';
 import { quantizeOPT, rptqRecipe, type RecipePresetName } from '../src/quant/rptq/index.js';
-import { mulberry32 } from '../src/models/opt/sample.js';
-import { LowbitError } from '../src/errors.js';
+import { expectLowbit, maxRel, randomIds } from './helpers.js';
 
-function randomIds(n: number, vocab: number, seed: number): number[] {
-  const r = mulberry32(seed);
-  return Array.from({ length: n }, () => 4 + Math.floor(r() * (vocab - 4)));
-}
-
-function maxRel(a: Float32Array, b: Float32Array): number {
-  let err = 0, mx = 0;
-  for (let i = 0; i < a.length; i++) { err = Math.max(err, Math.abs(a[i]! - b[i]!)); mx = Math.max(mx, Math.abs(b[i]!)); }
-  return err / mx;
-}
-
-function expectLowbit(f: () => unknown, code: string, text?: string): void {
-  try { f(); } catch (e) {
-    expect(e).toBeInstanceOf(LowbitError);
-    expect((e as LowbitError).code).toBe(code);
-    if (text) expect((e as Error).message).toContain(text);
-    return;
-  }
-  throw new Error(`expected LowbitError ${code}`);
-}
+const ids = (n: number, vocab: number, seed: number): number[] => Array.from(randomIds(n, vocab, seed));
 
 /** A whitespace "tokenizer" over ids, enough for the text API (generate and generateStream need encode/decode). */
 const codec = {
@@ -46,7 +26,7 @@ describe('quantized OPT through the generation and perplexity API', () => {
   beforeAll(async () => {
     be = await createBackend('simd');
     model = randomOPT({ backend: be, config: 'tiny', seed: 3, outliers: { count: 4 } });
-    const calib = Int32Array.from(randomIds(2048, V, 7));
+    const calib = Int32Array.from(ids(2048, V, 7));
     for (const name of ['W4A16', 'W4A4KV', 'FP'] as const) {
       qms.set(name, quantizeOPT(model, rptqRecipe(name, { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 } }), { calibration: calib }));
     }
@@ -57,8 +37,8 @@ describe('quantized OPT through the generation and perplexity API', () => {
     it(`${name}: left padding changes nothing for the real tokens (prefill and the decode step after it)`, () => {
       const qm = qms.get(name)!;
       for (const [nTok, nPad, seed] of [[7, 5, 1], [12, 1, 2], [3, 9, 3]] as const) {
-        const toks = randomIds(nTok, V, 100 + seed), pads = randomIds(nPad, V, 200 + seed);
-        const T = nTok + nPad, filler = randomIds(T, V, 300 + seed);
+        const toks = ids(nTok, V, 100 + seed), pads = ids(nPad, V, 200 + seed);
+        const T = nTok + nPad, filler = ids(T, V, 300 + seed);
         const s1 = new QRunState(qm, { maxContext: nTok + 1 });
         const ref = qforward(qm, s1, toks, 0, { logits: 'all' }).slice();
         const refStep = qforward(qm, s1, [5], nTok).slice();
@@ -66,13 +46,13 @@ describe('quantized OPT through the generation and perplexity API', () => {
         const s = new QRunState(qm, { batch: 2, maxContext: T + 1 });
         const mask = [...filler.map(() => 1), ...pads.map(() => 0), ...toks.map(() => 1)];
         const got = qforward(qm, s, [...filler, ...pads, ...toks], 0, { mask, logits: 'all' });
-        expect(maxRel(got.subarray((T + nPad) * V, 2 * T * V), ref)).toBeLessThan(1e-4);
+        expect(maxRel(ref, got.subarray((T + nPad) * V, 2 * T * V))).toBeLessThan(1e-4);
         const step = qforward(qm, s, [3, 5], T).subarray(V, 2 * V);
-        expect(maxRel(step, refStep)).toBeLessThan(1e-4);
+        expect(maxRel(refStep, step)).toBeLessThan(1e-4);
         // without the mask the pads are real tokens: the logits move (the check above can fail)
         const s2 = new QRunState(qm, { batch: 2, maxContext: T });
         const unmasked = qforward(qm, s2, [...filler, ...pads, ...toks], 0, { logits: 'all' });
-        expect(maxRel(unmasked.subarray((T + nPad) * V, 2 * T * V), ref)).toBeGreaterThan(1e-2);
+        expect(maxRel(ref, unmasked.subarray((T + nPad) * V, 2 * T * V))).toBeGreaterThan(1e-2);
         s.dispose(); s1.dispose(); s2.dispose();
       }
     });
@@ -80,7 +60,7 @@ describe('quantized OPT through the generation and perplexity API', () => {
 
   it('greedy generateIds equals qgenerateGreedy; a ragged batch generates what each prompt generates alone', () => {
     const qm = qms.get('W4A4KV')!;
-    const a = randomIds(9, V, 11), b = randomIds(4, V, 12);
+    const a = ids(9, V, 11), b = ids(4, V, 12);
     const opts = { maxNewTokens: 10, temperature: 0, stopAtEos: false };
     const ga = generateIds(qm, [a], opts)[0]!;
     expect(ga).toEqual(qgenerateGreedy(qm, a, 10));
@@ -89,7 +69,7 @@ describe('quantized OPT through the generation and perplexity API', () => {
 
   it('sampling is seeded and reproducible; generate and generateStream give the same text', async () => {
     const qm = qms.get('W4A16')!;
-    const prompt = randomIds(6, V, 21).join(' ');
+    const prompt = ids(6, V, 21).join(' ');
     const opts = { maxNewTokens: 12, temperature: 0.9, topK: 40, seed: 5, stopAtEos: false };
     const t1 = await generate(qm, codec, prompt, opts);
     expect(await generate(qm, codec, prompt, opts)).toBe(t1);
@@ -102,13 +82,13 @@ describe('quantized OPT through the generation and perplexity API', () => {
 
   it('perplexity runs the quantized model: equal to the NLL of qforward logits; the folded FP recipe matches the float model', async () => {
     const qm = qms.get('W4A4KV')!;
-    const ids = randomIds(3 * 48 + 5, V, 31);
-    const r = await evaluatePerplexity(qm, ids, { seqLen: 48, chunkRows: 20 });
+    const text = ids(3 * 48 + 5, V, 31);
+    const r = await evaluatePerplexity(qm, text, { seqLen: 48, chunkRows: 20 });
     expect(r.nWindows).toBe(3);
     // by hand: one window at a time, all logits at once
     let total = 0;
     for (let w = 0; w < 3; w++) {
-      const win = ids.slice(w * 48, (w + 1) * 48);
+      const win = text.slice(w * 48, (w + 1) * 48);
       const s = new QRunState(qm, { maxContext: 48 });
       const lg = qforward(qm, s, win, 0, { logits: 'all' });
       for (let t = 0; t < 47; t++) {
@@ -121,8 +101,8 @@ describe('quantized OPT through the generation and perplexity API', () => {
       s.dispose();
     }
     expect(Math.abs(r.meanNll - total / (3 * 47)) / r.meanNll).toBeLessThan(1e-5);
-    const fp = await evaluatePerplexity(qms.get('FP')!, ids, { seqLen: 48 });
-    const fl = await evaluatePerplexity(model, ids, { seqLen: 48 });
+    const fp = await evaluatePerplexity(qms.get('FP')!, text, { seqLen: 48 });
+    const fl = await evaluatePerplexity(model, text, { seqLen: 48 });
     expect(Math.abs(fp.meanNll - fl.meanNll) / fl.meanNll).toBeLessThan(1e-5);
     // quantization moves it (the comparison can fail)
     expect(Math.abs(r.meanNll - fl.meanNll)).toBeGreaterThan(1e-4);
@@ -138,7 +118,7 @@ describe('quantized OPT through the generation and perplexity API', () => {
     expectLowbit(() => openSession('generate', {} as OPTModel, {}), 'E_ARG', 'expected an OPTModel or a QuantizedOPT');
     expectLowbit(() => generateIds(qm, [[2, V]]), 'E_RANGE', `${V}`);
     const tmp = quantizeOPT(model, rptqRecipe('W4A16', { calibration: { samples: 1, seqLen: 16 }, kmeans: { nInit: 1 } }),
-      { calibration: Int32Array.from(randomIds(64, V, 41)) });
+      { calibration: Int32Array.from(ids(64, V, 41)) });
     tmp.dispose();
     expectLowbit(() => generateIds(tmp, [[2, 5]]), 'E_ARG', 'disposed');
   });

@@ -6,19 +6,8 @@ import { createRunState, forward, randomOPT, estimateMemory, OPT_PRESETS, type O
 import { LowbitError } from '../src/errors.js';
 import { QRunState, qforward, qgenerateGreedy } from '../src/models/opt/quantized.js';
 import { quantizeOPT, rptqRecipe, customRecipe, calibrationSamples } from '../src/quant/rptq/index.js';
-import { mulberry32 } from '../src/models/opt/sample.js';
 import { qparamsFromRange } from '../src/quant/range.js';
-
-function randomIds(n: number, vocab: number, seed: number): Int32Array {
-  const r = mulberry32(seed);
-  return Int32Array.from({ length: n }, () => 4 + Math.floor(r() * (vocab - 4)));
-}
-
-function maxRel(a: Float32Array, b: Float32Array): number {
-  let err = 0, mx = 0;
-  for (let i = 0; i < a.length; i++) { err = Math.max(err, Math.abs(a[i]! - b[i]!)); mx = Math.max(mx, Math.abs(a[i]!)); }
-  return err / mx;
-}
+import { maxRel, randomIds } from './helpers.js';
 
 describe('RPTQ OPT (tiny, outliers)', () => {
   let be: Backend, model: OPTModel;

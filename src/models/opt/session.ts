@@ -27,22 +27,21 @@ export function openSession(what: string, model: CausalLM, opts: RunStateOptions
   if (model instanceof QuantizedOPT) {
     if (model.isDisposed) throw new LowbitError('E_ARG', `${what}: the quantized model was disposed`);
     const s = new QRunState(model, opts);
-    return {
-      config: model.config,
-      get cacheLength() { return s.cache.length; },
-      forward: (tokens, pos, o = {}) => qforward(model, s, tokens, pos, o),
-      lmHead: (row0, rows) => qlmHead(model, s, row0, rows),
-      reset: () => s.cache.reset(),
-      dispose: () => s.dispose(),
-    };
+    return sessionOver(model.config, s, (tokens, pos, o = {}) => qforward(model, s, tokens, pos, o), (row0, rows) => qlmHead(model, s, row0, rows));
   }
   if (!(model instanceof OPTModel)) throw new LowbitError('E_ARG', `${what}: expected an OPTModel or a QuantizedOPT`);
   const s = createRunState(model, opts);
+  return sessionOver(model.config, s, (tokens, pos, o = {}) => forward(model, s, tokens, pos, o), (row0, rows) => lmHead(model, s, row0, rows));
+}
+
+/** A Session over a run state (RunState or QRunState: a KV cache with a length, disposable). */
+function sessionOver(config: OPTConfig, s: { cache: { length: number; reset(): void }; dispose(): void },
+  fwd: Session['forward'], head: Session['lmHead']): Session {
   return {
-    config: model.config,
+    config,
     get cacheLength() { return s.cache.length; },
-    forward: (tokens, pos, o = {}) => forward(model, s, tokens, pos, o),
-    lmHead: (row0, rows) => lmHead(model, s, row0, rows),
+    forward: fwd,
+    lmHead: head,
     reset: () => s.cache.reset(),
     dispose: () => s.dispose(),
   };
