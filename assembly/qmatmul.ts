@@ -1597,20 +1597,53 @@ export function qgemm_u7(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, w: u
 // cut at multiples of 4, so 1 and n threads agree bit for bit.
 // ---------------------------------------------------------------------------------------------
 
-/** Weight rows dequantized per panel (QF_ROWS·Kp·4 bytes of per-thread scratch). */
+/** Weight rows dequantized per panel (QF_ROWS·ldx·4 bytes of per-thread scratch). */
 export const QF_ROWS: i32 = 16;
 
-/** x̂[m·Kp + j] = s_a[m, g]·(u − 2^20) for the M prepared tokens (weight-only prep), Kp = Kc·16. */
-export function qx_unpack_f32(M: i32, nSeg: i32, segc: usize, act: usize, ap: usize, xf: usize): void {
+/**
+ * The f32 route's compaction: real[g] = how many leading positions of segment g the route keeps, i.e. up to the last
+ * one whose prepared value is not u = 2^20 (x̂ = 0) in some token. The dropped tail (the segment's padding, and real
+ * columns that are 0 in every token) only adds zero products, so the GEMM runs over Kr = Σ real[g] columns (the
+ * returned value) instead of the padded Kc·16: RPTQ's clusters pad 768 inputs to ~1,400 codes.
+ */
+export function qx_real_f32(M: i32, nSeg: i32, segc: usize, act: usize, real: usize): i32 {
+  const Kc = load<i32>(segc + (<usize>nSeg << 2));
+  let total = 0;
+  for (let g = 0; g < nSeg; g++) {
+    const j0 = load<i32>(segc + (<usize>g << 2)) << 4;
+    let e = load<i32>(segc + (<usize>g << 2), 4) << 4;
+    for (; e > j0; e--) {
+      const c = <usize>((e - 1) >> 4) * ACH + (<usize>((e - 1) & 15) << 1);
+      let zero = true;
+      for (let m = 0; m < M && zero; m++) {
+        const p = act + <usize>m * <usize>Kc * ACH + c;
+        zero = load<i16>(p, 64) == <i16>(OFF20 >> 7) && load<i16>(p, 96) == 0;
+      }
+      if (!zero) break;
+    }
+    store<i32>(real + (<usize>g << 2), e - j0);
+    total += e - j0;
+  }
+  return total;
+}
+
+/**
+ * x̂[m·ldx + o_g + i] = s_a[m, g]·(u − 2^20) for the first real[g] positions i of each segment g (o_g = Σ real before
+ * g), for the M prepared tokens (weight-only prep). Whole 16-position chunks are written, so each row needs 16 values
+ * of slack past Σ real (ldx ≥ Kr + 16); a segment's last chunk spills into the next one's start, which overwrites it.
+ */
+export function qx_unpack_f32(M: i32, nSeg: i32, segc: usize, act: usize, ap: usize, real: usize, xf: usize, ldx: i32): void {
   const Kc = load<i32>(segc + (<usize>nSeg << 2));
   const off = i32x4.splat(OFF20);
   for (let m = 0; m < M; m++) {
-    const am = act + <usize>m * <usize>Kc * ACH, xm = xf + (<usize>m * <usize>Kc << 6);
+    const am = act + <usize>m * <usize>Kc * ACH, xm = xf + (<usize>m * <usize>ldx << 2);
+    let o: usize = 0;
     for (let g = 0; g < nSeg; g++) {
       const sv = f32x4.splat(load<f32>(ap + ((<usize>m * <usize>nSeg + <usize>g) << 4)));
-      const j0 = <usize>load<i32>(segc + (<usize>g << 2)), j1 = <usize>load<i32>(segc + (<usize>g << 2), 4);
+      const n = <usize>load<i32>(real + (<usize>g << 2));
+      const j0 = <usize>load<i32>(segc + (<usize>g << 2)), j1 = j0 + ((n + 15) >> 4);
       for (let j = j0; j < j1; j++) {
-        const c = am + j * ACH, d = xm + (j << 6);
+        const c = am + j * ACH, d = xm + ((o + ((j - j0) << 4)) << 2);
         for (let h: usize = 0; h < 2; h++) {
           const hi = v128.load(c + (h << 4), 64), lo = v128.load(c + (h << 4), 96);
           const t0 = i32x4.sub(i32x4.add(i32x4.shl(i32x4.extend_low_i16x8_s(hi), 7), i32x4.extend_low_i16x8_s(lo)), off);
@@ -1619,23 +1652,28 @@ export function qx_unpack_f32(M: i32, nSeg: i32, segc: usize, act: usize, ap: us
           v128.store(d + (h << 5), f32x4.mul(sv, f32x4.convert_i32x4_s(t1)), 16);
         }
       }
+      o += n;
     }
   }
 }
 
+// Weight rows dequantized into a panel laid out as qx_unpack_f32's x̂: the first real[g] codes of each segment, at the
+// same compact offsets, row stride ldp (≥ Kr + 16: whole chunks are written, as there).
 // @ts-ignore: decorator
-@inline function dequantRows(bits: i32, w: usize, rb: usize, wq: usize, nSeg: i32, segc: usize, Kc: i32, rows: i32, panel: usize): void {
-  const cpb = chunksOf(bits), bb = blockBytesOf(bits), rowBytes = <usize>Kc << 6;
+@inline function dequantRows(bits: i32, w: usize, rb: usize, wq: usize, nSeg: i32, segc: usize, real: usize, ldp: i32, rows: i32, panel: usize): void {
+  const cpb = chunksOf(bits), bb = blockBytesOf(bits), rowBytes = <usize>ldp << 2;
   for (let r = 0; r < rows; r++) {
     const wr = w + <usize>(r >> 2) * (rb << 2) + <usize>(r & 3) * bb, pr = panel + <usize>r * rowBytes, pq = wq + <usize>(r >> 2) * <usize>nSeg * 48 + (<usize>(r & 3) << 2);
+    let o: usize = 0;
     for (let g = 0; g < nSeg; g++) {
       const sv = f32x4.splat(load<f32>(pq + <usize>g * 48)), zv = f32x4.splat(load<f32>(pq + <usize>g * 48, 16));
-      const k0 = load<i32>(segc + (<usize>g << 2)) / cpb, k1 = load<i32>(segc + (<usize>g << 2), 4) / cpb;
-      for (let k = k0; k < k1; k++) {
-        const p = wr + <usize>k * (bb << 2);
-        for (let h = 0; h < cpb; h++) {
-          const q = codesOf(bits, p, h);
-          const d = pr + (<usize>(k * cpb + h) << 6);
+      const n = load<i32>(real + (<usize>g << 2));
+      const c0 = load<i32>(segc + (<usize>g << 2)), c1 = c0 + ((n + 15) >> 4);
+      for (let j = c0; j < c1; j++) {
+        const k = j / cpb, h = j - k * cpb;
+        {
+          const q = codesOf(bits, wr + <usize>k * (bb << 2), h);
+          const d = pr + ((o + (<usize>(j - c0) << 4)) << 2);
           const lo = i16x8.extend_low_i8x16_u(q), hi = i16x8.extend_high_i8x16_u(q);
           v128.store(d, f32x4.mul(sv, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(lo)), zv)));
           v128.store(d, f32x4.mul(sv, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(lo)), zv)), 16);
@@ -1643,29 +1681,32 @@ export function qx_unpack_f32(M: i32, nSeg: i32, segc: usize, act: usize, ap: us
           v128.store(d, f32x4.mul(sv, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(hi)), zv)), 48);
         }
       }
+      o += <usize>n;
     }
   }
 }
 
 // @ts-ignore: decorator
 @inline function gemmF32Body(bits: i32, M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
-  wp: usize, xf: usize, bias: usize, y: usize, ldy: i32, panel: usize): void {
-  const Kc = load<i32>(segc + (<usize>nSeg << 2)), Kp = Kc << 4;
+  wp: usize, xf: usize, bias: usize, y: usize, ldy: i32, real: usize, Kr: i32, ldx: i32, panel: usize): void {
   for (let n = 0; n < N; n += QF_ROWS) {
     const rows = min(QF_ROWS, N - n);
-    dequantRows(bits, w + <usize>n * rb, rb, wp + <usize>(n >> 2) * <usize>nSeg * 48, nSeg, segc, Kc, rows, panel);
-    sgemm_nt(M, rows, Kp, xf, Kp, panel, Kp, y + (<usize>n << 2), ldy, bias ? bias + (<usize>n << 2) : 0);
+    dequantRows(bits, w + <usize>n * rb, rb, wp + <usize>(n >> 2) * <usize>nSeg * 48, nSeg, segc, real, ldx, rows, panel);
+    sgemm_nt(M, rows, Kr, xf, ldx, panel, ldx, y + (<usize>n << 2), ldy, bias ? bias + (<usize>n << 2) : 0);
   }
 }
 
-/** Weight-only qmm on x̂ from qx_unpack_f32 (xf, M × Kc·16 f32); panel = QF_ROWS·Kc·64 bytes per thread. */
+/**
+ * Weight-only qmm on x̂ from qx_unpack_f32 (xf, M × ldx f32: Kr = Σ real[g] compact columns, qx_real_f32), the weight
+ * dequantized QF_ROWS rows at a time into the same compact layout; panel = QF_ROWS·ldx·4 bytes per thread.
+ */
 export function qgemm_f32(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, w: usize, rb: i32,
-  wp: usize, xf: usize, bias: usize, y: usize, ldy: i32, panel: usize): void {
+  wp: usize, xf: usize, bias: usize, y: usize, ldy: i32, real: usize, Kr: i32, ldx: i32, panel: usize): void {
   const r = <usize>rb;
-  if (bits == 4) gemmF32Body(4, M, N, nSeg, segc, w, r, wp, xf, bias, y, ldy, panel);
-  else if (bits == 3) gemmF32Body(3, M, N, nSeg, segc, w, r, wp, xf, bias, y, ldy, panel);
-  else if (bits == 2) gemmF32Body(2, M, N, nSeg, segc, w, r, wp, xf, bias, y, ldy, panel);
-  else gemmF32Body(8, M, N, nSeg, segc, w, r, wp, xf, bias, y, ldy, panel);
+  if (bits == 4) gemmF32Body(4, M, N, nSeg, segc, w, r, wp, xf, bias, y, ldy, real, Kr, ldx, panel);
+  else if (bits == 3) gemmF32Body(3, M, N, nSeg, segc, w, r, wp, xf, bias, y, ldy, real, Kr, ldx, panel);
+  else if (bits == 2) gemmF32Body(2, M, N, nSeg, segc, w, r, wp, xf, bias, y, ldy, real, Kr, ldx, panel);
+  else gemmF32Body(8, M, N, nSeg, segc, w, r, wp, xf, bias, y, ldy, real, Kr, ldx, panel);
 }
 
 /**

@@ -29,9 +29,10 @@ export interface QMatmulExports {
     a8: number, ap: number, bias: number, y: number, ldy: number, panel: number): void;
   is_relaxed(): number;
   first_outside_i32(n: number, x: number, lo: number, hi: number): number;
-  qx_unpack_f32(M: number, nSeg: number, segc: number, act: number, ap: number, xf: number): void;
+  qx_real_f32(M: number, nSeg: number, segc: number, act: number, real: number): number;
+  qx_unpack_f32(M: number, nSeg: number, segc: number, act: number, ap: number, real: number, xf: number, ldx: number): void;
   qgemm_f32(M: number, N: number, nSeg: number, segc: number, bits: number, w: number, rb: number, wp: number,
-    xf: number, bias: number, y: number, ldy: number, panel: number): void;
+    xf: number, bias: number, y: number, ldy: number, real: number, Kr: number, ldx: number, panel: number): void;
 }
 
 /**
@@ -119,19 +120,33 @@ export function wasmQMatmul(ex: QMatmulExports, h: Heap, pool: ThreadPool | null
         }
         // GEMM: one shared activation buffer, one weight panel per thread
         const threads = pool?.shouldSplit(flops) ? pool.threads : 1;
-        const f32 = route === 'f32';
+        if (route === 'f32') {
+          // dequantize, then the f32 GEMM, over the compact columns (each segment's droppable tail left out)
+          const real = h.alloc(nSeg * 4, 'qgemm_f32 segment lengths');
+          try {
+            const Kr = ex.qx_real_f32(M, nSeg, ps!, pa!, real), ldx = Kr + 16, panelBytes = QF_ROWS * ldx * 4;
+            const xf = h.alloc(M * ldx * 4, 'qgemm_f32 activations');
+            try {
+              const panel = h.alloc(panelBytes * threads, 'qgemm_f32 panels');
+              try {
+                ex.qx_unpack_f32(M, nSeg, ps!, pa!, pap!, real, xf, ldx);
+                const op = rowRanges('qgemm_f32', [M, N, nSeg, ps!, bits, pw!, rb, pwp!, xf, pb!, py!, ldy, real, Kr, ldx, panel], nSeg, rb, 5, 7, 9, 10);
+                op.perThread = [op.args.length - 1, panelBytes];
+                splitCall(pool, ex, op, flops);
+              } finally { h.free(panel); }
+            } finally { h.free(xf); }
+          } finally { h.free(real); }
+          return;
+        }
         // relaxed binary, codes ≤ 127 and weight codes ≤ 15: the i8×i7 dot (unless its self-test failed)
-        const u7 = !f32 && mode === 1 && bits <= 4 && ex.is_relaxed() === 1 && !relaxedDotOff.has(ex);
-        const panelBytes = f32 ? QF_ROWS * Kc * 64 : u7 ? Kc * 64 : Kc * 128;
-        const xa = h.alloc(M * Kc * (f32 ? 64 : u7 ? 16 : 32), 'qgemm activations');
+        const u7 = mode === 1 && bits <= 4 && ex.is_relaxed() === 1 && !relaxedDotOff.has(ex);
+        const panelBytes = u7 ? Kc * 64 : Kc * 128;
+        const xa = h.alloc(M * Kc * (u7 ? 16 : 32), 'qgemm activations');
         try {
           const panel = h.alloc(panelBytes * threads, 'qgemm panels');
           try {
             let op: RangeOp;
-            if (f32) {
-              ex.qx_unpack_f32(M, nSeg, ps!, pa!, pap!, xa);
-              op = rowRanges('qgemm_f32', [M, N, nSeg, ps!, bits, pw!, rb, pwp!, xa, pb!, py!, ldy, panel], nSeg, rb, 5, 7, 9, 10);
-            } else if (u7) {
+            if (u7) {
               ex.qx_pack8(M, Kc, pa!, xa);
               op = rowRanges('qgemm_u7', [M, N, nSeg, ps!, bits, pw!, rb, pwp!, xa, pap!, pb!, py!, ldy, panel], nSeg, rb, 5, 7, 10, 11);
             } else {
