@@ -85,7 +85,44 @@ export async function rptqCases(ctx: BenchContext): Promise<BenchCase[]> {
       });
     }
   }
+  cases.push(...prefillCases(ctx, cfg, label));
   cases.push(...layoutCases(ctx));
+  return cases;
+}
+
+/**
+ * Prefill of 128 tokens (time to first token) on the relaxed build, one thread: FP32 and the weight-only presets, whose
+ * many-token linears dequantize panels into the f32 GEMM (W4A16 on its per-cluster grid and on g128, W4A4KV).
+ */
+function prefillCases(ctx: BenchContext, cfg: typeof OPT_PRESETS[string], label: string): BenchCase[] {
+  const be = ctx.backends.relaxed;
+  if (!be) return [];
+  const T = 128, group = `rptq prefill ${label} ${T} tok relaxed`, prompt = ids(T, 50272, 5);
+  const modelOf = (): OPTModel => {
+    release(be);
+    if (!live) live = { be, model: randomOPT({ backend: be, config: cfg, seed: 1, outliers: { count: 8 } }), fs: null, qm: null, qs: null };
+    return live.model;
+  };
+  const cases: BenchCase[] = [{
+    group, impl: 'FP32', tokens: T,
+    setup: () => { const m = modelOf(); live!.fs = createRunState(m, { maxTokens: T, maxContext: T, logitRows: 1 }); },
+    fn: () => { live!.fs!.cache.reset(); forward(live!.model, live!.fs!, prompt, 0, { logits: 'last' }); },
+  }];
+  for (const [impl, preset, g128] of [['W4A16', 'W4A16', false], ['W4A16 g128', 'W4A16', true], ['W4A4KV', 'W4A4KV', false]] as const) {
+    cases.push({
+      group, impl, peer: 'FP32', tokens: T,
+      setup: () => {
+        const m = modelOf();
+        const recipe = rptqRecipe(preset, {
+          calibration: { samples: 1, seqLen: 32, seed: 0 }, kmeans: { nInit: 1 },
+          ...(g128 ? { weight: { granularity: 'group' as const, groupSize: 128 } } : {}),
+        });
+        live!.qm = quantizeOPT(m, recipe, { calibration: ids(256, 50272, 11) });
+        live!.qs = new QRunState(live!.qm, { maxTokens: T, maxContext: T, logitRows: 1 });
+      },
+      fn: () => { live!.qs!.cache.reset(); qforward(live!.qm!, live!.qs!, prompt, 0, { logits: 'last' }); },
+    });
+  }
   return cases;
 }
 
