@@ -44,6 +44,8 @@ describe('qlinear', () => {
     ['W4 g32', 4, 'group', 32, 9, 3, 256], ['W4 g128', 4, 'group', 128, 13, 2, 384], ['W3 g128', 3, 'group', 128, 6, 5, 256],
     ['W2 g64', 2, 'group', 64, 7, 1, 192], ['W4 clusters', 4, 'cluster', 5, 10, 4, 150], ['W3 clusters', 3, 'cluster', 3, 5, 1, 77],
     ['W8 g16', 8, 'group', 16, 5, 2, 48], ['W2 clusters', 2, 'cluster', 4, 6, 3, 100], ['W4 g32 M17', 4, 'group', 32, 11, 17, 64],
+    // many tokens on padded clusters: the f32 route's compact columns (each cluster's padding dropped)
+    ['W4 clusters M12', 4, 'cluster', 5, 10, 12, 150], ['W3 clusters M9', 3, 'cluster', 3, 5, 9, 77], ['W2 clusters M8', 2, 'cluster', 4, 6, 8, 100],
   ];
   for (const [label, bits, kind, g, N, M, K] of cases) {
     it(`${label}: every backend bit-identical to js (f32 GEMM route: within f32 rounding), within 1e-5 of dequantize-then-f32`, () => {
@@ -70,6 +72,26 @@ describe('qlinear', () => {
       }
     });
   }
+
+  it('the f32 route drops columns that are 0 in every token (a cluster\'s tail, a whole cluster): equal to the per-token GEMV twin', () => {
+    const K = 90, N = 9, M = 10;
+    // identity order, uneven clusters; the last 3 columns of cluster 1 and all of cluster 2 (one column) are 0 in every token
+    const offsets = Int32Array.from([0, 17, 40, 41, 60, 90]), perm = Int32Array.from({ length: K }, (_, i) => i);
+    const w = Tensor.fromArray(rand(N * K, 21, 0.1), [N, K]);
+    const wq = quantize(w, { bits: 4, symmetric: false, granularity: { kind: 'perRowCluster', clusters: { perm, offsets } } }, undefined, { kernels: bs.js!.kernels });
+    const x = rand(M * K, 23, 2);
+    for (let m = 0; m < M; m++) { for (const j of [37, 38, 39, 40]) x[m * K + j] = 0; }
+    const want = refMatmul(x, wq, M, null);
+    expect(qmmRoute(M, 0)).toBe('f32');
+    for (const n of names.filter((v) => v !== 'js')) {
+      const b = bs[n]!, ql = packQLinear(wq, { kernels: b.kernels, heap: b.heap });
+      const y = qlinear(x, ql, null, { kernels: b.kernels, heap: b.heap });
+      const perToken = new Float64Array(M * N);
+      for (let m = 0; m < M; m++) perToken.set(qlinear(x.subarray(m * K, (m + 1) * K), ql, null, { kernels: b.kernels, heap: b.heap }), m * N);
+      expect(relErr(y, perToken)).toBeLessThan(2e-6);
+      expect(relErr(y, want)).toBeLessThan(1e-5);
+    }
+  });
 
   const icases: Array<[string, Bits, Bits, number, number, number, number]> = [
     ['W8A8', 8, 8, 4, 9, 5, 100], ['W4A8', 4, 8, 6, 10, 3, 130], ['W4A4', 4, 4, 3, 7, 4, 90], ['W3A3', 3, 3, 2, 5, 2, 70], ['W2A4', 2, 4, 3, 4, 3, 64],
