@@ -1670,16 +1670,14 @@ export function qx_unpack_f32(M: i32, nSeg: i32, segc: usize, act: usize, ap: us
       const n = load<i32>(real + (<usize>g << 2));
       const c0 = load<i32>(segc + (<usize>g << 2)), c1 = c0 + ((n + 15) >> 4);
       for (let j = c0; j < c1; j++) {
-        const k = j / cpb, h = j - k * cpb;
-        {
-          const q = codesOf(bits, wr + <usize>k * (bb << 2), h);
-          const d = pr + ((o + (<usize>(j - c0) << 4)) << 2);
-          const lo = i16x8.extend_low_i8x16_u(q), hi = i16x8.extend_high_i8x16_u(q);
-          v128.store(d, f32x4.mul(sv, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(lo)), zv)));
-          v128.store(d, f32x4.mul(sv, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(lo)), zv)), 16);
-          v128.store(d, f32x4.mul(sv, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(hi)), zv)), 32);
-          v128.store(d, f32x4.mul(sv, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(hi)), zv)), 48);
-        }
+        const k = j / cpb, h = j - k * cpb; // block k of the quad-interleaved row, chunk h in it
+        const q = codesOf(bits, wr + <usize>k * (bb << 2), h);
+        const d = pr + ((o + (<usize>(j - c0) << 4)) << 2);
+        const lo = i16x8.extend_low_i8x16_u(q), hi = i16x8.extend_high_i8x16_u(q);
+        v128.store(d, f32x4.mul(sv, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(lo)), zv)));
+        v128.store(d, f32x4.mul(sv, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(lo)), zv)), 16);
+        v128.store(d, f32x4.mul(sv, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_low_i16x8_u(hi)), zv)), 32);
+        v128.store(d, f32x4.mul(sv, f32x4.sub(f32x4.convert_i32x4_s(i32x4.extend_high_i16x8_u(hi)), zv)), 48);
       }
       o += <usize>n;
     }
