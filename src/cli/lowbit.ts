@@ -12,12 +12,15 @@ import { basename, dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { LowbitError } from '../errors.js';
 import { init } from '../runtime.js';
-import { Tokenizer } from '../tokenizer/index.js';
-import { loadOPTFolder } from '../node.js';
+import type { Tokenizer } from '../tokenizer/index.js';
+import { loadOPTFolder, loadTokenizerFolder } from '../node.js';
+import { parseJson } from '../io/index.js';
+import { configFromHF } from '../models/opt/config.js';
 import { generateStream } from '../models/opt/generate.js';
 import { evaluatePerplexity } from '../models/opt/perplexity.js';
 import { loadQuantizedOPT, saveQuantizedOPT } from '../models/opt/qio.js';
-import { QRunState, type QuantizedOPT } from '../models/opt/quantized.js';
+import type { QuantizedOPT } from '../models/opt/quantized.js';
+import { estimateMemory } from '../models/opt/memory.js';
 import type { CausalLM } from '../models/opt/session.js';
 import { CALIBRATION_PRESETS, RECIPE_PRESETS, WEIGHT_GRANULARITIES, recipeToJSON, rptqRecipe, type ClassBits, type RecipePresetName, type WeightGranularity } from '../quant/rptq/recipe.js';
 import { quantizeOPT } from '../quant/rptq/pipeline.js';
@@ -92,31 +95,15 @@ async function start(flags: Flags, io: CliIO): Promise<void> {
   io.err(`lowbit: backend ${info.name}${info.threads > 1 ? `, ${info.threads} threads` : ''}${info.notes.length ? ` (${info.notes.join('; ')})` : ''}\n`);
 }
 
-function tokenizerFrom(dir: string): Tokenizer | null {
-  const f = (n: string) => join(dir, n);
-  if (existsSync(f('tokenizer.json'))) return Tokenizer.fromTokenizerJson(readFileSync(f('tokenizer.json')));
-  if (existsSync(f('vocab.json')) && existsSync(f('merges.txt'))) return Tokenizer.fromFiles(readFileSync(f('vocab.json')), readFileSync(f('merges.txt')));
-  return null;
-}
-
 /** A float checkpoint folder or a quantized file, with its tokenizer (beside it, or from --tokenizer). */
 async function loadModel(path: string, flags: Flags): Promise<{ model: CausalLM; tokenizer: Tokenizer }> {
   if (!existsSync(path)) throw new LowbitError('E_ARG', `no such file or folder: ${path}`);
   const isDir = statSync(path).isDirectory();
   const tokDir = flags.get('tokenizer') ?? (isDir ? path : dirname(path));
-  let model: CausalLM, tokenizer: Tokenizer | null;
-  if (isDir) {
-    const f = await loadOPTFolder(path);
-    model = f.model;
-    tokenizer = flags.has('tokenizer') ? tokenizerFrom(tokDir) : f.tokenizer;
-  } else {
-    model = loadQuantizedOPT(readFileSync(path), { fileName: basename(path) });
-    tokenizer = tokenizerFrom(tokDir);
-  }
-  if (!tokenizer) {
-    model.dispose();
-    throw new LowbitError('E_ARG', `no tokenizer in ${tokDir} (tokenizer.json, or vocab.json + merges.txt); pass --tokenizer <dir>`);
-  }
+  // the tokenizer first: a missing one fails before the weights are read
+  const tokenizer = await loadTokenizerFolder(tokDir);
+  if (!tokenizer) throw new LowbitError('E_ARG', `no tokenizer in ${tokDir} (tokenizer.json, or vocab.json + merges.txt); pass --tokenizer <dir>`);
+  const model: CausalLM = isDir ? (await loadOPTFolder(path)).model : loadQuantizedOPT(readFileSync(path), { fileName: basename(path) });
   return { model, tokenizer };
 }
 
@@ -169,9 +156,7 @@ async function quantizeCmd(args: string[], io: CliIO): Promise<void> {
       const from = join(src, name), to = join(dirname(out), name);
       if (existsSync(from) && !existsSync(to)) { copyFileSync(from, to); copied.push(name); }
     }
-    const st = new QRunState(qm, { maxContext: 1 });
-    const kv = st.cache.bytesPerToken;
-    st.dispose();
+    const kv = kvBytesPerToken(qm);
     io.out(`${out}: ${(bytes.length / 1e6).toFixed(1)} MB, ${preset} in ${((performance.now() - t0) / 1000).toFixed(1)} s, ` +
       `KV cache ${kv} bytes per token${copied.length ? `; copied ${copied.join(', ')} beside it` : ''}\n`);
   } finally {
@@ -230,19 +215,24 @@ async function infoCmd(args: string[], io: CliIO): Promise<void> {
   if (!existsSync(path)) throw new LowbitError('E_ARG', `no such file or folder: ${path}`);
   await init();
   if (statSync(path).isDirectory()) {
-    const { model, tokenizer } = await loadOPTFolder(path);
-    const c = model.config;
+    // the config and the tokenizer files say it all; the weights are not loaded
+    const cfgFile = join(path, 'config.json');
+    if (!existsSync(cfgFile)) throw new LowbitError('E_IO', `${path}: no config.json`);
+    const c = configFromHF(parseJson(readFileSync(cfgFile), cfgFile));
     io.out(JSON.stringify({ kind: 'float OPT checkpoint', layers: c.nLayers, dim: c.dim, ffn: c.hiddenDim, heads: c.nHeads, vocab: c.vocabSize,
-      maxPositions: c.maxPos, tokenizer: tokenizer !== null }, null, 2) + '\n');
-    model.dispose();
+      maxPositions: c.maxPos, tokenizer: (await loadTokenizerFolder(path)) !== null }, null, 2) + '\n');
     return;
   }
   const qm = loadQuantizedOPT(readFileSync(path), { fileName: basename(path) });
-  const c = qm.config, st = new QRunState(qm, { maxContext: 1 });
+  const c = qm.config;
   io.out(JSON.stringify({ kind: 'lowbit quantized OPT', bytes: statSync(path).size, layers: c.nLayers, dim: c.dim, ffn: c.hiddenDim, heads: c.nHeads,
-    vocab: c.vocabSize, kvBytesPerToken: st.cache.bytesPerToken, recipe: JSON.parse(recipeToJSON(qm.recipe)) as unknown }, null, 2) + '\n');
-  st.dispose();
+    vocab: c.vocabSize, kvBytesPerToken: kvBytesPerToken(qm), recipe: JSON.parse(recipeToJSON(qm.recipe)) as unknown }, null, 2) + '\n');
   qm.dispose();
+}
+
+/** K + V bytes per cached token as the runtime stores them (f32 where the recipe keeps K/V in float): the estimator's. */
+function kvBytesPerToken(qm: QuantizedOPT): number {
+  return estimateMemory(qm.config, qm.recipe, { batch: 1, seqLen: 1, floatBytes: 4 }).detail.kvBytesPerToken;
 }
 
 const STDIO: CliIO = { out: (s) => process.stdout.write(s), err: (s) => process.stderr.write(s), errTTY: process.stderr.isTTY === true };

@@ -124,16 +124,15 @@ export function wasmQMatmul(ex: QMatmulExports, h: Heap, pool: ThreadPool | null
           // dequantize, then the f32 GEMM, over the compact columns (each segment's droppable tail left out)
           const real = h.alloc(nSeg * 4, 'qgemm_f32 segment lengths');
           try {
-            const Kr = ex.qx_real_f32(M, nSeg, ps!, pa!, real), ldx = Kr + 16, panelBytes = QF_ROWS * ldx * 4;
-            const xf = h.alloc(M * ldx * 4, 'qgemm_f32 activations');
+            const Kr = ex.qx_real_f32(M, nSeg, ps!, pa!, real), ldx = Kr + 16;
+            // x̂ and the per-thread panels in one block, each panel on a cache line
+            const xfBytes = Math.ceil((M * ldx * 4) / 64) * 64, panelBytes = Math.ceil((QF_ROWS * ldx * 4) / 64) * 64;
+            const xf = h.alloc(xfBytes + panelBytes * threads, 'qgemm_f32 activations and panels'), panel = xf + xfBytes;
             try {
-              const panel = h.alloc(panelBytes * threads, 'qgemm_f32 panels');
-              try {
-                ex.qx_unpack_f32(M, nSeg, ps!, pa!, pap!, real, xf, ldx);
-                const op = rowRanges('qgemm_f32', [M, N, nSeg, ps!, bits, pw!, rb, pwp!, xf, pb!, py!, ldy, real, Kr, ldx, panel], nSeg, rb, 5, 7, 9, 10);
-                op.perThread = [op.args.length - 1, panelBytes];
-                splitCall(pool, ex, op, flops);
-              } finally { h.free(panel); }
+              ex.qx_unpack_f32(M, nSeg, ps!, pa!, pap!, real, xf, ldx);
+              const op = rowRanges('qgemm_f32', [M, N, nSeg, ps!, bits, pw!, rb, pwp!, xf, pb!, py!, ldy, real, Kr, ldx, panel], nSeg, rb, 5, 7, 9, 10);
+              op.perThread = [op.args.length - 1, panelBytes];
+              splitCall(pool, ex, op, flops);
             } finally { h.free(xf); }
           } finally { h.free(real); }
           return;

@@ -58,14 +58,15 @@ export async function loadOPTFolder(get: FileGetter, where: string, opts: Folder
   }
   if (!tensors) throw new LowbitError('E_IO', `${where}: no weights (looked for ${WEIGHT_FILES.join(', ')})`, { file: where });
   const model = loadOPT(config, tensors, opts.backend ? { backend: opts.backend } : {});
-  let tokenizer: Tokenizer | null = null;
+  return { model, tokenizer: await loadTokenizer(get, opts.tokenizer), weightFiles };
+}
+
+/** A folder's tokenizer: tokenizer.json, else vocab.json + merges.txt; null when it has neither. */
+export async function loadTokenizer(get: FileGetter, opts: TokenizerOptions = {}): Promise<Tokenizer | null> {
   const tj = await get('tokenizer.json');
-  if (tj) tokenizer = Tokenizer.fromTokenizerJson(tj, opts.tokenizer);
-  else {
-    const vocab = await get('vocab.json'), merges = await get('merges.txt');
-    if (vocab && merges) tokenizer = Tokenizer.fromFiles(vocab, merges, opts.tokenizer);
-  }
-  return { model, tokenizer, weightFiles };
+  if (tj) return Tokenizer.fromTokenizerJson(tj, opts);
+  const vocab = await get('vocab.json'), merges = await get('merges.txt');
+  return vocab && merges ? Tokenizer.fromFiles(vocab, merges, opts) : null;
 }
 
 /** Loads a checkpoint folder served at `baseUrl` (browser or Node fetch). Missing files are HTTP 404s. */
