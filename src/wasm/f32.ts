@@ -133,14 +133,14 @@ export function wasmF32(ex: F32Exports, h: Heap, pool: ThreadPool | null = null)
         [k.data, 'in', L * packedRowBytes(k.format, w)], [k.offsets, 'in', k.nSeg + 1], [k.scale, 'in', k.nSeg], [k.zero, 'in', k.nSeg],
         [v.data, 'in', L * packedRowBytes(v.format, w)], [v.offsets, 'in', v.nSeg + 1], [v.scale, 'in', v.nSeg], [v.zero, 'in', v.nSeg]],
       (pq, po, pm, kd, ko, ks, kz, vd, vo, vs, vz) => {
-        // the descriptor (14 i32), per-head score rows and per-thread row scratch: heap scratch never copied out
-        const pkv = h.alloc(14 * 4, 'attention cache descriptor'), pa = h.alloc(H * L * 4, 'attention scores');
-        const ps = h.alloc(5 * w * 4, 'attention row scratch');
+        // one heap scratch block, never copied out: the descriptor (14 i32), per-head score rows, per-thread row scratch
+        const line = (n: number) => Math.ceil(n / 64) * 64, attB = line(H * L * 4);
+        const pkv = h.alloc(64 + attB + 5 * w * 4, 'attention scratch'), pa = pkv + 64, ps = pa + attB;
         try {
           h.i32(pkv, 14).set([kd!, packedRowBytes(k.format, w), FORMATS[k.format].bits, k.nSeg, ko!, ks!, kz!,
             vd!, packedRowBytes(v.format, w), FORMATS[v.format].bits, v.nSeg, vo!, vs!, vz!]);
           splitCall(pool, ex, attentionPackedRanges([H, hs, T, L, pq!, ldq, pq!, pkv, po!, ldo, causal, pm!, levels, pa, ps], hs, L, pool?.threads ?? 1), 4 * H * hs * T * L);
-        } finally { h.free(ps); h.free(pa); h.free(pkv); }
+        } finally { h.free(pkv); }
       });
     },
     gatherRows(n, dim, table, ids, out) {
