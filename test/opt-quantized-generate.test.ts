@@ -4,7 +4,7 @@
 import { describe, expect, it, beforeAll, afterAll } from 'vitest';
 import { createBackend, type Backend } from '../src/runtime.js';
 import { randomOPT, type OPTModel } from '../src/models/opt/index.js';
-import { QRunState, qforward, qgenerateGreedy, type QuantizedOPT } from '../src/models/opt/quantized.js';
+import { QRunState, qforward, qgenerateGreedy, qlmHead, type QuantizedOPT } from '../src/models/opt/quantized.js';
 import { generate, generateIds, generateStream } from '../src/models/opt/generate.js';
 import { evaluatePerplexity } from '../src/models/opt/perplexity.js';
 import { openSession } from '../src/models/opt/session.js';
@@ -115,6 +115,13 @@ describe('quantized OPT through the generation and perplexity API', () => {
     expectLowbit(() => qforward(qm, s, [5, 6, 7, 8], 0, { mask: [1, 2, 1, 1] }), 'E_ARG', 'mask[1] is 2');
     expectLowbit(() => qforward(qm, s, [5, 6, 7, V], 0), 'E_RANGE', `token 3 is ${V}`);
     s.dispose();
+    // LM-head rows of the last forward: inside the state's rows and its logits buffer
+    const s2 = new QRunState(qm, { batch: 2, maxContext: 8, logitRows: 2 });
+    qforward(qm, s2, [5, 6, 7, 8], 0, { logits: 'none' });
+    expect(qlmHead(qm, s2, 1, 2).length).toBe(2 * V);
+    expectLowbit(() => qlmHead(qm, s2, 15, 2), 'E_ARG', 'qlmHead: rows 15..16 are outside');
+    expectLowbit(() => qlmHead(qm, s2, 0, 3), 'E_ARG', "qlmHead: 3 rows exceed the logits buffer's 2");
+    s2.dispose();
     expectLowbit(() => openSession('generate', {} as OPTModel, {}), 'E_ARG', 'expected an OPTModel or a QuantizedOPT');
     expectLowbit(() => generateIds(qm, [[2, V]]), 'E_RANGE', `${V}`);
     const tmp = quantizeOPT(model, rptqRecipe('W4A16', { calibration: { samples: 1, seqLen: 16 }, kmeans: { nInit: 1 } }),
