@@ -1279,7 +1279,8 @@ function qmv3Relaxed(M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize
 // token of an M block (≤ GEMM_BLOCK_BYTES of activations, L2-resident) streams past it. Micro-tile:
 // 4 rows × 2 tokens, 8 i32x4 accumulators; per 8 positions 4 panel loads, 2 activation loads,
 // 8 i32x4.dot_i16x8_s, 8 i32x4.add = 64 multiply-adds. The GEMV kernels instead unpack every weight
-// byte per token (and take two dots, hi and lo, per 8 codes), which a GEMM cannot afford.
+// byte per token (and take two dots, hi and lo, per 8 codes), which a GEMM cannot afford. Both GEMMs stop each
+// segment at its last chunk of non-zero panel codes (panelEnds): the clusters' padding is skipped.
 // ---------------------------------------------------------------------------------------------
 
 /** Activation bytes per M block of qgemm (L2-resident; the panel is reused across the block). */
@@ -1331,13 +1332,33 @@ export function qx_pack16(M: i32, nSeg: i32, segc: usize, act: usize, ap: usize,
   }
 }
 
+// The GEMMs' padding skip: ends[g] = one past the last chunk of segment g whose panel codes (4 rows) are not all 0.
+// A chunk of zero codes adds q·x = 0 to every row's integer sum whatever the activations (in the u − o plane too), so
+// the tiles stop at ends[g] and give the same integers. Such chunks are the padding of RPTQ's clusters: a cluster of
+// 33 channels takes 64 u4 codes, and 768 channels in 32 clusters take ~1,400 (OPT-125m). Checked once per row quad
+// (chunkBytes: the panel's bytes per chunk), before the M tokens of the block reuse the panel.
+// @ts-ignore: decorator
+@inline function panelEnds(nSeg: i32, segc: usize, panel: usize, chunkBytes: usize, ends: usize): void {
+  for (let g = 0; g < nSeg; g++) {
+    const j0 = load<i32>(segc + (<usize>g << 2));
+    let e = load<i32>(segc + (<usize>g << 2), 4);
+    for (; e > j0; e--) {
+      const p = panel + <usize>(e - 1) * chunkBytes;
+      let v = v128.or(v128.or(v128.load(p), v128.load(p, 16)), v128.or(v128.load(p, 32), v128.load(p, 48)));
+      if (chunkBytes == 128) v = v128.or(v, v128.or(v128.or(v128.load(p, 64), v128.load(p, 80)), v128.or(v128.load(p, 96), v128.load(p, 112))));
+      if (v128.any_true(v)) break;
+    }
+    store<i32>(ends + (<usize>g << 2), e);
+  }
+}
+
 /** Integer × integer tile: 4 panel rows × tokens m, m + 1 (a0, a1), all segments, stores y. */
 // @ts-ignore: decorator
-@inline function gemmInt2(nSeg: i32, segc: usize, panel: usize, wq: usize, a0: usize, a1: usize, ap0: usize, ap1: usize,
+@inline function gemmInt2(nSeg: i32, segc: usize, ends: usize, panel: usize, wq: usize, a0: usize, a1: usize, ap0: usize, ap1: usize,
   y0: usize, y1: usize, n: i32, valid: i32, bias: usize): void {
   let acc0 = f32x4.splat(0), acc1 = acc0;
   for (let g = 0; g < nSeg; g++) {
-    const j0 = <usize>load<i32>(segc + (<usize>g << 2)), j1 = <usize>load<i32>(segc + (<usize>g << 2), 4);
+    const j0 = <usize>load<i32>(segc + (<usize>g << 2)), j1 = <usize>load<i32>(ends + (<usize>g << 2));
     let c00 = i32x4.splat(0), c10 = c00, c20 = c00, c30 = c00, c01 = c00, c11 = c00, c21 = c00, c31 = c00;
     // 8 positions per step: p = 4 panel rows (16 bytes each), a0/a1 the two tokens' 8 values
     for (let e = j0 << 1; e < j1 << 1; e++) {
@@ -1362,11 +1383,11 @@ export function qx_pack16(M: i32, nSeg: i32, segc: usize, act: usize, ap: usize,
 
 /** Integer × integer tile for one token (the odd token of M). */
 // @ts-ignore: decorator
-@inline function gemmInt1(nSeg: i32, segc: usize, panel: usize, wq: usize, a0: usize, ap0: usize,
+@inline function gemmInt1(nSeg: i32, segc: usize, ends: usize, panel: usize, wq: usize, a0: usize, ap0: usize,
   y0: usize, n: i32, valid: i32, bias: usize): void {
   let acc0 = f32x4.splat(0);
   for (let g = 0; g < nSeg; g++) {
-    const j0 = <usize>load<i32>(segc + (<usize>g << 2)), j1 = <usize>load<i32>(segc + (<usize>g << 2), 4);
+    const j0 = <usize>load<i32>(segc + (<usize>g << 2)), j1 = <usize>load<i32>(ends + (<usize>g << 2));
     let c0 = i32x4.splat(0), c1 = c0, c2 = c0, c3 = c0;
     for (let j = j0; j < j1; j++) {
       const p = panel + (j << 7), o = j << 5;
@@ -1388,26 +1409,28 @@ export function qx_pack16(M: i32, nSeg: i32, segc: usize, act: usize, ap: usize,
   const lda = <usize>Kc << 5;
   const apS = <usize>nSeg << 4, yS = <usize>ldy << 2;
   const mb = max(2, (GEMM_BLOCK_BYTES / <i32>lda) & ~1);
+  const ends = panel + (<usize>Kc << 7);
   for (let m0 = 0; m0 < M; m0 += mb) {
     const m1 = min(M, m0 + mb);
     for (let n = 0; n < N; n += 4) {
       packPanel(bits, w + <usize>n * rb, rb, Kc, panel);
+      panelEnds(nSeg, segc, panel, 128, ends);
       const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
       const valid = min(4, N - n);
       const yn = y + (<usize>n << 2);
       let m = m0;
       for (; m + 2 <= m1; m += 2) {
         const a0 = a16 + <usize>m * lda, p0 = ap + <usize>m * apS, q0 = yn + <usize>m * yS;
-        gemmInt2(nSeg, segc, panel, wq, a0, a0 + lda, p0, p0 + apS, q0, q0 + yS, n, valid, bias);
+        gemmInt2(nSeg, segc, ends, panel, wq, a0, a0 + lda, p0, p0 + apS, q0, q0 + yS, n, valid, bias);
       }
-      if (m < m1) gemmInt1(nSeg, segc, panel, wq, a16 + <usize>m * lda, ap + <usize>m * apS, yn + <usize>m * yS, n, valid, bias);
+      if (m < m1) gemmInt1(nSeg, segc, ends, panel, wq, a16 + <usize>m * lda, ap + <usize>m * apS, yn + <usize>m * yS, n, valid, bias);
     }
   }
 }
 
 /**
- * Integer × integer qmm (modes 1, 2) for M ≥ 2 on packed operands: a16 from qx_pack16, panel = Kc·128
- * bytes of scratch (one per thread). Same arguments and bit-identical results as qmm otherwise.
+ * Integer × integer qmm (modes 1, 2) for M ≥ 2 on packed operands: a16 from qx_pack16, panel = Kc·128 + 4·nSeg
+ * bytes of scratch (one per thread: the unpacked row quad, then panelEnds' segment ends). Same arguments and bit-identical results as qmm otherwise.
  */
 export function qgemm(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, w: usize, rb: i32,
   wp: usize, a16: usize, ap: usize, bias: usize, y: usize, ldy: i32, panel: usize): void {
@@ -1542,17 +1565,19 @@ export function qx_pack8(M: i32, Kc: i32, act: usize, a8: usize): void {
   const Kc = load<i32>(segc + (<usize>nSeg << 2));
   const lda = <usize>Kc << 4, apS = <usize>nSeg << 4, yS = <usize>ldy << 2;
   const mb = max(1, GEMM_BLOCK_BYTES / <i32>lda);
+  const ends = panel + (<usize>Kc << 6);
   for (let m0 = 0; m0 < M; m0 += mb) {
     const m1 = min(M, m0 + mb);
     for (let n = 0; n < N; n += 4) {
       packPanel8(bits, w + <usize>n * rb, rb, Kc, panel);
+      panelEnds(nSeg, segc, panel, 64, ends);
       const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
       const valid = min(4, N - n);
       for (let m = m0; m < m1; m++) {
         const a0 = a8 + <usize>m * lda, pa = ap + <usize>m * apS;
         let acc = f32x4.splat(0);
         for (let g = 0; g < nSeg; g++) {
-          const j0 = load<i32>(segc + (<usize>g << 2)), j1 = load<i32>(segc + (<usize>g << 2), 4);
+          const j0 = load<i32>(segc + (<usize>g << 2)), j1 = load<i32>(ends + (<usize>g << 2));
           let I0 = i32x4.splat(0), I1 = I0, I2 = I0, I3 = I0;
           for (let jb = j0; jb < j1; jb += 8) {
             const je = <usize>min(jb + 8, j1);
@@ -1577,7 +1602,7 @@ export function qx_pack8(M: i32, Kc: i32, act: usize, a8: usize): void {
   }
 }
 
-/** Relaxed build only: integer qmm for activation codes ≤ 127 and u4/u3/u2 weights (a8 from qx_pack8, panel Kc·64 bytes per thread). */
+/** Relaxed build only: integer qmm for activation codes ≤ 127 and u4/u3/u2 weights (a8 from qx_pack8, panel Kc·64 + 4·nSeg bytes per thread). */
 export function qgemm_u7(M: i32, N: i32, nSeg: i32, segc: usize, bits: i32, w: usize, rb: i32,
   wp: usize, a8: usize, ap: usize, bias: usize, y: usize, ldy: i32, panel: usize): void {
   const r = <usize>rb;

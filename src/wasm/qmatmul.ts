@@ -139,7 +139,8 @@ export function wasmQMatmul(ex: QMatmulExports, h: Heap, pool: ThreadPool | null
         }
         // relaxed binary, codes ≤ 127 and weight codes ≤ 15: the i8×i7 dot (unless its self-test failed)
         const u7 = mode === 1 && bits <= 4 && ex.is_relaxed() === 1 && !relaxedDotOff.has(ex);
-        const panelBytes = u7 ? Kc * 64 : Kc * 128;
+        // the unpacked row quad, then the kernel's per-segment ends (panelEnds), each thread's on its own cache lines
+        const panelBytes = Math.ceil(((u7 ? Kc * 64 : Kc * 128) + nSeg * 4) / 64) * 64;
         const xa = h.alloc(M * Kc * (u7 ? 16 : 32), 'qgemm activations');
         try {
           const panel = h.alloc(panelBytes * threads, 'qgemm panels');

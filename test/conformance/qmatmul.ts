@@ -138,6 +138,11 @@ export function qmatmulSuite({ backend, ref }: SuiteContext): void {
     p: Parameters<typeof floats>[1], seed: number, withBias: boolean, K: number): void {
         const { segc, gather, Kp } = setup(format, nSeg, blocksPer, K, seed);
         const Kc = segc[nSeg]!;
+        // the packer's layout (seed & 8): a whole padding chunk ends every segment of ≥ 2 chunks, as RPTQ's clusters
+        // padded to u4 blocks have, and padding positions hold code 0, which the integer GEMMs skip (panelEnds); with
+        // seed & 16 also a segment of all-zero codes in the first row quad (a chunk of zero codes that is not padding)
+        const zeroPad = (seed & 8) !== 0, zeroSeg = (seed & 16) !== 0;
+        if (zeroPad) for (let g = 0; g < nSeg; g++) if (segc[g + 1]! - segc[g]! >= 2) gather.fill(-1, (segc[g + 1]! - 1) * 16, segc[g + 1]! * 16);
         const actG = new Uint8Array(M * Kc * ACT_CHUNK_BYTES).fill(0x5a), actW = new Uint8Array(M * Kc * ACT_CHUNK_BYTES);
         const apG = new Float32Array(M * nSeg * 4).fill(NaN), apW = new Float32Array(M * nSeg * 4);
         if (mode === 0) {
@@ -158,7 +163,11 @@ export function qmatmulSuite({ backend, ref }: SuiteContext): void {
         // weights: random codes (max codes on 'outlier'), params with exact Q
         const t = FORMATS[format], qmax = format === 'u8' ? 255 : 2 ** t.bits - 1;
         const rows = Math.ceil(N / 4) * 4, rb = packedRowBytes(format, Kp) + (seed & 1) * 16;
-        const codes = Uint8Array.from({ length: rows * Kp }, (_, i) => (p === 'outlier' ? qmax : ((i * 40503 + seed) >>> 3) % (qmax + 1)));
+        const codes = Uint8Array.from({ length: rows * Kp }, (_, i) => {
+          const j = i % Kp;
+          if ((zeroPad && gather[j]! < 0) || (zeroSeg && i < 4 * Kp && j < segc[1]! * 16)) return 0;
+          return p === 'outlier' ? qmax : ((i * 40503 + seed) >>> 3) % (qmax + 1);
+        });
         const w = packWeight(format, rows, Kp, codes, rb);
         const wp = new Float32Array((rows / 4) * nSeg * 12);
         for (let r = 0; r < rows; r++) for (let g = 0; g < nSeg; g++) {
@@ -210,6 +219,11 @@ export function qmatmulSuite({ backend, ref }: SuiteContext): void {
         const K = 301;
         const { segc, gather, Kp } = setup(format, nSeg, blocksPer, K, seed);
         const Kc = segc[nSeg]!;
+        // the packer's layout (seed & 8): a whole padding chunk ends every segment of ≥ 2 chunks, as RPTQ's clusters
+        // padded to u4 blocks have, and padding positions hold code 0, which the integer GEMMs skip (panelEnds); with
+        // seed & 16 also a segment of all-zero codes in the first row quad (a chunk of zero codes that is not padding)
+        const zeroPad = (seed & 8) !== 0, zeroSeg = (seed & 16) !== 0;
+        if (zeroPad) for (let g = 0; g < nSeg; g++) if (segc[g + 1]! - segc[g]! >= 2) gather.fill(-1, (segc[g + 1]! - 1) * 16, segc[g + 1]! * 16);
         const x = floats(M * K, p, seed, 10, K);
         const act = new Uint8Array(M * Kc * ACT_CHUNK_BYTES), ap = new Float32Array(M * nSeg * 4);
         ref.qPrepF32(M, K, x, nSeg, segc, gather, act, ap);
