@@ -5,6 +5,7 @@
 //   npx tsc -p tsconfig.json && node --experimental-wasm-relaxed-simd dist/scripts/rptq-decode-profile.js
 //     [--backend simd|relaxed] [--preset W4A16] [--lmhead 4] [--steps 40] [--grid group|rowCluster|row] [--group 128]
 //     [--lmgroup 128] [--threads 1] [--ctx 128] [--float: profile the FP32 step instead of the quantized one]
+//     [--prefill N: profile a prefill of N tokens (the cache reset before each) instead of a decode step]
 
 import { performance } from 'node:perf_hooks';
 import { createBackend } from '../src/runtime.js';
@@ -68,15 +69,16 @@ async function main(): Promise<void> {
     for (let i = 0; i < steps; i++) run();
     return (performance.now() - t) / steps;
   };
-  const fs = createRunState(model, { maxContext: CTX + 1, logitRows: 1 });
-  forward(model, fs, prompt, 0, { logits: 'none' });
-  const fpMs = time(() => { forward(model, fs, next, CTX); });
-  const qs = new QRunState(qm, { maxContext: CTX + 1, logitRows: 1 });
-  qforward(qm, qs, prompt, 0, { logits: 'none' });
-  const qMs = time(() => { qforward(qm, qs, next, CTX); });
+  const P = Number(arg('prefill', '0')), long = ids(P, 5);
+  const fs = createRunState(model, P ? { maxTokens: P, maxContext: P, logitRows: 1 } : { maxContext: CTX + 1, logitRows: 1 });
+  const qs = new QRunState(qm, P ? { maxTokens: P, maxContext: P, logitRows: 1 } : { maxContext: CTX + 1, logitRows: 1 });
+  if (!P) { forward(model, fs, prompt, 0, { logits: 'none' }); qforward(qm, qs, prompt, 0, { logits: 'none' }); }
+  const fpStep = P ? () => { fs.cache.reset(); forward(model, fs, long, 0, { logits: 'last' }); } : () => { forward(model, fs, next, CTX); };
+  const qStep = P ? () => { qs.cache.reset(); qforward(qm, qs, long, 0, { logits: 'last' }); } : () => { qforward(qm, qs, next, CTX); };
+  const fpMs = time(fpStep), qMs = time(qStep);
   const prof = instrument(be.kernels);
   const profileFloat = process.argv.includes('--float');
-  const step = profileFloat ? () => forward(model, fs, next, CTX) : () => qforward(qm, qs, next, CTX);
+  const step = profileFloat ? fpStep : qStep;
   for (let i = 0; i < 5; i++) step();
   prof.reset();
   const t0 = performance.now();
@@ -84,8 +86,8 @@ async function main(): Promise<void> {
   const wall = (performance.now() - t0) / steps;
   const rows = [...prof.ms.entries()].sort((a, b) => b[1] - a[1]);
   let inK = 0;
-  console.log(`${backend}${threads > 1 ? ` ${threads}T` : ''} ${recipe.name} lmHead ${lm} grid ${recipe.weight.granularity}: FP32 ${fpMs.toFixed(2)} ms, quantized ${qMs.toFixed(2)} ms (${(fpMs / qMs).toFixed(2)}x); instrumented (${profileFloat ? 'FP32' : 'quantized'}) ${wall.toFixed(2)} ms/token`);
-  console.log('| stage (kernel) | ms/token | calls/token |');
+  console.log(`${backend}${threads > 1 ? ` ${threads}T` : ''} ${recipe.name} lmHead ${lm} grid ${recipe.weight.granularity}: FP32 ${fpMs.toFixed(2)} ms, quantized ${qMs.toFixed(2)} ms (${(fpMs / qMs).toFixed(2)}x); instrumented (${profileFloat ? 'FP32' : 'quantized'}) ${wall.toFixed(2)} ms/${P ? `prefill of ${P}` : 'token'}`);
+  console.log(`| stage (kernel) | ms/${P ? 'prefill' : 'token'} | calls/${P ? 'prefill' : 'token'} |`);
   console.log('|---|--:|--:|');
   for (const [name, t] of rows) {
     inK += t / steps;

@@ -91,8 +91,9 @@ export async function rptqCases(ctx: BenchContext): Promise<BenchCase[]> {
 }
 
 /**
- * Prefill of 128 tokens (time to first token) on the relaxed build, one thread: FP32 and the weight-only presets, whose
- * many-token linears dequantize panels into the f32 GEMM (W4A16 on its per-cluster grid and on g128, W4A4KV).
+ * Prefill of 128 tokens (time to first token) on the relaxed build, one thread: FP32; the weight-only presets, whose
+ * many-token linears dequantize panels into the f32 GEMM (W4A16 on its per-cluster grid and on g128, W4A4KV); and the
+ * integer-activation presets W4A8 and W4A4, whose linears run the integer GEMM on activation codes.
  */
 function prefillCases(ctx: BenchContext, cfg: typeof OPT_PRESETS[string], label: string): BenchCase[] {
   const be = ctx.backends.relaxed;
@@ -108,7 +109,8 @@ function prefillCases(ctx: BenchContext, cfg: typeof OPT_PRESETS[string], label:
     setup: () => { const m = modelOf(); live!.fs = createRunState(m, { maxTokens: T, maxContext: T, logitRows: 1 }); },
     fn: () => { live!.fs!.cache.reset(); forward(live!.model, live!.fs!, prompt, 0, { logits: 'last' }); },
   }];
-  for (const [impl, preset, g128] of [['W4A16', 'W4A16', false], ['W4A16 g128', 'W4A16', true], ['W4A4KV', 'W4A4KV', false]] as const) {
+  for (const [impl, preset, g128] of [['W4A16', 'W4A16', false], ['W4A16 g128', 'W4A16', true], ['W4A4KV', 'W4A4KV', false],
+    ['W4A8', 'W4A8', false], ['W4A4', 'W4A4', false]] as const) {
     cases.push({
       group, impl, peer: 'FP32', tokens: T,
       setup: () => {
