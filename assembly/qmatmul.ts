@@ -1537,8 +1537,8 @@ export function qgemv_int(N: i32, nSeg: i32, segc: usize, bits: i32, w: usize, r
 // engine (see USE_RELAXED_DOT), 16 multiply-adds per instruction instead of i32x4.dot_i16x8_s's 8.
 // Pair sums ≤ 2·15·127 = 3810 per i16 lane: runs of ≤ 8 chunks sum in i16 (≤ 30480), then widen
 // (i32x4.extadd_pairwise_i16x8_s). Panel: u8 codes, 64 bytes per chunk (rows 0..3); activations:
-// the c plane (u & 127 = u) compacted to 16 bytes per chunk (qx_pack8). Tile 4 rows × 1 token: per
-// chunk 4 panel loads, 1 activation load, 4 dots, 4 i16 adds (+ the widening every 8 chunks). The
+// the c plane (u & 127 = u) compacted to 16 bytes per chunk (qx_pack8). Tile 4 rows × 2 tokens: per
+// chunk 4 panel loads, 2 activation loads, 8 dots, 8 i16 adds (+ the widening every 8 chunks). The
 // integer P = Σ q·u is the same as every other path's, with the same epilogue (epilogueShort).
 
 /** a8[m·Kc·16 + j] = u (codes ≤ 127) at padded position j. */
@@ -1558,13 +1558,58 @@ export function qx_pack8(M: i32, Kc: i32, act: usize, a8: usize): void {
   }
 }
 
+// u7 tile: 4 panel rows × tokens at a0 and a1 (a1 = 0: a0 alone, the odd token of M), all segments, stores y0 (and y1).
+// Two tokens share each panel load: per chunk 4 panel loads, 2 activation loads, 8 dots, 8 i16 adds.
+// @ts-ignore: decorator
+@inline function u7Tile(two: bool, nSeg: i32, segc: usize, ends: usize, panel: usize, wq: usize, a0: usize, a1: usize,
+  pa0: usize, pa1: usize, y0: usize, y1: usize, n: i32, valid: i32, bias: usize): void {
+  let acc0 = f32x4.splat(0), acc1 = acc0;
+  for (let g = 0; g < nSeg; g++) {
+    const j0 = load<i32>(segc + (<usize>g << 2)), j1 = load<i32>(ends + (<usize>g << 2));
+    let I0 = i32x4.splat(0), I1 = I0, I2 = I0, I3 = I0, J0 = I0, J1 = I0, J2 = I0, J3 = I0;
+    for (let jb = j0; jb < j1; jb += 8) {
+      const je = <usize>min(jb + 8, j1);
+      let S0 = i32x4.splat(0), S1 = S0, S2 = S0, S3 = S0, T0 = S0, T1 = S0, T2 = S0, T3 = S0;
+      for (let j = <usize>jb; j < je; j++) {
+        const p = panel + (j << 6), x = v128.load(a0 + (j << 4));
+        const w0 = v128.load(p), w1 = v128.load(p, 16), w2 = v128.load(p, 32), w3 = v128.load(p, 48);
+        S0 = i16x8.add(S0, i16x8.relaxed_dot_i8x16_i7x16_s(x, w0));
+        S1 = i16x8.add(S1, i16x8.relaxed_dot_i8x16_i7x16_s(x, w1));
+        S2 = i16x8.add(S2, i16x8.relaxed_dot_i8x16_i7x16_s(x, w2));
+        S3 = i16x8.add(S3, i16x8.relaxed_dot_i8x16_i7x16_s(x, w3));
+        if (two) {
+          const z = v128.load(a1 + (j << 4));
+          T0 = i16x8.add(T0, i16x8.relaxed_dot_i8x16_i7x16_s(z, w0));
+          T1 = i16x8.add(T1, i16x8.relaxed_dot_i8x16_i7x16_s(z, w1));
+          T2 = i16x8.add(T2, i16x8.relaxed_dot_i8x16_i7x16_s(z, w2));
+          T3 = i16x8.add(T3, i16x8.relaxed_dot_i8x16_i7x16_s(z, w3));
+        }
+      }
+      I0 = i32x4.add(I0, i32x4.extadd_pairwise_i16x8_s(S0));
+      I1 = i32x4.add(I1, i32x4.extadd_pairwise_i16x8_s(S1));
+      I2 = i32x4.add(I2, i32x4.extadd_pairwise_i16x8_s(S2));
+      I3 = i32x4.add(I3, i32x4.extadd_pairwise_i16x8_s(S3));
+      if (two) {
+        J0 = i32x4.add(J0, i32x4.extadd_pairwise_i16x8_s(T0));
+        J1 = i32x4.add(J1, i32x4.extadd_pairwise_i16x8_s(T1));
+        J2 = i32x4.add(J2, i32x4.extadd_pairwise_i16x8_s(T2));
+        J3 = i32x4.add(J3, i32x4.extadd_pairwise_i16x8_s(T3));
+      }
+    }
+    acc0 = epilogueShort(reduce4(I0, I1, I2, I3), wq + <usize>g * 48, pa0 + (<usize>g << 4), acc0);
+    if (two) acc1 = epilogueShort(reduce4(J0, J1, J2, J3), wq + <usize>g * 48, pa1 + (<usize>g << 4), acc1);
+  }
+  store4(acc0, y0, n, valid, bias);
+  if (two) store4(acc1, y1, n, valid, bias);
+}
+
 // @ts-ignore: decorator
 @inline function gemmU7Body(bits: i32, M: i32, N: i32, nSeg: i32, segc: usize, w: usize, rb: usize,
   wp: usize, a8: usize, ap: usize, bias: usize, y: usize, ldy: i32, panel: usize): void {
   if (!ASC_FEATURE_RELAXED_SIMD) return;
   const Kc = load<i32>(segc + (<usize>nSeg << 2));
   const lda = <usize>Kc << 4, apS = <usize>nSeg << 4, yS = <usize>ldy << 2;
-  const mb = max(1, GEMM_BLOCK_BYTES / <i32>lda);
+  const mb = max(2, (GEMM_BLOCK_BYTES / <i32>lda) & ~1);
   const ends = panel + (<usize>Kc << 6);
   for (let m0 = 0; m0 < M; m0 += mb) {
     const m1 = min(M, m0 + mb);
@@ -1573,31 +1618,13 @@ export function qx_pack8(M: i32, Kc: i32, act: usize, a8: usize): void {
       panelEnds(nSeg, segc, panel, 64, ends);
       const wq = wp + <usize>(n >> 2) * <usize>nSeg * 48;
       const valid = min(4, N - n);
-      for (let m = m0; m < m1; m++) {
-        const a0 = a8 + <usize>m * lda, pa = ap + <usize>m * apS;
-        let acc = f32x4.splat(0);
-        for (let g = 0; g < nSeg; g++) {
-          const j0 = load<i32>(segc + (<usize>g << 2)), j1 = load<i32>(ends + (<usize>g << 2));
-          let I0 = i32x4.splat(0), I1 = I0, I2 = I0, I3 = I0;
-          for (let jb = j0; jb < j1; jb += 8) {
-            const je = <usize>min(jb + 8, j1);
-            let S0 = i32x4.splat(0), S1 = S0, S2 = S0, S3 = S0;
-            for (let j = <usize>jb; j < je; j++) {
-              const x = v128.load(a0 + (j << 4)), p = panel + (j << 6);
-              S0 = i16x8.add(S0, i16x8.relaxed_dot_i8x16_i7x16_s(x, v128.load(p)));
-              S1 = i16x8.add(S1, i16x8.relaxed_dot_i8x16_i7x16_s(x, v128.load(p, 16)));
-              S2 = i16x8.add(S2, i16x8.relaxed_dot_i8x16_i7x16_s(x, v128.load(p, 32)));
-              S3 = i16x8.add(S3, i16x8.relaxed_dot_i8x16_i7x16_s(x, v128.load(p, 48)));
-            }
-            I0 = i32x4.add(I0, i32x4.extadd_pairwise_i16x8_s(S0));
-            I1 = i32x4.add(I1, i32x4.extadd_pairwise_i16x8_s(S1));
-            I2 = i32x4.add(I2, i32x4.extadd_pairwise_i16x8_s(S2));
-            I3 = i32x4.add(I3, i32x4.extadd_pairwise_i16x8_s(S3));
-          }
-          acc = epilogueShort(reduce4(I0, I1, I2, I3), wq + <usize>g * 48, pa + (<usize>g << 4), acc);
-        }
-        store4(acc, y + (<usize>n << 2) + <usize>m * yS, n, valid, bias);
+      const yn = y + (<usize>n << 2);
+      let m = m0;
+      for (; m + 2 <= m1; m += 2) {
+        const a0 = a8 + <usize>m * lda, p0 = ap + <usize>m * apS, q0 = yn + <usize>m * yS;
+        u7Tile(true, nSeg, segc, ends, panel, wq, a0, a0 + lda, p0, p0 + apS, q0, q0 + yS, n, valid, bias);
       }
+      if (m < m1) u7Tile(false, nSeg, segc, ends, panel, wq, a8 + <usize>m * lda, 0, ap + <usize>m * apS, 0, yn + <usize>m * yS, 0, n, valid, bias);
     }
   }
 }
