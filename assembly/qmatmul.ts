@@ -1532,19 +1532,32 @@ export function qgemv_int(N: i32, nSeg: i32, segc: usize, bits: i32, w: usize, r
   else gemvIntBody(8, N, nSeg, segc, w, r, wp, a16, ap, bias, y);
 }
 
-// Relaxed build, activation codes ≤ 127 (mode 1) and weight codes ≤ 15 (u4, u3, u2): both operands of
-// i16x8.relaxed_dot_i8x16_i7x16_s (one pmaddubsw on x64) are in 0..127, exact under every tier and
-// engine (see USE_RELAXED_DOT), 16 multiply-adds per instruction instead of i32x4.dot_i16x8_s's 8.
-// Pair sums ≤ 2·15·127 = 3810 per i16 lane: runs of ≤ 8 chunks sum in i16 (≤ 30480), then widen
+// Relaxed build, activation codes ≤ 127 (mode 1) and weight codes ≤ 15 (u4, u3, u2), on
+// i16x8.relaxed_dot_i8x16_i7x16_s (one pmaddubsw on x64), 16 multiply-adds per instruction instead of
+// i32x4.dot_i16x8_s's 8. Its first operand is the activation x = u − o (|x| ≤ 127: a signed i8, as the
+// instruction's first operand is), its second the weight codes (0..15, in the i7 range the spec makes
+// deterministic), so every engine's pairwise sums are exact (see USE_RELAXED_DOT; the backend's
+// known-answer self-test covers x from −127 to 127 against codes 0 and 15, src/selftest.ts).
+// |pair sums| ≤ 2·15·127 = 3810 per i16 lane: runs of ≤ 8 chunks sum in i16 (≤ 30480), then widen
 // (i32x4.extadd_pairwise_i16x8_s). Panel: u8 codes, 64 bytes per chunk (rows 0..3); activations:
-// the c plane (u & 127 = u) compacted to 16 bytes per chunk (qx_pack8). Tile 4 rows × 2 tokens: per
-// chunk 4 panel loads, 2 activation loads, 8 dots, 8 i16 adds (+ the widening every 8 chunks). The
-// integer P = Σ q·u is the same as every other path's, with the same epilogue (epilogueShort).
+// u − o compacted to 16 bytes per chunk (qx_pack8). Tile 4 rows × 2 tokens: per chunk 4 panel loads,
+// 2 activation loads, 8 dots, 8 i16 adds (+ the widening every 8 chunks). The integer
+// P' = Σ q·(u − o) is the same as qgemm's, with the same epilogue (epilogueInt): with the zero point
+// in the plane, the per-(row, token, segment) epilogue has no o·Q term.
 
-/** a8[m·Kc·16 + j] = u (codes ≤ 127) at padded position j. */
-export function qx_pack8(M: i32, Kc: i32, act: usize, a8: usize): void {
-  const n = <usize>M * <usize>Kc;
-  for (let i: usize = 0; i < n; i++) v128.store(a8 + (i << 4), v128.load(act + i * ACH, 32));
+/** a8[m·Kc·16 + j] = u − o as i8 (codes ≤ 127, o the zero point of the token's segment) at padded position j. */
+export function qx_pack8(M: i32, nSeg: i32, segc: usize, act: usize, ap: usize, a8: usize): void {
+  const Kc = <usize>load<i32>(segc + (<usize>nSeg << 2));
+  for (let m = 0; m < M; m++) {
+    for (let g = 0; g < nSeg; g++) {
+      const pa = ap + ((<usize>m * <usize>nSeg + <usize>g) << 4);
+      const o = i8x16.splat(<i8>((<i32>load<f32>(pa, 8) << 7) + <i32>load<f32>(pa, 12)));
+      const j1 = <usize>m * Kc + <usize>load<i32>(segc + (<usize>g << 2), 4);
+      for (let i = <usize>m * Kc + <usize>load<i32>(segc + (<usize>g << 2)); i < j1; i++) {
+        v128.store(a8 + (i << 4), i8x16.sub(v128.load(act + i * ACH, 32), o));
+      }
+    }
+  }
 }
 
 // @ts-ignore: decorator
@@ -1596,8 +1609,8 @@ export function qx_pack8(M: i32, Kc: i32, act: usize, a8: usize): void {
         J3 = i32x4.add(J3, i32x4.extadd_pairwise_i16x8_s(T3));
       }
     }
-    acc0 = epilogueShort(reduce4(I0, I1, I2, I3), wq + <usize>g * 48, pa0 + (<usize>g << 4), acc0);
-    if (two) acc1 = epilogueShort(reduce4(J0, J1, J2, J3), wq + <usize>g * 48, pa1 + (<usize>g << 4), acc1);
+    acc0 = epilogueInt(reduce4(I0, I1, I2, I3), wq + <usize>g * 48, pa0 + (<usize>g << 4), acc0);
+    if (two) acc1 = epilogueInt(reduce4(J0, J1, J2, J3), wq + <usize>g * 48, pa1 + (<usize>g << 4), acc1);
   }
   store4(acc0, y0, n, valid, bias);
   if (two) store4(acc1, y1, n, valid, bias);

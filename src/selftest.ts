@@ -57,9 +57,11 @@ export function qmmKnownAnswer(k: Kernels): string[] {
     k.qmm(M, N, nSeg, segc, format, 0, w, rb, wp, act, ap, null, got, N);
     ref.qmm(M, N, nSeg, segc, format, 0, w, rb, wp, act, ap, null, want, N);
     for (let i = 0; i < got.length; i++) if (!Object.is(got[i], want[i])) return [`qmm ${format} y[${i}] = ${got[i]}, expected ${want[i]}`];
-    // integer × integer GEMM on 7-bit codes (the relaxed build's i8×i7 GEMM): all-127 runs against max weight codes
+    // integer × integer GEMM on 7-bit codes (the relaxed build's i8×i7 GEMM on u − o): all-127 runs against max weight
+    // codes, and zero points 0 and 127, so u − o reaches both 127 and −127 (the signed first operand)
     const Mi = 3, ci = Uint8Array.from({ length: Mi * K }, (_, i) => (i % 5 < 3 ? 127 : i % 5 === 3 ? 0 : (i * 7919) % 128));
-    const sc = Float32Array.from({ length: Mi * nSeg }, (_, i) => 0.01 * (i + 1)), zc = Uint8Array.from({ length: Mi * nSeg }, (_, i) => (i * 37) % 128);
+    const sc = Float32Array.from({ length: Mi * nSeg }, (_, i) => 0.01 * (i + 1));
+    const zc = Uint8Array.from({ length: Mi * nSeg }, (_, i) => (i % 3 === 0 ? 0 : i % 3 === 1 ? 127 : (i * 37) % 128));
     const acti = new Uint8Array(Mi * Kc * 128), api = new Float32Array(Mi * nSeg * 4);
     ref.qPrepCodes(Mi, K, ci, nSeg, segc, gather, sc, zc, Mi, 7, acti, api);
     const gi = new Float32Array(Mi * N), wi = new Float32Array(Mi * N);

@@ -22,7 +22,7 @@ export interface QMatmulExports {
   qx_pack16(M: number, nSeg: number, segc: number, act: number, ap: number, a16: number): void;
   qgemm(M: number, N: number, nSeg: number, segc: number, bits: number, w: number, rb: number, wp: number,
     a16: number, ap: number, bias: number, y: number, ldy: number, panel: number): void;
-  qx_pack8(M: number, Kc: number, act: number, a8: number): void;
+  qx_pack8(M: number, nSeg: number, segc: number, act: number, ap: number, a8: number): void;
   qgemv_int(N: number, nSeg: number, segc: number, bits: number, w: number, rb: number, wp: number,
     a16: number, ap: number, bias: number, y: number): void;
   qgemm_u7(M: number, N: number, nSeg: number, segc: number, bits: number, w: number, rb: number, wp: number,
@@ -147,7 +147,7 @@ export function wasmQMatmul(ex: QMatmulExports, h: Heap, pool: ThreadPool | null
           try {
             let op: RangeOp;
             if (u7) {
-              ex.qx_pack8(M, Kc, pa!, xa);
+              ex.qx_pack8(M, nSeg, ps!, pa!, pap!, xa);
               op = rowRanges('qgemm_u7', [M, N, nSeg, ps!, bits, pw!, rb, pwp!, xa, pap!, pb!, py!, ldy, panel], nSeg, rb, 5, 7, 10, 11);
             } else {
               ex.qx_pack16(M, nSeg, ps!, pa!, pap!, xa);
