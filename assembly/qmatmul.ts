@@ -48,9 +48,10 @@ const OFF20: i32 = 1 << 20;
 // timing-dependent. Even under TurboFan it is no faster: V8 11.3 lowers it to pmaddubsw + pmaddwd +
 // paddd (no AVX-VNNI vpdpbusd), measured 1.9 ms vs 1.1 ms for the i16-accumulating form on the u4
 // 4096² GEMV. The relaxed kernels (qmv*Relaxed, qgemm_u7) instead use i16x8.relaxed_dot_i8x16_i7x16_s
-// (one pmaddubsw) + i16x8.add with both operands in 0..127, exact under both tiers (checked with
-// --liftoff-only and --no-liftoff) and guarded by a known-answer self-test at backend creation
-// (src/selftest.ts relaxedDotCheck; failure → the i16 paths).
+// (one pmaddubsw) + i16x8.add, with the second operand in 0..127 (the weight codes) and the first
+// in 0..127 (qmv*Relaxed's activation planes) or −127..127 (qgemm_u7's u − o), exact under both tiers
+// (checked with --liftoff-only and --no-liftoff) and guarded by a known-answer self-test at backend
+// creation (src/selftest.ts relaxedDotCheck; failure → the i16 paths).
 
 // @ts-ignore: decorator
 @inline function reduce4(v0: v128, v1: v128, v2: v128, v3: v128): v128 {
