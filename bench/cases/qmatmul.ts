@@ -12,6 +12,17 @@ import { Tensor } from '../../src/tensor.js';
 import type { Bits, QuantizedTensor } from '../../src/quant/types.js';
 import { place } from './f32.js';
 
+/**
+ * The f32 peer's operands copied into the backend's heap once; returns fresh views per call. It keeps byte offsets,
+ * not views: placing the next operand may grow the memory, which detaches earlier views (a detached view's
+ * byteOffset reads 0, and the GEMM then ran on whatever sat at address 0).
+ */
+function placed(b: Backend, arrays: Float32Array[]): () => Float32Array[] {
+  if (!b.heap) return () => arrays;
+  const at = arrays.map((a) => place(b, a).byteOffset);
+  return () => at.map((p, i) => b.heap!.f32(p, arrays[i]!.length));
+}
+
 export function qmatmulCases(ctx: BenchContext): BenchCase[] {
   const cases: BenchCase[] = [];
   const runs: Array<[string, Backend]> = [
@@ -34,11 +45,11 @@ export function qmatmulCases(ctx: BenchContext): BenchCase[] {
         fn() { qlinear(x0, ql!, null, { kernels: b.kernels, heap: b.heap }); },
         get bytes() { return ql ? ql.codeBytes : (N * K * bits) / 8; },
       } as BenchCase);
-      let ptr: Float32Array[] | null = null;
+      let f32: (() => Float32Array[]) | null = null;
       cases.push({
         group, impl: `${name} f32`, flops: 2 * M * N * K, bytes: 4 * N * K,
-        setup() { ptr ??= [place(b, x0), place(b, w0), place(b, new Float32Array(M * N))]; },
-        fn() { b.kernels.sgemmNT(M, N, K, b.heap ? b.heap.f32(ptr![0]!.byteOffset, M * K) : ptr![0]!, K, b.heap ? b.heap.f32(ptr![1]!.byteOffset, N * K) : ptr![1]!, K, b.heap ? b.heap.f32(ptr![2]!.byteOffset, M * N) : ptr![2]!, N, null); },
+        setup() { f32 ??= placed(b, [x0, w0, new Float32Array(M * N)]); },
+        fn() { const [x, w, y] = f32!(); b.kernels.sgemmNT(M, N, K, x!, K, w!, K, y!, N, null); },
       });
     }
   }
@@ -61,11 +72,11 @@ export function qmatmulCases(ctx: BenchContext): BenchCase[] {
         },
         fn() { qlinearInt(aq!, ql!, null, { kernels: b.kernels, heap: b.heap }); },
       });
-      let ptr: Float32Array[] | null = null;
+      let f32: (() => Float32Array[]) | null = null;
       cases.push({
         group, impl: `${name} f32`, flops: 2 * M * N * K,
-        setup() { ptr ??= [place(b, x0), place(b, w0), place(b, new Float32Array(M * N))]; },
-        fn() { b.kernels.sgemmNT(M, N, K, b.heap ? b.heap.f32(ptr![0]!.byteOffset, M * K) : ptr![0]!, K, b.heap ? b.heap.f32(ptr![1]!.byteOffset, N * K) : ptr![1]!, K, b.heap ? b.heap.f32(ptr![2]!.byteOffset, M * N) : ptr![2]!, N, null); },
+        setup() { f32 ??= placed(b, [x0, w0, new Float32Array(M * N)]); },
+        fn() { const [x, w, y] = f32!(); b.kernels.sgemmNT(M, N, K, x!, K, w!, K, y!, N, null); },
       });
     }
   }
