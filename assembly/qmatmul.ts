@@ -1293,16 +1293,29 @@ const GEMM_BLOCK_BYTES: i32 = 512 * 1024;
  * so the GEMM's dot is P' = Σ q·(u − o) = P − o·Q itself (the same integer; no o·Q term per tile).
  */
 export function qx_pack16(M: i32, nSeg: i32, segc: usize, act: usize, ap: usize, a16: usize): void {
+  packCentered(false, M, nSeg, segc, act, ap, a16);
+}
+
+// The integer GEMMs' compact activations u − o (o = 128·Oh + Ol, the zero point of the token's segment) at every padded
+// position: narrow, 16 i8 per chunk (codes ≤ 127, qgemm_u7); otherwise 16 i16 (u = 128·hi + lo, qgemm and qgemv_int).
+// @ts-ignore: decorator
+@inline function packCentered(narrow: bool, M: i32, nSeg: i32, segc: usize, act: usize, ap: usize, dst: usize): void {
   const Kc = <usize>load<i32>(segc + (<usize>nSeg << 2));
   for (let m = 0; m < M; m++) {
     for (let g = 0; g < nSeg; g++) {
       const pa = ap + ((<usize>m * <usize>nSeg + <usize>g) << 4);
-      const o = i16x8.splat(<i16>((<i32>load<f32>(pa, 8) << 7) + <i32>load<f32>(pa, 12)));
+      const o = (<i32>load<f32>(pa, 8) << 7) + <i32>load<f32>(pa, 12);
+      const o8 = i8x16.splat(<i8>o), o16 = i16x8.splat(<i16>o);
       const j1 = <usize>m * Kc + <usize>load<i32>(segc + (<usize>g << 2), 4);
       for (let i = <usize>m * Kc + <usize>load<i32>(segc + (<usize>g << 2)); i < j1; i++) {
-        const c = act + i * ACH, d = a16 + (i << 5);
-        v128.store(d, i16x8.sub(i16x8.add(i16x8.shl(v128.load(c, 64), 7), v128.load(c, 96)), o));
-        v128.store(d, i16x8.sub(i16x8.add(i16x8.shl(v128.load(c, 80), 7), v128.load(c, 112)), o), 16);
+        const c = act + i * ACH;
+        if (narrow) {
+          v128.store(dst + (i << 4), i8x16.sub(v128.load(c, 32), o8));
+        } else {
+          const d = dst + (i << 5);
+          v128.store(d, i16x8.sub(i16x8.add(i16x8.shl(v128.load(c, 64), 7), v128.load(c, 96)), o16));
+          v128.store(d, i16x8.sub(i16x8.add(i16x8.shl(v128.load(c, 80), 7), v128.load(c, 112)), o16), 16);
+        }
       }
     }
   }
@@ -1548,17 +1561,7 @@ export function qgemv_int(N: i32, nSeg: i32, segc: usize, bits: i32, w: usize, r
 
 /** a8[m·Kc·16 + j] = u − o as i8 (codes ≤ 127, o the zero point of the token's segment) at padded position j. */
 export function qx_pack8(M: i32, nSeg: i32, segc: usize, act: usize, ap: usize, a8: usize): void {
-  const Kc = <usize>load<i32>(segc + (<usize>nSeg << 2));
-  for (let m = 0; m < M; m++) {
-    for (let g = 0; g < nSeg; g++) {
-      const pa = ap + ((<usize>m * <usize>nSeg + <usize>g) << 4);
-      const o = i8x16.splat(<i8>((<i32>load<f32>(pa, 8) << 7) + <i32>load<f32>(pa, 12)));
-      const j1 = <usize>m * Kc + <usize>load<i32>(segc + (<usize>g << 2), 4);
-      for (let i = <usize>m * Kc + <usize>load<i32>(segc + (<usize>g << 2)); i < j1; i++) {
-        v128.store(a8 + (i << 4), i8x16.sub(v128.load(act + i * ACH, 32), o));
-      }
-    }
-  }
+  packCentered(true, M, nSeg, segc, act, ap, a8);
 }
 
 // @ts-ignore: decorator
