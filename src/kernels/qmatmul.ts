@@ -64,9 +64,9 @@ function checkSegc(kernel: string, nSeg: number, segc: Int32Array, chunksPerBloc
   return segc[nSeg]!;
 }
 
-/** The checks qPrepCodes and qPrepQuant share (all but the activation values); returns Kc. */
+/** The checks qPrepCodes and qPrepQuant share (all but the activation values). */
 function checkIntPrep(k: QMatmulKernels, kernel: string, M: number, K: number, nSeg: number, segc: Int32Array, gather: Int32Array,
-  scale: Float32Array, zero: Uint8Array, rowPeriod: number, bitsA: number, act: Uint8Array, ap: Float32Array): number {
+  scale: Float32Array, zero: Uint8Array, rowPeriod: number, bitsA: number, act: Uint8Array, ap: Float32Array): void {
   checkDims(kernel, { M, K, rowPeriod, bitsA });
   if (bitsA < 2 || bitsA > 8) throw new LowbitError('E_ARG', `${kernel}: bitsA must be 2..8, got ${bitsA}`);
   if (rowPeriod < 1) throw new LowbitError('E_ARG', `${kernel}: rowPeriod must be at least 1, got ${rowPeriod}`);
@@ -81,7 +81,6 @@ function checkIntPrep(k: QMatmulKernels, kernel: string, M: number, K: number, n
   }
   checkLen(kernel, 'act', act, M * Kc * ACT_CHUNK_BYTES);
   checkLen(kernel, 'ap', ap, M * nSeg * 4);
-  return Kc;
 }
 
 function checkGather(k: QMatmulKernels, kernel: string, K: number, Kc: number, gather: Int32Array): void {
@@ -111,18 +110,18 @@ export function checkedQMatmul(k: QMatmulKernels): QMatmulKernels {
       if (M > 0 && nSeg > 0) k.qPrepF32(M, K, x, nSeg, segc, gather, act, ap);
     },
     qPrepCodes(M, K, codes, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap) {
-      const Kc = checkIntPrep(k, 'qPrepCodes', M, K, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
+      checkIntPrep(k, 'qPrepCodes', M, K, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
       checkLen('qPrepCodes', 'codes', codes, M * K);
       const qmax = 2 ** bitsA - 1;
       for (let i = 0; i < M * K; i++) {
         if (codes[i]! > qmax) throw new LowbitError('E_RANGE', `qPrepCodes: activation code ${codes[i]} at ${i} does not fit ${bitsA} bits`);
       }
-      if (M > 0 && nSeg > 0 && Kc >= 0) k.qPrepCodes(M, K, codes, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
+      if (M > 0 && nSeg > 0) k.qPrepCodes(M, K, codes, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
     },
     qPrepQuant(M, K, x, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap) {
-      const Kc = checkIntPrep(k, 'qPrepQuant', M, K, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
+      checkIntPrep(k, 'qPrepQuant', M, K, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
       checkLen('qPrepQuant', 'x', x, M * K);
-      if (M > 0 && nSeg > 0 && Kc >= 0) k.qPrepQuant(M, K, x, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
+      if (M > 0 && nSeg > 0) k.qPrepQuant(M, K, x, nSeg, segc, gather, scale, zero, rowPeriod, bitsA, act, ap);
     },
     qmm(M, N, nSeg, segc, format, mode, w, rb, wp, act, ap, bias, y, ldy) {
       checkDims('qmm', { M, N, rb, ldy });

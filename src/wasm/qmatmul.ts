@@ -139,23 +139,17 @@ export function wasmQMatmul(ex: QMatmulExports, h: Heap, pool: ThreadPool | null
         }
         // relaxed binary, codes ≤ 127 and weight codes ≤ 15: the i8×i7 dot (unless its self-test failed)
         const u7 = mode === 1 && bits <= 4 && ex.is_relaxed() === 1 && !relaxedDotOff.has(ex);
-        // the unpacked row quad, then the kernel's per-segment ends (panelEnds), each thread's on its own cache lines
+        // per thread: the unpacked row quad, then the kernel's per-segment ends (panelEnds)
         const panelBytes = Math.ceil(((u7 ? Kc * 64 : Kc * 128) + nSeg * 4) / 64) * 64;
-        const xa = h.alloc(M * Kc * (u7 ? 16 : 32), 'qgemm activations');
+        // the compact activations and the per-thread panels in one block, each panel on a cache line
+        const xaBytes = Math.ceil((M * Kc * (u7 ? 16 : 32)) / 64) * 64;
+        const xa = h.alloc(xaBytes + panelBytes * threads, 'qgemm activations and panels'), panel = xa + xaBytes;
         try {
-          const panel = h.alloc(panelBytes * threads, 'qgemm panels');
-          try {
-            let op: RangeOp;
-            if (u7) {
-              ex.qx_pack8(M, nSeg, ps!, pa!, pap!, xa);
-              op = rowRanges('qgemm_u7', [M, N, nSeg, ps!, bits, pw!, rb, pwp!, xa, pap!, pb!, py!, ldy, panel], nSeg, rb, 5, 7, 10, 11);
-            } else {
-              ex.qx_pack16(M, nSeg, ps!, pa!, pap!, xa);
-              op = rowRanges('qgemm', [M, N, nSeg, ps!, bits, pw!, rb, pwp!, xa, pap!, pb!, py!, ldy, panel], nSeg, rb, 5, 7, 10, 11);
-            }
-            op.perThread = [op.args.length - 1, panelBytes];
-            splitCall(pool, ex, op, flops);
-          } finally { h.free(panel); }
+          if (u7) ex.qx_pack8(M, nSeg, ps!, pa!, pap!, xa);
+          else ex.qx_pack16(M, nSeg, ps!, pa!, pap!, xa);
+          const op = rowRanges(u7 ? 'qgemm_u7' : 'qgemm', [M, N, nSeg, ps!, bits, pw!, rb, pwp!, xa, pap!, pb!, py!, ldy, panel], nSeg, rb, 5, 7, 10, 11);
+          op.perThread = [op.args.length - 1, panelBytes];
+          splitCall(pool, ex, op, flops);
         } finally { h.free(xa); }
       });
     },
