@@ -71,9 +71,8 @@ class WasmStorage implements Storage {
   }
   view(): TypedArray {
     if (this.ptr < 0) throw new LowbitError('E_ARG', 'tensor was disposed');
-    if (!this.cached || this.cached.buffer !== this.heap.memory.buffer) {
-      this.cached = new CTORS[this.dtype](this.heap.memory.buffer, this.ptr, this.length) as TypedArray;
-    }
+    const buf = this.heap.buffer;
+    if (!this.cached || this.cached.buffer !== buf) this.cached = new CTORS[this.dtype](buf as ArrayBuffer, this.ptr, this.length) as TypedArray;
     return this.cached;
   }
   dispose(): void {
@@ -139,6 +138,12 @@ export class Tensor<D extends DType = DType> {
   /** Offset of element [0, 0, ...] in the storage, in elements. */
   readonly offset: number;
   private readonly storage: Storage;
+  /** Shape and strides are frozen, so these are computed once (`data` runs on every kernel call of a decode step). */
+  private readonly isContig: boolean;
+  private readonly count: number;
+  /** The last `data` view and the storage view it was cut from (re-cut when the storage view changes). */
+  private dataOf: TypedArray | null = null;
+  private dataView: TypedArray | null = null;
 
   private constructor(dtype: D, shape: readonly number[], strides: readonly number[], offset: number, storage: Storage) {
     this.dtype = dtype;
@@ -146,6 +151,9 @@ export class Tensor<D extends DType = DType> {
     this.strides = Object.freeze([...strides]);
     this.offset = offset;
     this.storage = storage;
+    this.count = sizeOf(this.shape);
+    const want = contiguousStrides(this.shape);
+    this.isContig = this.shape.every((d, i) => d <= 1 || this.strides[i] === want[i]);
   }
 
   // ---- construction
@@ -206,15 +214,11 @@ export class Tensor<D extends DType = DType> {
   // ---- properties
 
   get ndim(): number { return this.shape.length; }
-  get size(): number { return sizeOf(this.shape); }
+  get size(): number { return this.count; }
   /** The WASM heap holding this tensor, or null for JS memory. */
   get heap(): Heap | null { return this.storage.heap; }
 
-  get isContiguous(): boolean {
-    const want = contiguousStrides(this.shape);
-    for (let i = 0; i < this.shape.length; i++) if (this.shape[i]! > 1 && this.strides[i] !== want[i]) return false;
-    return true;
-  }
+  get isContiguous(): boolean { return this.isContig; }
 
   /**
    * The elements as a typed array (a view, not a copy). Only for contiguous tensors: call
@@ -225,7 +229,12 @@ export class Tensor<D extends DType = DType> {
     if (!this.isContiguous) {
       throw new LowbitError('E_ARG', `tensor ${fmtShape(this.shape)} with strides ${fmtShape(this.strides)} is a non-contiguous view; call .contiguous()`);
     }
-    return this.storage.view().subarray(this.offset, this.offset + this.size) as ArrayOf[D];
+    const v = this.storage.view();
+    if (v !== this.dataOf || this.dataView === null) {
+      this.dataView = this.offset === 0 && this.count === v.length ? v : v.subarray(this.offset, this.offset + this.count);
+      this.dataOf = v;
+    }
+    return this.dataView as ArrayOf[D];
   }
 
   /**

@@ -38,9 +38,12 @@ export class Heap {
   private freePtr: number[] = [];
   private freeSize: number[] = [];
   private inUse = 0;
+  /** memory.buffer as of the last growth (the getter is a native call; `buffer` runs on every kernel argument). */
+  private buf: ArrayBuffer | SharedArrayBuffer;
 
   constructor(memory: WebAssembly.Memory, heapBase: number, maxBytes: number) {
     this.memory = memory;
+    this.buf = memory.buffer;
     this.base = align(heapBase);
     this.top = this.base;
     this.maxBytes = maxBytes;
@@ -101,14 +104,23 @@ export class Heap {
     return { inUse: this.inUse, blocks: this.sizes.size, top: this.top, memoryBytes: this.memory.buffer.byteLength };
   }
 
+  /**
+   * The memory's current buffer. Only this heap grows the memory (kernels never allocate), so the buffer it kept at
+   * its last growth is current; a detached one (someone else grew a non-shared memory) is re-read.
+   */
+  get buffer(): ArrayBuffer | SharedArrayBuffer {
+    if (this.buf.byteLength === 0) this.buf = this.memory.buffer;
+    return this.buf;
+  }
+
   /** Fresh views of linear memory (never cache them across calls that may grow memory). */
-  f32(ptr: number, n: number): Float32Array { return new Float32Array(this.memory.buffer, ptr, n); }
-  i32(ptr: number, n: number): Int32Array { return new Int32Array(this.memory.buffer, ptr, n); }
-  u8(ptr: number, n: number): Uint8Array { return new Uint8Array(this.memory.buffer, ptr, n); }
+  f32(ptr: number, n: number): Float32Array { return new Float32Array(this.buffer, ptr, n); }
+  i32(ptr: number, n: number): Int32Array { return new Int32Array(this.buffer, ptr, n); }
+  u8(ptr: number, n: number): Uint8Array { return new Uint8Array(this.buffer, ptr, n); }
 
   /** True when `arr` is a live view of this heap's memory. */
   owns(arr: ArrayBufferView): boolean {
-    return arr.buffer === this.memory.buffer;
+    return arr.buffer === this.buffer;
   }
 
   private take(ptr: number, size: number): number {
@@ -129,6 +141,7 @@ export class Heap {
     } catch {
       throw oom('WebAssembly.Memory.grow failed');
     }
+    this.buf = this.memory.buffer;
   }
 }
 
