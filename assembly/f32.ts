@@ -397,6 +397,53 @@ export function attention_packed(H: i32, hs: i32, T: i32, L: i32, q: usize, ldq:
     causal, keyMask, levels, att, load<i32>(kv, 8), load<i32>(kv, 36), c0, scratch, kcs);
 }
 
+// Attention over a bf16 cache (the float-KV recipes with kvFloat 'bf16', src/models/opt/quantized.ts): k/v are L
+// rows of bf16 bits (the upper half of an f32) at a stride of ldk elements, read at half the bytes of an f32 cache.
+// The same result, bit for bit, as widening both to f32 (bits << 16, exact) and attention_f32: each row is widened
+// for this call's H·hs columns into `row` (H·hs f32 of scratch, L1-resident) when the walk reaches it, and the dots
+// and the accumulation are attention_f32's. A thread's call on heads h0.. has q, k, v, out and row advanced.
+export function attention_bf16(H: i32, hs: i32, T: i32, L: i32, q: usize, ldq: i32, k: usize, ldk: i32, v: usize,
+  out: usize, ldo: i32, causal: i32, keyMask: usize, levels: i32, att: usize, row: usize): void {
+  const ldk2 = <usize>ldk << 1;
+  attentionCore(H, hs, T, L, q, ldq, k, ldk2, v, ldk2, out, ldo, causal, keyMask, levels, att, 16, 16, 0, row, 0);
+}
+
+// w bf16 values at src widened to f32 at dst (f32 bits = bf16 bits << 16, exact): 8 per step, one i16 interleave
+// with zero (punpcklwd / punpckhwd) per 4 values.
+// @ts-ignore: decorator
+@inline function bf16Row(src: usize, w: i32, dst: usize): void {
+  const z = i32x4.splat(0);
+  let i = 0;
+  for (; i + 8 <= w; i += 8) {
+    const x = v128.load(src + (<usize>i << 1)), o = dst + (<usize>i << 2);
+    v128.store(o, i8x16.shuffle(z, x, 0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23));
+    v128.store(o, i8x16.shuffle(z, x, 8, 9, 24, 25, 10, 11, 26, 27, 12, 13, 28, 29, 14, 15, 30, 31), 16);
+  }
+  for (; i < w; i++) store<u32>(dst + (<usize>i << 2), <u32>load<u16>(src + (<usize>i << 1)) << 16);
+}
+
+// f32 bits u → bf16 bits as src/io/tensor.ts f32ToBf16Bits (the safetensors BF16 encoder): (u + 0x7fff +
+// ((u >> 16) & 1)) >> 16, round half to even on the dropped 16 bits (PyTorch's round_to_nearest_even; ±inf stays,
+// overflow rounds to ±inf); a NaN keeps its sign and top payload bits and is made quiet: (u >> 16) | 0x40.
+// @ts-ignore: decorator
+@inline function bf16x4(u: v128): v128 {
+  const r = i32x4.shr_u(i32x4.add(u, i32x4.add(i32x4.splat(0x7fff), v128.and(i32x4.shr_u(u, 16), i32x4.splat(1)))), 16);
+  return v128.bitselect(v128.or(i32x4.shr_u(u, 16), i32x4.splat(0x40)), r, f32x4.ne(u, u));
+}
+
+/** out[i] = bf16 bits of x[i] (bf16x4's rounding), 8 per step. Twin: src/ref/f32.ts toBf16. */
+export function f32_to_bf16(n: i32, x: usize, out: usize): void {
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const a = x + (<usize>i << 2);
+    v128.store(out + (<usize>i << 1), i16x8.narrow_i32x4_u(bf16x4(v128.load(a)), bf16x4(v128.load(a, 16))));
+  }
+  for (; i < n; i++) {
+    const u = load<u32>(x + (<usize>i << 2)), f = reinterpret<f32>(u);
+    store<u16>(out + (<usize>i << 1), <u16>(f != f ? (u >> 16) | 0x40 : (u + 0x7fff + ((u >> 16) & 1)) >> 16));
+  }
+}
+
 // dot(a, dequantCols(row's columns col .. col + K)) for K a multiple of 16 and col a multiple of 16: dot's
 // accumulators and order (acc0 lanes k..k+3, acc1 k+4..k+7 per 8), the values dequantized in registers.
 // @ts-ignore: decorator
@@ -412,9 +459,9 @@ export function attention_packed(H: i32, hs: i32, T: i32, L: i32, q: usize, ldq:
   return hsum(f32x4.add(acc0, acc1));
 }
 
-// k/v: row j at k + j·kStride (bytes). kBits = vBits = 0: f32 rows, head h at column h·hs. Otherwise
-// packed rows of kBits/vBits codes, dequantized for columns c0 .. c0 + H·hs into `row` through the
-// per-column parameters at cs (K scale, K zero, V scale, V zero, H·hs each).
+// k/v: row j at k + j·kStride (bytes). kBits = vBits = 0: f32 rows, head h at column h·hs. 16: bf16 rows, head h
+// at column h·hs, widened into `row`. Otherwise packed rows of kBits/vBits codes, dequantized for columns
+// c0 .. c0 + H·hs into `row` through the per-column parameters at cs (K scale, K zero, V scale, V zero, H·hs each).
 function attentionCore(H: i32, hs: i32, T: i32, L: i32, q: usize, ldq: i32, k: usize, kStride: usize, v: usize, vStride: usize,
   out: usize, ldo: i32, causal: i32, keyMask: usize, levels: i32, att: usize,
   kBits: i32, vBits: i32, c0: i32, row: usize, cs: usize): void {
@@ -422,14 +469,15 @@ function attentionCore(H: i32, hs: i32, T: i32, L: i32, q: usize, ldq: i32, k: u
   const lv = <f32>levels, st = <f32>1.0 / lv;
   // packed K and V with whole 16-code runs per head (hs and c0 multiples of 16, as in every OPT): dequantize in
   // registers inside the dot and the P·V update (the same values in the same order as through `row`)
-  const fused = kBits != 0 && vBits != 0 && (hs & 15) == 0 && (c0 & 15) == 0;
+  const fused = kBits != 0 && kBits < 16 && vBits != 0 && vBits < 16 && (hs & 15) == 0 && (c0 & 15) == 0;
   for (let t = 0; t < T; t++) {
     const qr = q + <usize>t * ldq4, orow = out + <usize>t * ldo4;
     const n = causal < 0 ? L : min(L, causal + t + 1);
     // the cache comes from DRAM in decode: page-ahead touches (assembly/touch.ts) on K and V; OPT-125m
     // at context 128, relaxed, 1 thread: attention 1.09–1.16 → 0.94–1.10 ms per token (alternating runs)
-    const kEnd = n > 0 ? <usize>(n - 1) * kStride + (kBits != 0 ? kStride : w4) : 0;
-    const vEnd = n > 0 ? <usize>(n - 1) * vStride + (vBits != 0 ? vStride : w4) : 0;
+    // (the last row's bytes this call reads: a whole packed row, or its H·hs columns of f32 or bf16)
+    const kEnd = n > 0 ? <usize>(n - 1) * kStride + (kBits == 16 ? <usize>w << 1 : kBits != 0 ? kStride : w4) : 0;
+    const vEnd = n > 0 ? <usize>(n - 1) * vStride + (vBits == 16 ? <usize>w << 1 : vBits != 0 ? vStride : w4) : 0;
     let tk = touchStart(k), tv = touchStart(v);
     // scores, key rows in order (each row read once, all heads: one forward stream over the cache)
     for (let j = 0; j < n; j++) {
@@ -440,7 +488,8 @@ function attentionCore(H: i32, hs: i32, T: i32, L: i32, q: usize, ldq: i32, k: u
         for (let h = 0; h < H; h++) store<f32>(att + <usize>h * L4 + (<usize>j << 2), dotPacked(qr + <usize>h * hs4, kBits, kr, c0 + h * hs, hs, cs + <usize>h * hs4, cs + w4 + <usize>h * hs4));
         continue;
       }
-      if (kBits != 0 && !masked) { dequantCols(kBits, kr, c0, w, cs, cs + w4, row); kr = row; }
+      if (kBits == 16 && !masked) { bf16Row(kr, w, row); kr = row; }
+      else if (kBits != 0 && !masked) { dequantCols(kBits, kr, c0, w, cs, cs + w4, row); kr = row; }
       for (let h = 0; h < H; h++) {
         const sj = masked ? <f32>-3.4028234663852886e38 : dot(qr + <usize>h * hs4, kr + <usize>h * hs4, hs);
         store<f32>(att + <usize>h * L4 + (<usize>j << 2), sj);
@@ -471,7 +520,8 @@ function attentionCore(H: i32, hs: i32, T: i32, L: i32, q: usize, ldq: i32, k: u
         }
         continue;
       }
-      if (vBits != 0) { dequantCols(vBits, vr, c0, w, cs + 2 * w4, cs + 3 * w4, row); vr = row; }
+      if (vBits == 16) { bf16Row(vr, w, row); vr = row; }
+      else if (vBits != 0) { dequantCols(vBits, vr, c0, w, cs + 2 * w4, cs + 3 * w4, row); vr = row; }
       for (let h = 0; h < H; h++) {
         const pf = load<f32>(att + <usize>h * L4 + (<usize>j << 2)), pj = f32x4.splat(pf);
         const vh = vr + <usize>h * hs4, oh = orow + <usize>h * hs4;

@@ -62,6 +62,19 @@ export interface F32Kernels {
    */
   attentionPacked(H: number, hs: number, T: number, L: number, q: Float32Array, ldq: number, k: PackedRows, v: PackedRows,
     out: Float32Array, ldo: number, causal: number, keyMask: Uint8Array | null, levels: number): void;
+  /**
+   * attention over a bf16 cache: k and v are L rows of bf16 bits (the upper 16 bits of an f32) at stride ldk. The same
+   * result, bit for bit, as widening both to f32 (bits << 16, exact) and attention(…), at half the cache bytes (twin:
+   * exactly that composition in src/ref/f32.ts).
+   */
+  attentionBf16(H: number, hs: number, T: number, L: number, q: Float32Array, ldq: number, k: Uint16Array, ldk: number,
+    v: Uint16Array, out: Float32Array, ldo: number, causal: number, keyMask: Uint8Array | null, levels: number): void;
+  /**
+   * out[i] = x[i] as bf16 bits, as src/io/tensor.ts f32ToBf16Bits: (u + 0x7fff + ((u >> 16) & 1)) >> 16 with u the f32
+   * bits (round half to even, PyTorch's round_to_nearest_even; ±inf stays, overflow rounds to ±inf); a NaN stays a
+   * quiet NaN with its sign and top payload bits ((u >> 16) | 0x40).
+   */
+  toBf16(n: number, x: Float32Array, out: Uint16Array): void;
   /** out[i, :] = table[ids[i], :]. */
   gatherRows(n: number, dim: number, table: Float32Array, ids: Int32Array, out: Float32Array): void;
   /** out[r] = first index of the maximum of row r (a NaN counts as the maximum). */
@@ -102,6 +115,11 @@ function checkPackedRows(kernel: string, name: string, p: PackedRows, rows: numb
   checkOffsets(`${kernel} ${name}`, cols, p.nSeg, p.offsets);
   checkParams(`${kernel} ${name}`, rows, cols, p.nSeg, 1, p.scale, p.zero, 2 ** bits - 1);
   checkLen(kernel, `${name}.data`, p.data, rows * packedRowBytes(p.format, cols));
+}
+
+/** bf16 data travels as raw bits in a Uint16Array (a Float32Array here would be read as bits, silently wrong). */
+function checkU16(kernel: string, name: string, a: unknown): void {
+  if (!(a instanceof Uint16Array)) throw new LowbitError('E_DTYPE', `${kernel}: ${name} must be a Uint16Array of bf16 bits, got ${a === null ? 'null' : (a as object).constructor?.name ?? typeof a}`);
 }
 
 function checkUnary(kernel: string, n: number, x: Float32Array, out: Float32Array): void {
@@ -171,6 +189,22 @@ export function checkedF32(k: F32Kernels): F32Kernels {
       checkPackedRows('attentionPacked', 'k', kc, L, H * hs);
       checkPackedRows('attentionPacked', 'v', v, L, H * hs);
       k.attentionPacked(H, hs, T, L, q, ldq, kc, v, out, ldo, causal, keyMask, levels);
+    },
+    attentionBf16(H, hs, T, L, q, ldq, kc, ldk, v, out, ldo, causal, keyMask, levels) {
+      checkAttention('attentionBf16', H, hs, T, L, q, ldq, ldk, out, ldo, causal, keyMask, levels);
+      const w = H * hs;
+      checkU16('attentionBf16', 'k', kc);
+      checkU16('attentionBf16', 'v', v);
+      checkLen('attentionBf16', 'k', kc, span(L, w, ldk));
+      checkLen('attentionBf16', 'v', v, span(L, w, ldk));
+      k.attentionBf16(H, hs, T, L, q, ldq, kc, ldk, v, out, ldo, causal, keyMask, levels);
+    },
+    toBf16(n, x, out) {
+      checkDims('toBf16', { n });
+      checkU16('toBf16', 'out', out);
+      checkLen('toBf16', 'x', x, n);
+      checkLen('toBf16', 'out', out, n);
+      k.toBf16(n, x, out);
     },
     gatherRows(n, dim, table, ids, out) {
       checkDims('gatherRows', { n, dim });

@@ -26,6 +26,9 @@ export interface F32Exports {
     out: number, ldo: number, causal: number, keyMask: number, levels: number, att: number): void;
   attention_packed(H: number, hs: number, T: number, L: number, q: number, ldq: number, q0: number, kv: number,
     out: number, ldo: number, causal: number, keyMask: number, levels: number, att: number, scratch: number): void;
+  attention_bf16(H: number, hs: number, T: number, L: number, q: number, ldq: number, k: number, ldk: number, v: number,
+    out: number, ldo: number, causal: number, keyMask: number, levels: number, att: number, row: number): void;
+  f32_to_bf16(n: number, x: number, out: number): void;
   peak_f32(iters: number): number;
   peak_f32_flops_per_iter(): number;
 }
@@ -77,6 +80,15 @@ export function attentionRanges(args: number[], hs: number, L: number, threads =
 export function attentionPackedRanges(args: number[], hs: number, L: number, threads = 1): RangeOp {
   const align = Math.max(1, Math.ceil(args[0]! / threads));
   return { fn: 'attention_packed', args, count: 0, align, advance: [[4, hs * 4], [8, hs * 4], [13, L * 4], [14, 5 * hs * 4]] };
+}
+
+/**
+ * attention_bf16 split for threads by heads: as attentionRanges, with k and v advancing by hs bf16 values (2 bytes) per
+ * head and each thread's row scratch (hs f32 per head).
+ */
+export function attentionBf16Ranges(args: number[], hs: number, L: number, threads = 1): RangeOp {
+  const align = Math.max(1, Math.ceil(args[0]! / threads));
+  return { fn: 'attention_bf16', args, count: 0, align, advance: [[4, hs * 4], [6, hs * 2], [8, hs * 2], [9, hs * 4], [14, L * 4], [15, hs * 4]] };
 }
 
 /** The f32 kernels on one instance (unchecked: src/kernels/ adds the checks). */
@@ -142,6 +154,21 @@ export function wasmF32(ex: F32Exports, h: Heap, pool: ThreadPool | null = null)
           splitCall(pool, ex, attentionPackedRanges([H, hs, T, L, pq!, ldq, pq!, pkv, po!, ldo, causal, pm!, levels, pa, ps], hs, L, pool?.threads ?? 1), 4 * H * hs * T * L);
         } finally { h.free(pkv); }
       });
+    },
+    attentionBf16(H, hs, T, L, q, ldq, k, ldk, v, out, ldo, causal, keyMask, levels) {
+      const w = H * hs;
+      marshal(h, [[q, 'in', span(T, w, ldq)], [k, 'in', span(L, w, ldk)], [v, 'in', span(L, w, ldk)], [out, ldo === w ? 'out' : 'inout', span(T, w, ldo)],
+        [keyMask, 'in', L]],
+      (pq, pk, pv, po, pm) => {
+        // one heap scratch block, never copied out: per-head score rows, then the widened row (H·hs f32)
+        const attB = Math.ceil(H * L * 4 / 64) * 64, pa = h.alloc(attB + w * 4, 'attention scratch');
+        try {
+          splitCall(pool, ex, attentionBf16Ranges([H, hs, T, L, pq!, ldq, pk!, ldk, pv!, po!, ldo, causal, pm!, levels, pa, pa + attB], hs, L, pool?.threads ?? 1), 4 * H * hs * T * L);
+        } finally { h.free(pa); }
+      });
+    },
+    toBf16(n, x, out) {
+      marshal(h, [[x, 'in', n], [out, 'out', n]], (px, po) => ex.f32_to_bf16(n, px!, po!));
     },
     gatherRows(n, dim, table, ids, out) {
       marshal(h, [[table, 'in', table.length], [ids, 'in', n], [out, 'out', n * dim]],

@@ -12,7 +12,7 @@ export const CHECK = {
   f32: (b: string) => `${b}: f32 GEMV/GEMM (linear, matmul) vs js`,
   w4: (b: string) => `${b}: qlinear W4 g32 vs js`,
   int: (b: string) => `${b}: qlinearInt W4A8/W4A4/W8A8 vs js (bit-exact)`,
-  attn: (b: string) => `${b}: attentionPacked (u4, u3 caches) = dequantizeUnpack + attention (bit-exact)`,
+  attn: (b: string) => `${b}: attentionPacked (u4, u3 caches) = dequantizeUnpack + attention, attentionBf16 = widen + attention (bit-exact)`,
   pool: 'threads: 2 starts a Web Worker pool on shared memory',
   faults: 'pool: worker throw / stall become LowbitError, then 1 thread',
   grow: 'threads: 2 across memory growth, bit-identical to 1 thread',

@@ -94,7 +94,8 @@ export function qlinearIntCases(be: Backend | null): Map<string, Float32Array> {
 
 /**
  * Decode attention over a packed KV cache (12 heads × 64, 96 cached keys, 4 clusters per head as RPTQ's R2/R3), u4 and
- * u3: attentionPacked, and the same backend's dequantizeUnpack + attention it must equal bit for bit.
+ * u3: attentionPacked, and the same backend's dequantizeUnpack + attention it must equal bit for bit; and over a bf16
+ * cache, attentionBf16 against widening + attention.
  */
 export function packedAttention(be: Backend): Map<string, [Float32Array, Float32Array]> {
   const k = be.kernels, H = 12, hs = 64, w = H * hs, L = 96, out = new Map<string, [Float32Array, Float32Array]>();
@@ -113,6 +114,15 @@ export function packedAttention(be: Backend): Map<string, [Float32Array, Float32
     k.attention(H, hs, 1, L, q, w, kf, w, vf, want, w, L - 1, null, 255);
     out.set(`attentionPacked ${format}`, [got, want]);
   }
+  // a bf16 cache (recipe.kvFloat 'bf16'): attentionBf16 against toBf16 → widen (bits << 16) → attention
+  const q = rand(w, 4), kf = rand(L * w, 5), vf = rand(L * w, 6), kb = new Uint16Array(L * w), vb = new Uint16Array(L * w);
+  k.toBf16(L * w, kf, kb);
+  k.toBf16(L * w, vf, vb);
+  const widen = (b: Uint16Array) => { const f = new Float32Array(b.length), u = new Uint32Array(f.buffer); b.forEach((x, i) => { u[i] = x << 16; }); return f; };
+  const got = new Float32Array(w), want = new Float32Array(w);
+  k.attentionBf16(H, hs, 1, L, q, w, kb, w, vb, got, w, L - 1, null, 255);
+  k.attention(H, hs, 1, L, q, w, widen(kb), w, widen(vb), want, w, L - 1, null, 255);
+  out.set('attentionBf16', [got, want]);
   return out;
 }
 

@@ -245,6 +245,68 @@ export function f32Suite({ backend, ref }: SuiteContext): void {
     expectWithinAttentionBound(ref, out, want, H, hs, 1, L, q, w, dequant(kc, L, w), w, dequant(vc, L, w), -1, null, 0);
   });
 
+  it('attentionBf16 equals widening to f32 + attention bit for bit, and the twin within the attention bound', () => {
+    fc.assert(fc.property(dim1(4), fc.oneof(dim1(20), fc.constantFrom(8, 16, 64)), dim1(4), dim1(30), fc.nat(3), pattern,
+      fc.integer(), fc.integer({ min: -1, max: 30 }), fc.boolean(), fc.constantFrom(0, 0, 255, 15),
+      (H, hs, T, L, pad, pat, seed, causal, masked, levels) => {
+        const w = H * hs, ld = w + pad;
+        const q = floats(T * ld, pat, seed, 4, ld);
+        const kb = new Uint16Array(L * ld), vb = new Uint16Array(L * ld);
+        ref.toBf16(L * ld, floats(L * ld, pat, seed + 1, 4, ld), kb);
+        ref.toBf16(L * ld, floats(L * ld, pat, seed + 2, 4, ld), vb);
+        const keyMask = masked ? Uint8Array.from({ length: L }, (_, j) => ((j * 7 + seed) % 3 === 0 ? 0 : 1)) : null;
+        const got = new Float32Array(T * ld).fill(NaN), comp = new Float32Array(T * ld).fill(NaN), want = new Float32Array(T * ld).fill(NaN);
+        k().attentionBf16(H, hs, T, L, q, ld, kb, ld, vb, got, ld, causal, keyMask, levels);
+        // the same backend on the widened rows (bits << 16)
+        const kx = widen(kb), vx = widen(vb);
+        k().attention(H, hs, T, L, q, ld, kx, ld, vx, comp, ld, causal, keyMask, levels);
+        const bad = firstMismatch(T * ld, (i) => sameFloat(got[i]!, comp[i]!));
+        expect(bad, `H${H} hs${hs} T${T} L${L} pad${pad} at ${bad}: ${got[bad]} vs ${comp[bad]}`).toBe(-1);
+        ref.attentionBf16(H, hs, T, L, q, ld, kb, ld, vb, want, ld, causal, keyMask, levels);
+        expectWithinAttentionBound(ref, got, want, H, hs, T, L, q, ld, kx, ld, vx, causal, keyMask, levels);
+      }), RUNS);
+  });
+
+  it('attentionBf16 rejects f32 caches and short rows with LowbitErrors and keeps computing', () => {
+    const H = 2, hs = 8, L = 3, w = H * hs, q = floats(w, 'random', 1), out = new Float32Array(w);
+    const kb = new Uint16Array(L * w), vb = new Uint16Array(L * w);
+    ref.toBf16(L * w, floats(L * w, 'random', 2), kb);
+    ref.toBf16(L * w, floats(L * w, 'random', 3), vb);
+    const run = (kk: Uint16Array, vv: Uint16Array) => k().attentionBf16(H, hs, 1, L, q, w, kk, w, vv, out, w, -1, null, 0);
+    expect(() => run(new Float32Array(L * w) as unknown as Uint16Array, vb)).toThrow(/E_DTYPE.*attentionBf16: k must be a Uint16Array of bf16 bits, got Float32Array/);
+    expect(() => run(kb, vb.subarray(1))).toThrow(/attentionBf16: v has 47 elements, needs at least 48/);
+    run(kb, vb);
+    const want = new Float32Array(w);
+    ref.attentionBf16(H, hs, 1, L, q, w, kb, w, vb, want, w, -1, null, 0);
+    expectWithinAttentionBound(ref, out, want, H, hs, 1, L, q, w, widen(kb), w, widen(vb), -1, null, 0);
+  });
+
+  it('toBf16 is bit-exact against the twin: ties to even, ±inf, overflow, NaN payloads, subnormals, odd lengths', () => {
+    // f32 bit patterns around every rounding case: ties (low half 0x8000) with even and odd kept bits, just above and
+    // below a tie, the largest finite value (rounds to inf), ±inf, NaNs (quiet, signalling, negative, payload only in
+    // the dropped half), subnormals, ±0
+    const special = [0x3f808000, 0x3f818000, 0x3f808001, 0x3f807fff, 0x7f7fffff, 0xff7fffff, 0x7f7f8000, 0x7f800000, 0xff800000,
+      0x7fc00000, 0x7f800001, 0xffc00001, 0x7fa00000, 0x00000001, 0x80008000, 0x00018000, 0x00000000, 0x80000000];
+    const bitsArb = fc.oneof(fc.constantFrom(...special), fc.integer({ min: 0, max: 0xffffffff }));
+    fc.assert(fc.property(fc.array(bitsArb, { maxLength: 70 }), pattern, fc.integer(), fc.boolean(), (bits, pat, seed, mixed) => {
+      const x = mixed ? floats(bits.length, pat, seed, 1e4) : new Float32Array(Uint32Array.from(bits).buffer);
+      if (mixed) for (let i = 0; i < bits.length; i += 3) new Uint32Array(x.buffer)[i] = bits[i]!;
+      const got = new Uint16Array(x.length + 1).fill(0xabcd), want = new Uint16Array(x.length);
+      k().toBf16(x.length, x, got);
+      ref.toBf16(x.length, x, want);
+      const bad = firstMismatch(x.length, (i) => got[i] === want[i]);
+      expect(bad, `at ${bad}: x bits ${new Uint32Array(x.buffer)[bad]?.toString(16)}: ${got[bad]?.toString(16)} vs ${want[bad]?.toString(16)}`).toBe(-1);
+      expect(got[x.length]).toBe(0xabcd); // nothing written past n
+    }), RUNS);
+    // known answers: round half to even, overflow to inf, a NaN stays a quiet NaN with its sign
+    const x = new Float32Array(Uint32Array.from([0x3f808000, 0x3f818000, 0x7f7fffff, 0x7f800001, 0xff800001, 0x00018000]).buffer);
+    const out = new Uint16Array(6);
+    k().toBf16(6, x, out);
+    expect([...out].map((v) => v.toString(16))).toEqual(['3f80', '3f82', '7f80', '7fc0', 'ffc0', '2']);
+    expect(() => k().toBf16(2, x, new Float32Array(2) as unknown as Uint16Array)).toThrow(/E_DTYPE.*toBf16: out must be a Uint16Array/);
+    expect(() => k().toBf16(7, x, new Uint16Array(7))).toThrow(/toBf16: x has 6 elements, needs at least 7/);
+  });
+
   it('gatherRows is bit-exact', () => {
     fc.assert(fc.property(dim1(12), dim(33), dim(10), fc.integer(), (vocab, d, n, seed) => {
       const table = floats(vocab * d, 'random', seed);
@@ -346,6 +408,13 @@ function packedRows(format: PackedFormat, rows: number, cols: number, codes: str
 }
 
 /** The twin's f32 rows of packed rows. */
+/** bf16 bits widened to f32 (bits << 16). */
+function widen(b: Uint16Array): Float32Array {
+  const out = new Float32Array(b.length), u = new Uint32Array(out.buffer);
+  for (let i = 0; i < b.length; i++) u[i] = b[i]! << 16;
+  return out;
+}
+
 function dequant(p: PackedRows, rows: number, cols: number): Float32Array {
   const out = new Float32Array(rows * cols);
   refQuant.dequantizeUnpack(rows, cols, p.format, p.data, p.nSeg, p.offsets, p.scale, p.zero, 1, out);
