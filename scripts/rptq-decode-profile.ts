@@ -6,6 +6,7 @@
 //     [--backend simd|relaxed] [--preset W4A16] [--lmhead 4] [--steps 40] [--grid group|rowCluster|row] [--group 128]
 //     [--lmgroup 128] [--threads 1] [--ctx 128] [--float: profile the FP32 step instead of the quantized one]
 //     [--prefill N: profile a prefill of N tokens (the cache reset before each) instead of a decode step]
+//     [--kvfloat f32|bf16: the float KV cache's storage (recipe.kvFloat)]
 
 import { performance } from 'node:perf_hooks';
 import { createBackend } from '../src/runtime.js';
@@ -14,7 +15,7 @@ import { OPT_PRESETS, randomOPT } from '../src/models/opt/random.js';
 import { createRunState, forward } from '../src/models/opt/model.js';
 import { QRunState, qforward } from '../src/models/opt/quantized.js';
 import { quantizeOPT } from '../src/quant/rptq/pipeline.js';
-import { rptqRecipe, type RecipePresetName, type WeightGranularity } from '../src/quant/rptq/recipe.js';
+import { rptqRecipe, type KvFloat, type RecipePresetName, type WeightGranularity } from '../src/quant/rptq/recipe.js';
 
 function arg(name: string, def: string): string {
   const i = process.argv.indexOf(`--${name}`);
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
   const be = await createBackend(backend, { threads });
   const model = randomOPT({ backend: be, config: OPT_PRESETS['opt-125m']!, seed: 1, outliers: { count: 8 } });
   const recipe = rptqRecipe(preset, {
-    calibration: { samples: 1, seqLen: 32, seed: 0 }, kmeans: { nInit: 1 }, bits: { lmHead: lm },
+    calibration: { samples: 1, seqLen: 32, seed: 0 }, kmeans: { nInit: 1 }, bits: { lmHead: lm }, kvFloat: arg('kvfloat', 'f32') as KvFloat,
     weight: { ...(grid ? { granularity: grid as WeightGranularity } : {}), groupSize: Number(arg('group', '128')), lmHeadGroup: Number(arg('lmgroup', '128')) },
   });
   const qm = quantizeOPT(model, recipe, { calibration: ids(256, 11) });

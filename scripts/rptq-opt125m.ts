@@ -6,7 +6,7 @@
 //   npx tsc -p tsconfig.json && node dist/scripts/rptq-opt125m.js [--samples 8] [--seqlen 256] [--windows 4]
 //     [--evallen 128] [--presets W4A16,W4A8,...] [--nInit 3]
 //   A preset name may end in a weight-grid suffix: W4A16-rowCluster, W4A16-row, W4A16-g32, then '-gptq' for GPTQ
-//   weights on that grid (W4A16-gptq: per row × input cluster).
+//   weights on that grid (W4A16-gptq: per row × input cluster), then '-kvbf16' for a bf16 KV cache (recipe.kvFloat).
 
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -50,7 +50,9 @@ interface Row {
   kvPerTok: number; kvEst: number; peakRssMB: number; wasmMB: number; gen: string; totalMs: number;
 }
 
-function recipeFor(named: string, samples: number, seqLen: number, nInit: number): Recipe {
+function recipeFor(given: string, samples: number, seqLen: number, nInit: number): Recipe {
+  // a final '-kvbf16' stores the float KV cache as bf16 (recipe.kvFloat; e.g. W4A16-kvbf16, W4A16-g128-kvbf16)
+  const bf16 = given.endsWith('-kvbf16'), named = bf16 ? given.slice(0, -'-kvbf16'.length) : given;
   // a final '-gptq' quantizes the weights with GPTQ on the recipe's grid (e.g. W4A16-gptq, W4A16-g128-gptq)
   const gptq = named.endsWith('-gptq'), full = gptq ? named.slice(0, -'-gptq'.length) : named;
   // a weight-grid suffix overrides the preset's grid: '-rowCluster', '-row', '-g<groupSize>' (e.g. W4A16-g32)
@@ -68,8 +70,9 @@ function recipeFor(named: string, samples: number, seqLen: number, nInit: number
   else throw new Error(`unknown preset ${name}`);
   const kind = (w16?.[2] ?? m?.[2])?.toLowerCase();
   const out = kind ? baselineRecipe(r, kind as 'tensor' | 'channel') : r;
-  if (gm || gptq) out.name = named;
+  if (gm || gptq || bf16) out.name = given;
   if (gptq) out.weight.method = 'gptq';
+  if (bf16) out.kvFloat = 'bf16';
   return out;
 }
 

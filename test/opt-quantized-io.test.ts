@@ -83,6 +83,28 @@ describe('quantized OPT save/load', () => {
     qm.dispose();
   });
 
+  it("a bf16 KV cache (kvFloat 'bf16') is in the metadata and reloads to bit-equal logits; a version 3 file without kvFloat is refused", () => {
+    const recipe = rptqRecipe('W4A16', { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 }, kvFloat: 'bf16' });
+    const qm = quantizeOPT(model, recipe, { calibration: calib });
+    const bytes = saveQuantizedOPT(qm), want = logitsOf(qm);
+    qm.dispose();
+    const md = readSafetensors(bytes).metadata;
+    expect(md['format_version']).toBe(String(QUANTIZED_FORMAT_VERSION));
+    expect(JSON.parse(md['recipe']!).kvFloat).toBe('bf16');
+    const back = loadQuantizedOPT(bytes, { backend: be });
+    expect(back.recipe.kvFloat).toBe('bf16');
+    expect(Buffer.from(logitsOf(back).buffer).equals(Buffer.from(want.buffer))).toBe(true);
+    back.dispose();
+    const noKv = rewrite(bytes, (_t, m) => { const r = JSON.parse(m['recipe']!); delete r.kvFloat; m['recipe'] = JSON.stringify(r); });
+    expect(() => loadQuantizedOPT(noKv, { backend: be })).toThrow(/E_FORMAT.*recipe\.kvFloat is missing/);
+    // format version 2 files had no kvFloat and ran an f32 cache
+    const v2 = rewrite(saved['W4A16']!.bytes, (_t, m) => { const r = JSON.parse(m['recipe']!); delete r.kvFloat; m['recipe'] = JSON.stringify(r); m['format_version'] = '2'; });
+    const old = loadQuantizedOPT(v2, { backend: be });
+    expect(old.recipe.kvFloat).toBe('f32');
+    expect(Buffer.from(logitsOf(old).buffer).equals(Buffer.from(saved['W4A16']!.logits.buffer))).toBe(true);
+    old.dispose();
+  });
+
   it("refuses 'group' metadata that contradicts the tensors", () => {
     const b = saved['W4A16']!.bytes;
     const edit = (f: (w: Record<string, unknown>) => void) => rewrite(b, (_t, md) => { const r = JSON.parse(md['recipe']!); f(r.weight); md['recipe'] = JSON.stringify(r); });

@@ -78,6 +78,32 @@ describe('RPTQ OPT (tiny, outliers)', () => {
     }
   });
 
+  it("kvFloat 'bf16': K/V stored in 2 bytes per value (the estimator's count), decode equals the prefill, logits near the f32 cache", () => {
+    const opts = { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 } };
+    const r32 = rptqRecipe('W4A16', opts), r16 = rptqRecipe('W4A16', { ...opts, kvFloat: 'bf16' });
+    const q32 = quantizeOPT(model, r32, { calibration: calib }), q16 = quantizeOPT(model, r16, { calibration: calib });
+    const s32 = new QRunState(q32, { maxContext: 32 }), s16 = new QRunState(q16, { maxContext: 32 });
+    // 2 layers × (K + V) × 64 channels × 2 bytes, against 4 bytes in f32; the estimator counts 2 bytes at any floatBytes
+    expect(s16.cache.bytesPerToken).toBe(2 * 2 * 64 * 2);
+    expect(s32.cache.bytesPerToken).toBe(2 * 2 * 64 * 4);
+    expect(s16.cache.keyF32.every((t) => t === null) && s16.cache.keyBf16.every((t) => t !== null)).toBe(true);
+    for (const floatBytes of [2, 4]) {
+      const est = estimateMemory(model.config, r16, { batch: 1, seqLen: 32, floatBytes });
+      expect(est.detail.kvBytesPerToken).toBe(s16.cache.bytesPerToken);
+      expect(est.kvCache).toBe(s16.cache.bytes);
+    }
+    const a = qforward(q32, s32, probe, 0, { logits: 'all' }).slice(), b = qforward(q16, s16, probe, 0, { logits: 'all' }).slice();
+    expect(b.every(Number.isFinite)).toBe(true);
+    // bf16 rounds K and V by ≤ 2^-9 relative: the logits move, a little
+    expect(maxRel(a, b)).toBeGreaterThan(0);
+    expect(maxRel(a, b)).toBeLessThan(1e-2);
+    // decode steps over the bf16 rows match the prefill's logits
+    s16.cache.reset();
+    qforward(q16, s16, probe.slice(0, 20), 0, { logits: 'none' });
+    for (let t = 20; t < 24; t++) expect(maxRel(b.subarray(t * 512, (t + 1) * 512), qforward(q16, s16, [probe[t]!], t)), `step ${t}`).toBeLessThan(1e-4);
+    s32.dispose(); s16.dispose(); q32.dispose(); q16.dispose();
+  });
+
   it('a run state over a packed KV cache holds the packed cache and per-token buffers, no f32 copy of the cache', () => {
     const recipe = rptqRecipe('W4A4KV', { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 } });
     const qm = quantizeOPT(model, recipe, { calibration: calib });

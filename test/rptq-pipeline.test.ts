@@ -87,6 +87,17 @@ describe('recipes', () => {
     expect(() => recipeFromJSON(JSON.stringify(oldGroup))).toThrow(/E_ARG.*weight\.groupSize is missing/);
     expect(() => rptqRecipe('W4A4', { bits: { kv: 9 as never } })).toThrow(/bits\.kv/);
     expect(() => recipeFromJSON('{')).toThrow(/E_FORMAT/);
+    // the float KV cache's storage: f32 by default, bf16 on request, only for a 16-bit cache
+    for (const p of RECIPE_PRESETS) expect(rptqRecipe(p).kvFloat).toBe('f32');
+    const bf = rptqRecipe('W4A16', { kvFloat: 'bf16' });
+    expect(recipeFromJSON(recipeToJSON(bf))).toEqual(bf);
+    bad((x) => { x.kvFloat = 'f16'; }, /E_ARG.*recipe\.kvFloat must be f32 or bf16, got "f16"/);
+    bad((x) => { x.kvFloat = 'bf16'; }, /E_ARG.*recipe\.kvFloat is 'bf16' but recipe\.bits\.kv is 8: a float cache format needs bits\.kv 16/);
+    bad((x) => { delete x.kvFloat; }, /E_ARG.*recipe\.kvFloat is missing/);
+    expect(() => rptqRecipe('W4A4KV', { kvFloat: 'bf16' })).toThrow(/E_ARG.*kvFloat is 'bf16' but recipe\.bits\.kv is 4/);
+    // a recipe JSON written before kvFloat existed ran an f32 cache
+    const noKv = JSON.parse(recipeToJSON(r)); delete noKv.kvFloat;
+    expect(recipeFromJSON(JSON.stringify(noKv))).toEqual(r);
   });
 });
 

@@ -2,7 +2,7 @@
 // 8-bit, 4-bit), W4A8 and W4A4KV, on simd and relaxed with 1 and 2 threads; ratio = FP32 ms / preset ms (tokens/s
 // speed-up) against the FP32 row of the same backend and thread count. Presets use their default weight grid (per row ×
 // input cluster, see recipe.ts); the 'g128' rows override it with per row × group of 128, and 'lm4' stores the LM head
-// at 4 bits (the presets keep it in f32).
+// at 4 bits (the presets keep it in f32), 'kv-bf16' stores the KV cache as bf16 (recipe.kvFloat; the presets: f32).
 // Quantized linears run the packed codes through the qmatmul kernels (weight-only for A16/KV presets, int×int for
 // W4A8). Models are built lazily in each case's setup and the previous case's freed, so one model pair is alive at a time.
 
@@ -63,18 +63,19 @@ export async function rptqCases(ctx: BenchContext): Promise<BenchCase[]> {
       tokens: 1,
     });
     // presets (weights per row × input cluster) and the 'group' grid option (g128), LM head f32 or 4-bit
-    const variants: Array<[string, RecipePresetName, 16 | 8 | 4, boolean]> = [
-      ['W4A16', 'W4A16', 16, false], ['W4A16 lm4', 'W4A16', 4, false], ['W4A16 g128', 'W4A16', 16, true], ['W4A16 g128 lm4', 'W4A16', 4, true],
-      ['W4A8', 'W4A8', 16, false], ['W4A4KV', 'W4A4KV', 16, false],
+    const variants: Array<[string, RecipePresetName, 16 | 8 | 4, boolean, boolean]> = [
+      ['W4A16', 'W4A16', 16, false, false], ['W4A16 lm4', 'W4A16', 4, false, false], ['W4A16 g128', 'W4A16', 16, true, false],
+      ['W4A16 g128 lm4', 'W4A16', 4, true, false], ['W4A16 g128 lm4 kv-bf16', 'W4A16', 4, true, true],
+      ['W4A8', 'W4A8', 16, false, false], ['W4A4KV', 'W4A4KV', 16, false, false],
     ];
-    for (const [impl, preset, lm, g128] of variants) {
+    for (const [impl, preset, lm, g128, bf16] of variants) {
       cases.push({
         group, impl, peer: 'FP32',
         setup: () => {
           const m = modelOf();
           const recipe = rptqRecipe(preset, {
             calibration: { samples: 1, seqLen: 32, seed: 0 }, kmeans: { nInit: 1 }, bits: { lmHead: lm },
-            ...(g128 ? { weight: { granularity: 'group' as const, groupSize: 128 } } : {}),
+            ...(g128 ? { weight: { granularity: 'group' as const, groupSize: 128 } } : {}), ...(bf16 ? { kvFloat: 'bf16' as const } : {}),
           });
           live!.qm = quantizeOPT(m, recipe, { calibration: ids(256, 50272, 11) });
           live!.qs = new QRunState(live!.qm, { maxContext: CTX + 1, logitRows: 1 });

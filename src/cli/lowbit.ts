@@ -22,13 +22,13 @@ import { loadQuantizedOPT, saveQuantizedOPT } from '../models/opt/qio.js';
 import type { QuantizedOPT } from '../models/opt/quantized.js';
 import { estimateMemory } from '../models/opt/memory.js';
 import type { CausalLM } from '../models/opt/session.js';
-import { CALIBRATION_PRESETS, RECIPE_PRESETS, WEIGHT_GRANULARITIES, recipeToJSON, rptqRecipe, type ClassBits, type RecipePresetName, type WeightGranularity } from '../quant/rptq/recipe.js';
+import { CALIBRATION_PRESETS, KV_FLOATS, RECIPE_PRESETS, WEIGHT_GRANULARITIES, recipeToJSON, rptqRecipe, type ClassBits, type RecipePresetName, type WeightGranularity } from '../quant/rptq/recipe.js';
 import { quantizeOPT } from '../quant/rptq/pipeline.js';
 
 const USAGE = `usage:
   lowbit quantize <hf-folder> -o <out.safetensors> --calib <text file> [--preset ${RECIPE_PRESETS.join('|')}]
                   [--calibration reference|small] [--samples N] [--seqlen N] [--lmhead 16|8|4]
-                  [--grid ${WEIGHT_GRANULARITIES.join('|')}] [--group N] [--method rtn|gptq] [--threads N]
+                  [--grid ${WEIGHT_GRANULARITIES.join('|')}] [--group N] [--method rtn|gptq] [--kvfloat f32|bf16] [--threads N]
   lowbit generate <model> --prompt <text> [--max-new 32] [--temperature 0] [--top-k 0] [--top-p 1] [--seed 0]
                   [--tokenizer <dir>] [--threads N]
   lowbit ppl <model> --text <file> [--seqlen 2048] [--windows N] [--tokenizer <dir>] [--threads N]
@@ -108,7 +108,7 @@ async function loadModel(path: string, flags: Flags): Promise<{ model: CausalLM;
 }
 
 async function quantizeCmd(args: string[], io: CliIO): Promise<void> {
-  const { pos, flags } = parse(args, ['out', 'calib', 'preset', 'calibration', 'samples', 'seqlen', 'lmhead', 'grid', 'group', 'method', 'threads']);
+  const { pos, flags } = parse(args, ['out', 'calib', 'preset', 'calibration', 'samples', 'seqlen', 'lmhead', 'grid', 'group', 'method', 'kvfloat', 'threads']);
   const src = onePos(pos, 'checkpoint folder');
   const out = flags.get('out'), calibFile = flags.get('calib');
   if (!out) throw new UsageError('quantize needs -o <out.safetensors>');
@@ -125,7 +125,8 @@ async function quantizeCmd(args: string[], io: CliIO): Promise<void> {
   if (flags.has('grid')) weight.granularity = one(flags, 'grid', 'rowCluster', WEIGHT_GRANULARITIES);
   if (flags.has('group')) weight.groupSize = num(flags, 'group', 128, int(1), 'a positive integer');
   if (flags.has('method')) weight.method = one(flags, 'method', 'rtn', ['rtn', 'gptq'] as const);
-  const recipe = rptqRecipe(preset, { calibration, bits: { lmHead }, weight });
+  const kvFloat = one(flags, 'kvfloat', 'f32', KV_FLOATS);
+  const recipe = rptqRecipe(preset, { calibration, bits: { lmHead }, weight, kvFloat });
   // every file problem before the long part: the calibration text is read, the output folder made
   const text = readFileSync(calibFile, 'utf8');
   if (existsSync(out) && statSync(out).isDirectory()) throw new UsageError(`-o ${out} is a folder; give the output file's name`);

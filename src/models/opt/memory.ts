@@ -76,7 +76,8 @@ export function weightSegments(r: Recipe, width: number, clusters: number): numb
  * `weightSegments`) plus its i32 segment offsets, LM head per (row × group of `weight.lmHeadGroup`), i32 cluster
  * permutations and offsets, per-segment static activation ranges with their offsets. Float tensors count `floatBytes`
  * each. (At run time the integer kernels re-lay the codes out with every cluster padded to whole blocks.) The KV cache is 2 · layers · batch · seqLen · rowBytes with rowBytes = packed bytes of a
- * `dim`-channel row at `bits.kv` (dim · floatBytes at 16 bits), plus (scale, zero) per K and V cluster per layer.
+ * `dim`-channel row at `bits.kv` (dim · floatBytes at 16 bits; dim · 2 with kvFloat 'bf16'), plus (scale, zero) per K and V
+ * cluster per layer.
  */
 export function estimateMemory(config: OPTConfig, recipe: Recipe, opts: MemoryOptions): MemoryEstimate {
   validateRecipe(recipe);
@@ -115,7 +116,8 @@ export function estimateMemory(config: OPTConfig, recipe: Recipe, opts: MemoryOp
   let activations = ab * (5 * rows * d + rows * h + c.nHeads * seqLen + batch * V) + 2 * rows * 4;
   if (pd !== d) activations += ab * 2 * rows * pd;
 
-  const kvRow = b.kv < 16 ? packedRowBytes(formatForBits(b.kv), d) : d * fb;
+  // a 16-bit cache takes floatBytes per value, except kvFloat 'bf16', which lowbit stores in 2 bytes whatever the count
+  const kvRow = b.kv < 16 ? packedRowBytes(formatForBits(b.kv), d) : d * (recipe.kvFloat === 'bf16' ? 2 : fb);
   const kvBytesPerToken = 2 * L * kvRow;
   const kvParams = b.kv < 16 ? L * (actParamBytes(actSlots(recipe, 'kv', d, k.qk)) + actParamBytes(actSlots(recipe, 'kv', d, k.attnOut))) : 0;
   const kvCache = kvBytesPerToken * rows + kvParams;

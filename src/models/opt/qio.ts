@@ -30,10 +30,12 @@ import type { F32 } from './weights.js';
 
 export const QUANTIZED_FORMAT = 'lowbit-opt-quantized';
 /**
- * 2: the recipe has `weight.groupSize` and may use the 'group' weight grid (linears with rows × width/group slots).
+ * 3: the recipe has `kvFloat` (a 16-bit KV cache in f32 or bf16 at run time; no tensor changes).
+ * 2: the recipe has `weight.groupSize` and may use the 'group' weight grid (linears with rows × width/group slots);
+ *    still read (the recipe gets kvFloat 'f32', the cache it ran with).
  * 1: no groupSize; still read (the recipe gets the default groupSize, unused by its 'row' / 'rowCluster' grid).
  */
-export const QUANTIZED_FORMAT_VERSION = 2;
+export const QUANTIZED_FORMAT_VERSION = 3;
 export const LOWBIT_VERSION = '0.1.0';
 
 const LINEARS = ['q', 'k', 'v', 'o', 'fc1', 'fc2'] as const;
@@ -204,6 +206,8 @@ export function loadQuantizedOPT(bytes: Uint8Array | ArrayBuffer, opts: LoadQuan
   if (md['recipe'] === undefined || md['config'] === undefined) fail(file, 'metadata has no recipe or config');
   let recipe: Recipe, c: OPTConfig;
   try {
+    // version 3 wrote kvFloat; older files ran an f32 cache, which recipeFromJSON gives a recipe without it
+    if (ver >= 3 && !/"kvFloat"\s*:/.test(md['recipe']!)) throw new LowbitError('E_ARG', 'recipe.kvFloat is missing');
     recipe = recipeFromJSON(md['recipe']!);
     c = configFromHF(md['config']!);
     checkWeightGrid(c, recipe);

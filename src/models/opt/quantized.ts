@@ -203,12 +203,16 @@ export function actQuant(bits: number, offsets: Int32Array, scale: Float32Array,
 // ---------------------------------------------------------------------------------------------
 
 /**
- * K and V of every layer: f32 rows, or packed rows of `packedRowBytes(format, dim)` bytes per position, in the backend's
- * heap when it has one (attention and attentionPacked read them in place, without copies).
+ * K and V of every layer: f32 rows, bf16 rows (recipe.kvFloat 'bf16': 2 bytes per value), or packed rows of
+ * `packedRowBytes(format, dim)` bytes per position, in the backend's heap when it has one (attention, attentionBf16
+ * and attentionPacked read them in place, without copies).
  */
 export class QKVCache {
   readonly keyF32: (F32 | null)[] = [];
   readonly valueF32: (F32 | null)[] = [];
+  /** bf16 bits, dim per position (Uint16Array views: `bf16Rows`). */
+  readonly keyBf16: (Tensor<'u8'> | null)[] = [];
+  readonly valueBf16: (Tensor<'u8'> | null)[] = [];
   readonly keyPacked: (Tensor<'u8'> | null)[] = [];
   readonly valuePacked: (Tensor<'u8'> | null)[] = [];
   /** (batch, capacity): 1 where the position holds a real token, 0 for left padding (as KVCache.mask). */
@@ -218,26 +222,31 @@ export class QKVCache {
     const d = m.config.dim, heap = m.backend.heap, opts = heap ? { heap } : {};
     this.mask = new Uint8Array(batch * capacity);
     const f = () => { const t = Tensor.empty([batch, capacity, d], 'f32', opts) as F32; owned.push(t); return t; };
-    const u8 = (format: PackedFormat) => {
-      const t = Tensor.empty([batch * capacity * packedRowBytes(format, d)], 'u8', opts) as Tensor<'u8'>;
+    const u8 = (bytes: number) => {
+      const t = Tensor.empty([batch * capacity * bytes], 'u8', opts) as Tensor<'u8'>;
       owned.push(t);
       return t;
     };
+    const bf16 = m.recipe.kvFloat === 'bf16';
     for (const layer of m.parts.layers) {
-      if (layer.kv) {
-        this.keyPacked.push(u8(layer.kv.k.format)); this.valuePacked.push(u8(layer.kv.v.format));
-        this.keyF32.push(null); this.valueF32.push(null);
-      } else {
-        this.keyF32.push(f()); this.valueF32.push(f());
-        this.keyPacked.push(null); this.valuePacked.push(null);
-      }
+      const packed = layer.kv !== null, half = !packed && bf16;
+      this.keyPacked.push(packed ? u8(packedRowBytes(layer.kv!.k.format, d)) : null);
+      this.valuePacked.push(packed ? u8(packedRowBytes(layer.kv!.v.format, d)) : null);
+      this.keyBf16.push(half ? u8(2 * d) : null); this.valueBf16.push(half ? u8(2 * d) : null);
+      this.keyF32.push(!packed && !half ? f() : null); this.valueF32.push(!packed && !half ? f() : null);
     }
+  }
+  /** Positions p0 .. p0 + n − 1 of sequence b in a bf16 cache tensor, as bf16 bits (a fresh view: growth detaches). */
+  bf16Rows(t: Tensor<'u8'>, b: number, p0: number, n: number): Uint16Array {
+    const d = this.m.config.dim, u = t.data;
+    return new Uint16Array(u.buffer, u.byteOffset + 2 * (b * this.capacity + p0) * d, n * d);
   }
   /** Bytes of stored K and V (per-cluster parameters, which live in the model, excluded). */
   get bytes(): number {
     let n = 0;
     for (let l = 0; l < this.keyF32.length; l++) {
-      n += 4 * ((this.keyF32[l]?.size ?? 0) + (this.valueF32[l]?.size ?? 0)) + (this.keyPacked[l]?.size ?? 0) + (this.valuePacked[l]?.size ?? 0);
+      n += 4 * ((this.keyF32[l]?.size ?? 0) + (this.valueF32[l]?.size ?? 0)) + (this.keyPacked[l]?.size ?? 0) + (this.valuePacked[l]?.size ?? 0) +
+        (this.keyBf16[l]?.size ?? 0) + (this.valueBf16[l]?.size ?? 0);
     }
     return n;
   }
@@ -434,6 +443,12 @@ export function layerForward(m: QuantizedOPT, layer: QLayer, l: number, s: QRunS
           k.attention(c.nHeads, hs, T, L, q(), dim, kf.data, dim, vf.data, out(), dim, pos, keyMask, levels);
         } finally { kf.dispose(); vf.dispose(); }
       }
+    } else if (cache.keyBf16[l]) {
+      // bf16 cache: the new rows rounded to bf16, then attention widening each cached row as it reads it
+      const kt = cache.keyBf16[l]!, vt = cache.valueBf16[l]!;
+      k.toBf16(T * dim, rowsOf(K_()), cache.bf16Rows(kt, b, pos, T));
+      k.toBf16(T * dim, rowsOf(V_()), cache.bf16Rows(vt, b, pos, T));
+      k.attentionBf16(c.nHeads, hs, T, L, q(), dim, cache.bf16Rows(kt, b, 0, L), dim, cache.bf16Rows(vt, b, 0, L), out(), dim, pos, keyMask, levels);
     } else {
       const kf = cache.keyF32[l]!, vf = cache.valueF32[l]!;
       kf.data.set(rowsOf(K_()), (b * cap + pos) * dim);

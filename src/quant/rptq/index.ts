@@ -12,8 +12,8 @@ export {
 export type { ClusterMap } from '../types.js';
 export {
   rptqRecipe, customRecipe, baselineRecipe, validateRecipe, recipeToJSON, recipeFromJSON, cloneRecipe, isQuantized, weightGroupOf, checkWeightGrid,
-  TENSOR_CLASSES, ACT_CLASSES, RECIPE_PRESETS, CALIBRATION_PRESETS, WEIGHT_GRANULARITIES, DEFAULT_WEIGHT_GROUP,
-  type Recipe, type WeightGranularity, type RecipeOverrides, type RecipePresetName, type TensorClass, type ActClass, type ActGranularity, type ClassBits,
+  TENSOR_CLASSES, ACT_CLASSES, RECIPE_PRESETS, CALIBRATION_PRESETS, WEIGHT_GRANULARITIES, DEFAULT_WEIGHT_GROUP, KV_FLOATS,
+  type Recipe, type WeightGranularity, type RecipeOverrides, type RecipePresetName, type TensorClass, type ActClass, type ActGranularity, type ClassBits, type KvFloat,
 } from './recipe.js';
 export { calibrate, calibrationSamples, type CalibrateOptions, type CalibrationProgress, type CalibrationResult, type ChannelRange, type LayerStats } from './calibrate.js';
 export {

@@ -27,13 +27,25 @@ export const ACT_CLASSES: readonly ActClass[] = ['r1', 'qk', 'attnOut', 'r4', 'r
  */
 export type ActGranularity = 'cluster' | 'tensor' | 'channel';
 
-/** Bits of a class: 2..8 quantized, 16 = kept in float (f32 at run time). */
+/** Bits of a class: 2..8 quantized, 16 = kept in float (f32 at run time; the KV cache: see `Recipe.kvFloat`). */
 export type ClassBits = 2 | 3 | 4 | 5 | 6 | 7 | 8 | 16;
+
+/** How a float KV cache (`bits.kv` 16) stores K and V: 'f32', or 'bf16' (2 bytes per value, see `Recipe.kvFloat`). */
+export type KvFloat = 'f32' | 'bf16';
+export const KV_FLOATS: readonly KvFloat[] = ['f32', 'bf16'];
 
 export interface Recipe {
   /** Preset name or a user label; informational. */
   name: string;
   bits: Record<TensorClass, ClassBits>;
+  /**
+   * Storage of the KV cache when `bits.kv` is 16: 'f32' (default; the float decoder's values), or 'bf16': each K/V
+   * value rounded to bfloat16 (round half to even on the f32 bits, as torch's .to(torch.bfloat16)), half the cache bytes
+   * and half the bytes attention reads per token. The paper's 16-bit KV cache is fp16; bf16 is used instead because
+   * widening it is one shift (WASM has no f16 conversion), and it keeps f32's range (no overflow to inf). Relative
+   * rounding error ≤ 2^-9 per value. Must be 'f32' when `bits.kv` < 16 (the packed cache has its own format).
+   */
+  kvFloat: KvFloat;
   granularity: Record<ActClass, ActGranularity>;
   /** Build k-means cluster maps and fold the permutations into the weights (R1..R5). Required by any `cluster` class. */
   reorder: boolean;
@@ -105,6 +117,7 @@ function base(name: string): Recipe {
   return {
     name,
     bits: allBits(16),
+    kvFloat: 'f32',
     granularity: { r1: 'cluster', qk: 'cluster', attnOut: 'cluster', r4: 'cluster', r5: 'cluster', kv: 'cluster' },
     reorder: true,
     clusters: { r1: 32, qkPerHead: 4, attnOutPerHead: 4, r4: 32, r5: 32 },
@@ -180,6 +193,7 @@ export function baselineRecipe(recipe: Recipe, kind: 'tensor' | 'channel'): Reci
 export interface RecipeOverrides {
   name?: string;
   bits?: Partial<Record<TensorClass, ClassBits>>;
+  kvFloat?: KvFloat;
   granularity?: Partial<Record<ActClass, ActGranularity>>;
   reorder?: boolean;
   clusters?: Partial<Recipe['clusters']>;
@@ -191,13 +205,14 @@ export interface RecipeOverrides {
 function applyOverrides(r: Recipe, o: RecipeOverrides): Recipe {
   if (!o || typeof o !== 'object') throw new LowbitError('E_ARG', 'recipe overrides must be an object');
   for (const key of Object.keys(o)) {
-    if (!['name', 'bits', 'granularity', 'reorder', 'clusters', 'kmeans', 'calibration', 'weight'].includes(key)) {
+    if (!['name', 'bits', 'kvFloat', 'granularity', 'reorder', 'clusters', 'kmeans', 'calibration', 'weight'].includes(key)) {
       throw new LowbitError('E_ARG', `recipe: unknown field '${key}'`, { field: key });
     }
   }
   return {
     name: o.name ?? r.name,
     bits: { ...r.bits, ...o.bits },
+    kvFloat: o.kvFloat ?? r.kvFloat,
     granularity: { ...r.granularity, ...o.granularity },
     reorder: o.reorder ?? r.reorder,
     clusters: { ...r.clusters, ...o.clusters },
@@ -237,7 +252,7 @@ function exactKeys(what: string, obj: unknown, keys: readonly string[]): Record<
  */
 export function validateRecipe(r: Recipe): Recipe {
   if (!r || typeof r !== 'object') throw new LowbitError('E_ARG', 'recipe must be an object');
-  exactKeys('', r, ['name', 'bits', 'granularity', 'reorder', 'clusters', 'kmeans', 'calibration', 'weight']);
+  exactKeys('', r, ['name', 'bits', 'kvFloat', 'granularity', 'reorder', 'clusters', 'kmeans', 'calibration', 'weight']);
   if (typeof r.name !== 'string') throw new LowbitError('E_ARG', 'recipe.name must be a string', { field: 'name' });
   const bits = exactKeys('bits', r.bits, TENSOR_CLASSES);
   for (const c of TENSOR_CLASSES) {
@@ -245,6 +260,12 @@ export function validateRecipe(r: Recipe): Recipe {
     if (!(typeof b === 'number' && ((Number.isInteger(b) && b >= 2 && b <= 8) || b === 16))) {
       throw new LowbitError('E_ARG', `recipe.bits.${c} must be an integer from 2 to 8, or 16 (float), got ${JSON.stringify(b)}`, { field: `bits.${c}` });
     }
+  }
+  if (!KV_FLOATS.includes(r.kvFloat)) {
+    throw new LowbitError('E_ARG', `recipe.kvFloat must be f32 or bf16, got ${JSON.stringify(r.kvFloat)}`, { field: 'kvFloat' });
+  }
+  if (r.kvFloat !== 'f32' && r.bits.kv < 16) {
+    throw new LowbitError('E_ARG', `recipe.kvFloat is '${r.kvFloat}' but recipe.bits.kv is ${r.bits.kv}: a float cache format needs bits.kv 16 (a ${r.bits.kv}-bit cache is packed)`, { field: 'kvFloat' });
   }
   const g = exactKeys('granularity', r.granularity, ACT_CLASSES);
   for (const c of ACT_CLASSES) {
@@ -303,7 +324,7 @@ export function checkWeightGrid(dims: { dim: number; hiddenDim: number }, r: Rec
 export function recipeToJSON(r: Recipe): string {
   validateRecipe(r);
   return JSON.stringify({
-    name: r.name, bits: Object.fromEntries(TENSOR_CLASSES.map((c) => [c, r.bits[c]])),
+    name: r.name, bits: Object.fromEntries(TENSOR_CLASSES.map((c) => [c, r.bits[c]])), kvFloat: r.kvFloat,
     granularity: Object.fromEntries(ACT_CLASSES.map((c) => [c, r.granularity[c]])), reorder: r.reorder,
     clusters: r.clusters, kmeans: r.kmeans, calibration: r.calibration,
     weight: { method: r.weight.method, granularity: r.weight.granularity, groupSize: r.weight.groupSize, lmHeadGroup: r.weight.lmHeadGroup },
@@ -313,7 +334,8 @@ export function recipeToJSON(r: Recipe): string {
 /**
  * Parses and validates a recipe from JSON (E_FORMAT for malformed JSON, E_ARG for a bad recipe). A recipe written
  * before `weight.groupSize` existed (grid 'row' or 'rowCluster', which do not use it) gets the default 128; a 'group'
- * recipe without it is E_ARG.
+ * recipe without it is E_ARG. One written before `kvFloat` existed (format version 2 and older) ran an f32 cache:
+ * it gets 'f32'.
  */
 export function recipeFromJSON(json: string): Recipe {
   let v: unknown;
@@ -322,6 +344,7 @@ export function recipeFromJSON(json: string): Recipe {
   } catch (e) {
     throw new LowbitError('E_FORMAT', `recipe JSON is malformed (${(e as Error).message})`);
   }
+  if (v && typeof v === 'object' && !Array.isArray(v) && !('kvFloat' in v)) (v as Record<string, unknown>)['kvFloat'] = 'f32';
   const w = (v as { weight?: unknown } | null)?.weight;
   if (w && typeof w === 'object' && !Array.isArray(w) && !('groupSize' in w)) {
     const g = (w as Record<string, unknown>)['granularity'];
