@@ -96,6 +96,26 @@ describe('WASM heap', () => {
     y.dispose();
     expect(() => w.data).toThrow(/disposed/);
   });
+
+  it('memory grown outside the heap: views of blocks past the old end work, non-shared and shared memory', async () => {
+    for (const threads of [1, 2]) {
+      const b = await createBackend('simd', { threads, initialMemoryBytes: 1 << 20 });
+      const h = b.heap!, shared = typeof SharedArrayBuffer !== 'undefined' && h.memory.buffer instanceof SharedArrayBuffer;
+      if (threads === 2) expect(shared).toBe(true); // the pool's memory: growth keeps old buffers attached at their old length
+      const t = Tensor.from([1, 2, 3]).toHeap(h);
+      expect(Array.from(t.data)).toEqual([1, 2, 3]);
+      const before = h.memory.buffer.byteLength;
+      h.memory.grow(64); // 4 MiB by someone other than the heap
+      const p = h.alloc(2 << 20, 'past the old end');
+      expect(p + (2 << 20)).toBeGreaterThan(before);
+      h.f32(p, 1 << 19).fill(7);
+      expect(h.f32(p + (2 << 20) - 4, 1)[0]).toBe(7);
+      expect(Array.from(t.data)).toEqual([1, 2, 3]);
+      expect(h.owns(h.f32(p, 4))).toBe(true);
+      h.free(p); t.dispose();
+      await b.dispose();
+    }
+  });
 });
 
 describe('marshalling across memory growth', () => {

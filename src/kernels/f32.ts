@@ -119,7 +119,7 @@ function checkPackedRows(kernel: string, name: string, p: PackedRows, rows: numb
 
 /** bf16 data travels as raw bits in a Uint16Array (a Float32Array here would be read as bits, silently wrong). */
 function checkU16(kernel: string, name: string, a: unknown): void {
-  if (!(a instanceof Uint16Array)) throw new LowbitError('E_DTYPE', `${kernel}: ${name} must be a Uint16Array of bf16 bits, got ${a === null ? 'null' : (a as object).constructor?.name ?? typeof a}`);
+  if (!(a instanceof Uint16Array)) throw new LowbitError('E_DTYPE', `${kernel}: ${name} must be a Uint16Array of bf16 bits, got ${a == null ? String(a) : (a as object).constructor?.name ?? typeof a}`);
 }
 
 function checkUnary(kernel: string, n: number, x: Float32Array, out: Float32Array): void {

@@ -131,7 +131,11 @@ export class Heap {
 
   private ensure(end: number, requested: number, what: string): void {
     const have = this.memory.buffer.byteLength;
-    if (end <= have) return;
+    if (end <= have) {
+      // grown by someone else (a shared memory's old buffer stays attached, at its old length): views need the new one
+      if (end > this.buf.byteLength) this.buf = this.memory.buffer;
+      return;
+    }
     const oom = (why: string) => new LowbitError('E_OOM',
       `cannot allocate ${requested} bytes for ${what}: ${why} (in use ${this.inUse} bytes, limit ${this.maxBytes} bytes)`,
       { requestedBytes: requested });
