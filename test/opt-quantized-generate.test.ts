@@ -21,7 +21,7 @@ const codec = {
 
 describe('quantized OPT through the generation and perplexity API', () => {
   let be: Backend, model: OPTModel;
-  const qms = new Map<RecipePresetName, QuantizedOPT>();
+  const qms = new Map<RecipePresetName | 'W4A16 kv-bf16', QuantizedOPT>();
   const V = 512;
   beforeAll(async () => {
     be = await createBackend('simd');
@@ -30,10 +30,12 @@ describe('quantized OPT through the generation and perplexity API', () => {
     for (const name of ['W4A16', 'W4A4KV', 'FP'] as const) {
       qms.set(name, quantizeOPT(model, rptqRecipe(name, { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 } }), { calibration: calib }));
     }
+    qms.set('W4A16 kv-bf16', quantizeOPT(model, rptqRecipe('W4A16', { calibration: { samples: 4, seqLen: 64 }, kmeans: { nInit: 2 }, kvFloat: 'bf16' }),
+      { calibration: calib }));
   });
   afterAll(() => { for (const q of qms.values()) q.dispose(); model.dispose(); });
 
-  for (const name of ['W4A16', 'W4A4KV'] as const) {
+  for (const name of ['W4A16', 'W4A4KV', 'W4A16 kv-bf16'] as const) {
     it(`${name}: left padding changes nothing for the real tokens (prefill and the decode step after it)`, () => {
       const qm = qms.get(name)!;
       for (const [nTok, nPad, seed] of [[7, 5, 1], [12, 1, 2], [3, 9, 3]] as const) {
