@@ -6,8 +6,9 @@
 //   `free(ptr)` returns it. Freed blocks are coalesced with their neighbours; a block at the top
 //   lowers the high-water mark, so alloc/compute/free cycles leave memory use flat.
 // - Memory grows on demand with `memory.grow`. Growth detaches every typed-array view of the old
-//   buffer, so views are re-created from `memory.buffer` on each use (`f32(ptr, n)`, ...), and
-//   resident tensors keep (ptr, length), not a view.
+//   buffer, so views are re-created on each use (`f32(ptr, n)`, ...) from the buffer the heap keeps
+//   (`buffer`: memory.buffer as of its last growth, re-read when detached or when an allocation
+//   lands past it), and resident tensors keep (ptr, length), re-cutting their view when it changes.
 // - Growing past `maxBytes` (or the engine's limit) raises LowbitError E_OOM naming the requested
 //   bytes. Nothing is trapped, so the instance stays usable.
 // - Per-call scratch (copies of host arrays) is allocated and freed inside one kernel call.
