@@ -65,7 +65,7 @@ export interface F32Kernels {
   /**
    * attention over a bf16 cache: k and v are L rows of bf16 bits (the upper 16 bits of an f32) at stride ldk. The same
    * result, bit for bit, as widening both to f32 (bits << 16, exact) and attention(…), at half the cache bytes (twin:
-   * exactly that composition in src/ref/f32.ts).
+   * exactly that composition in src/ref/f32.ts). With T > 1 the call's columns are widened once into transient f32 rows.
    */
   attentionBf16(H: number, hs: number, T: number, L: number, q: Float32Array, ldq: number, k: Uint16Array, ldk: number,
     v: Uint16Array, out: Float32Array, ldo: number, causal: number, keyMask: Uint8Array | null, levels: number): void;

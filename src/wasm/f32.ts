@@ -27,7 +27,7 @@ export interface F32Exports {
   attention_packed(H: number, hs: number, T: number, L: number, q: number, ldq: number, q0: number, kv: number,
     out: number, ldo: number, causal: number, keyMask: number, levels: number, att: number, scratch: number): void;
   attention_bf16(H: number, hs: number, T: number, L: number, q: number, ldq: number, k: number, ldk: number, v: number,
-    out: number, ldo: number, causal: number, keyMask: number, levels: number, att: number, row: number): void;
+    out: number, ldo: number, causal: number, keyMask: number, levels: number, att: number, scratch: number): void;
   f32_to_bf16(n: number, x: number, out: number): void;
   peak_f32(iters: number): number;
   peak_f32_flops_per_iter(): number;
@@ -82,13 +82,21 @@ export function attentionPackedRanges(args: number[], hs: number, L: number, thr
   return { fn: 'attention_packed', args, count: 0, align, advance: [[4, hs * 4], [8, hs * 4], [13, L * 4], [14, 5 * hs * 4]] };
 }
 
+/** Scratch f32 per head of attention_bf16: the widened row, and with several query rows (T > 1) all L rows of K and V. */
+export function bf16ScratchPerHead(hs: number, T: number, L: number): number {
+  return hs * (T > 1 ? 1 + 2 * L : 1);
+}
+
 /**
  * attention_bf16 split for threads by heads: as attentionRanges, with k and v advancing by hs bf16 values (2 bytes) per
- * head and each thread's row scratch (hs f32 per head).
+ * head, and each thread's scratch (bf16ScratchPerHead f32 per head).
  */
 export function attentionBf16Ranges(args: number[], hs: number, L: number, threads = 1): RangeOp {
   const align = Math.max(1, Math.ceil(args[0]! / threads));
-  return { fn: 'attention_bf16', args, count: 0, align, advance: [[4, hs * 4], [6, hs * 2], [8, hs * 2], [9, hs * 4], [14, L * 4], [15, hs * 4]] };
+  return {
+    fn: 'attention_bf16', args, count: 0, align,
+    advance: [[4, hs * 4], [6, hs * 2], [8, hs * 2], [9, hs * 4], [14, L * 4], [15, bf16ScratchPerHead(hs, args[2]!, L) * 4]],
+  };
 }
 
 /** The f32 kernels on one instance (unchecked: src/kernels/ adds the checks). */
@@ -160,8 +168,9 @@ export function wasmF32(ex: F32Exports, h: Heap, pool: ThreadPool | null = null)
       marshal(h, [[q, 'in', span(T, w, ldq)], [k, 'in', span(L, w, ldk)], [v, 'in', span(L, w, ldk)], [out, ldo === w ? 'out' : 'inout', span(T, w, ldo)],
         [keyMask, 'in', L]],
       (pq, pk, pv, po, pm) => {
-        // one heap scratch block, never copied out: per-head score rows, then the widened row (H·hs f32)
-        const attB = Math.ceil(H * L * 4 / 64) * 64, pa = h.alloc(attB + w * 4, 'attention scratch');
+        // one heap scratch block, never copied out: per-head score rows, then per head the widened row and, with several
+        // query rows, K and V widened once
+        const attB = Math.ceil(H * L * 4 / 64) * 64, pa = h.alloc(attB + H * bf16ScratchPerHead(hs, T, L) * 4, 'attention scratch');
         try {
           splitCall(pool, ex, attentionBf16Ranges([H, hs, T, L, pq!, ldq, pk!, ldk, pv!, po!, ldo, causal, pm!, levels, pa, pa + attB], hs, L, pool?.threads ?? 1), 4 * H * hs * T * L);
         } finally { h.free(pa); }
