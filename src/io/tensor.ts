@@ -108,6 +108,13 @@ export function f32ToF16Bits(x: number): number {
   return sign | r;
 }
 
+/** bfloat16 bit patterns widened to float32 (bits << 16, exact). */
+export function bf16ToF32(h: Uint16Array): Float32Array {
+  const out = new Float32Array(h.length), bits = new Uint32Array(out.buffer);
+  for (let i = 0; i < h.length; i++) bits[i] = h[i]! << 16;
+  return out;
+}
+
 /** bfloat16 bit pattern nearest to `x` (round half to even; NaN stays a quiet NaN). */
 export function f32ToBf16Bits(x: number): number {
   scratchF32[0] = x;
@@ -169,14 +176,10 @@ export function toFloat32(raw: RawTensor): Float32Array {
       return out;
     }
     case 'BF16': {
+      if (alignedView(b, 2)) return bf16ToF32(new Uint16Array(b.buffer, b.byteOffset, n));
       const out = new Float32Array(n);
       const bits = new Uint32Array(out.buffer);
-      if (alignedView(b, 2)) {
-        const h = new Uint16Array(b.buffer, b.byteOffset, n);
-        for (let i = 0; i < n; i++) bits[i] = h[i]! << 16;
-      } else {
-        for (let i = 0; i < n; i++) bits[i] = (b[2 * i]! | (b[2 * i + 1]! << 8)) << 16;
-      }
+      for (let i = 0; i < n; i++) bits[i] = (b[2 * i]! | (b[2 * i + 1]! << 8)) << 16;
       return out;
     }
     case 'F64': {

@@ -5,17 +5,11 @@
 import type { F32Kernels } from '../kernels/f32.js';
 import { roundHalfEven } from '../quant/round.js';
 import { refQuant } from './quant.js';
-import { f32ToBf16Bits } from '../io/tensor.js';
+import { bf16ToF32, f32ToBf16Bits } from '../io/tensor.js';
 
 /** torch.finfo(float32).min: the score HF gives masked keys. */
 const F32_MIN = -3.4028234663852886e38;
 
-/** bf16 bits widened to f32 (bits << 16, exact). */
-function bf16ToF32Array(a: Uint16Array): Float32Array {
-  const out = new Float32Array(a.length), bits = new Uint32Array(out.buffer);
-  for (let i = 0; i < a.length; i++) bits[i] = a[i]! << 16;
-  return out;
-}
 
 /** erf(x), Numerical Recipes' erfc Chebyshev fit (fractional error < 1.2e-7); same formula in assembly/f32.ts. */
 export function erf(x: number): number {
@@ -134,7 +128,7 @@ export const refF32: F32Kernels = {
   attentionBf16(H, hs, T, L, q, ldq, k, ldk, v, out, ldo, causal, keyMask, levels) {
     // the unfused path: widen both caches to f32 (exact), then attention
     const n = (L - 1) * ldk + H * hs;
-    refF32.attention(H, hs, T, L, q, ldq, bf16ToF32Array(k.subarray(0, n)), ldk, bf16ToF32Array(v.subarray(0, n)), out, ldo, causal, keyMask, levels);
+    refF32.attention(H, hs, T, L, q, ldq, bf16ToF32(k.subarray(0, n)), ldk, bf16ToF32(v.subarray(0, n)), out, ldo, causal, keyMask, levels);
   },
 
   toBf16(n, x, out) {

@@ -206,9 +206,8 @@ export function loadQuantizedOPT(bytes: Uint8Array | ArrayBuffer, opts: LoadQuan
   if (md['recipe'] === undefined || md['config'] === undefined) fail(file, 'metadata has no recipe or config');
   let recipe: Recipe, c: OPTConfig;
   try {
-    // version 3 wrote kvFloat; older files ran an f32 cache, which recipeFromJSON gives a recipe without it
-    if (ver >= 3 && !/"kvFloat"\s*:/.test(md['recipe']!)) throw new LowbitError('E_ARG', 'recipe.kvFloat is missing');
-    recipe = recipeFromJSON(md['recipe']!);
+    // version 3 writes kvFloat; older files ran an f32 cache, which recipeFromJSON fills in for them
+    recipe = recipeFromJSON(md['recipe']!, { legacyKvFloat: ver < 3 });
     c = configFromHF(md['config']!);
     checkWeightGrid(c, recipe);
   } catch (e) {

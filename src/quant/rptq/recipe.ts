@@ -334,17 +334,19 @@ export function recipeToJSON(r: Recipe): string {
 /**
  * Parses and validates a recipe from JSON (E_FORMAT for malformed JSON, E_ARG for a bad recipe). A recipe written
  * before `weight.groupSize` existed (grid 'row' or 'rowCluster', which do not use it) gets the default 128; a 'group'
- * recipe without it is E_ARG. One written before `kvFloat` existed (format version 2 and older) ran an f32 cache:
- * it gets 'f32'.
+ * recipe without it is E_ARG. One written before `kvFloat` existed ran an f32 cache: with `legacyKvFloat` (default;
+ * the file loader passes false for format version 3 and later, which always write it) it gets 'f32'.
  */
-export function recipeFromJSON(json: string): Recipe {
+export function recipeFromJSON(json: string, opts: { legacyKvFloat?: boolean } = {}): Recipe {
   let v: unknown;
   try {
     v = JSON.parse(json);
   } catch (e) {
     throw new LowbitError('E_FORMAT', `recipe JSON is malformed (${(e as Error).message})`);
   }
-  if (v && typeof v === 'object' && !Array.isArray(v) && !('kvFloat' in v)) (v as Record<string, unknown>)['kvFloat'] = 'f32';
+  if ((opts.legacyKvFloat ?? true) && v && typeof v === 'object' && !Array.isArray(v) && !('kvFloat' in v)) {
+    (v as Record<string, unknown>)['kvFloat'] = 'f32';
+  }
   const w = (v as { weight?: unknown } | null)?.weight;
   if (w && typeof w === 'object' && !Array.isArray(w) && !('groupSize' in w)) {
     const g = (w as Record<string, unknown>)['granularity'];
